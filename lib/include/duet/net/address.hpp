@@ -1,0 +1,115 @@
+// IP addresses, endpoints and prefixes: plain values, parsed and printed the way
+// users write them ("198.18.0.1", "fd00::1%3", "[fd00::1]:1194", "fd00::/64").
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "duet/net/result.hpp"
+
+namespace duet::net {
+
+enum class Family : std::uint8_t { v4, v6 };
+
+/// "IPv4" or "IPv6".
+std::string_view to_string(Family family);
+
+/// An IPv4 or IPv6 address; IPv6 addresses may carry a scope id (link-local).
+class Address {
+public:
+  using Bytes = std::array<std::uint8_t, 16>;
+
+  /// 0.0.0.0
+  Address() = default;
+
+  static Address v4(std::uint32_t host_order);
+  static Address v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d);
+  static Address v6(const Bytes& bytes, std::uint32_t scope_id = 0);
+  /// The wildcard of a family: 0.0.0.0 or ::.
+  static Address any(Family family);
+  /// 127.0.0.1 or ::1.
+  static Address loopback(Family family);
+
+  /// Parses "a.b.c.d" or an IPv6 literal with optional "%scope" (numeric); no brackets.
+  static Result<Address> parse(std::string_view text);
+
+  [[nodiscard]] Family family() const { return family_; }
+  [[nodiscard]] bool is_v4() const { return family_ == Family::v4; }
+  [[nodiscard]] bool is_v6() const { return family_ == Family::v6; }
+  /// IPv4 in host byte order; only meaningful for is_v4().
+  [[nodiscard]] std::uint32_t v4_value() const;
+  /// Network-order bytes: 4 for IPv4 (rest zero), 16 for IPv6.
+  [[nodiscard]] const Bytes& bytes() const { return bytes_; }
+  [[nodiscard]] std::size_t byte_length() const { return is_v4() ? 4 : 16; }
+  [[nodiscard]] std::uint32_t scope_id() const { return scope_id_; }
+
+  [[nodiscard]] bool is_unspecified() const;
+  [[nodiscard]] bool is_loopback() const;
+  [[nodiscard]] bool is_link_local() const;
+  /// ::ffff:a.b.c.d
+  [[nodiscard]] bool is_v4_mapped() const;
+  /// ::ffff:a.b.c.d -> a.b.c.d; any other address is returned unchanged.
+  [[nodiscard]] Address unmapped() const;
+  /// a.b.c.d -> ::ffff:a.b.c.d; IPv6 addresses are returned unchanged.
+  [[nodiscard]] Address v4_mapped() const;
+
+  /// Canonical text: dotted quad, or RFC 5952 IPv6 with "%scope" when set.
+  [[nodiscard]] std::string to_string() const;
+
+  friend auto operator<=>(const Address&, const Address&) = default;
+  friend bool operator==(const Address&, const Address&) = default;
+
+private:
+  Family family_ = Family::v4;
+  Bytes bytes_{};
+  std::uint32_t scope_id_ = 0;
+};
+
+/// An address and a port.
+struct Endpoint {
+  Address address;
+  std::uint16_t port = 0;
+
+  /// Parses "a.b.c.d:port" or "[v6]:port" (also "[v6%scope]:port").
+  static Result<Endpoint> parse(std::string_view text);
+  /// "a.b.c.d:port" or "[v6]:port".
+  [[nodiscard]] std::string to_string() const;
+  [[nodiscard]] Family family() const { return address.family(); }
+
+  friend auto operator<=>(const Endpoint&, const Endpoint&) = default;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+/// A network prefix "address/length"; the address is kept as given (host bits allowed,
+/// as in an interface address like 198.18.0.1/24).
+struct Prefix {
+  Address address;
+  std::uint8_t length = 0;
+
+  /// Parses "addr/len"; a bare address means a host prefix (/32 or /128).
+  static Result<Prefix> parse(std::string_view text);
+  [[nodiscard]] std::string to_string() const;
+  [[nodiscard]] Family family() const { return address.family(); }
+  /// The prefix with host bits cleared.
+  [[nodiscard]] Prefix network() const;
+  /// True when `a` is of the same family and inside the prefix.
+  [[nodiscard]] bool contains(const Address& a) const;
+
+  friend auto operator<=>(const Prefix&, const Prefix&) = default;
+  friend bool operator==(const Prefix&, const Prefix&) = default;
+};
+
+/// Number of leading bits two addresses of one family share (0 across families).
+int common_prefix_length(const Address& a, const Address& b);
+
+}  // namespace duet::net
+
+template <>
+struct std::hash<duet::net::Address> {
+  std::size_t operator()(const duet::net::Address& a) const noexcept;
+};

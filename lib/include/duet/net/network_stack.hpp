@@ -1,0 +1,141 @@
+// The seam: everything duet does on a network goes through NetworkStack. PosixStack
+// carries it out with the kernel (Boost.Asio), SimStack in a deterministic simulated
+// world. Both report errors with their POSIX meaning (see error.hpp) so code above
+// cannot tell them apart.
+//
+// One asynchronous style: callbacks on one single-threaded event loop. Calls never block.
+// A handler is never called after the object that started the operation was closed or
+// destroyed; an operation started on an already closed object completes with EBADF.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "duet/net/address.hpp"
+#include "duet/net/clock.hpp"
+#include "duet/net/result.hpp"
+
+namespace duet::net {
+
+enum class SocketType : std::uint8_t { datagram, stream };
+
+struct ResolveHints {
+  std::optional<Family> family;  ///< restrict to one family; nullopt = both
+  bool passive = false;          ///< AI_PASSIVE: an empty host means the wildcard addresses
+  SocketType type = SocketType::datagram;
+};
+
+/// One address of one interface of the host, as getifaddrs(3) reports it.
+struct InterfaceAddress {
+  std::string interface;
+  Prefix prefix;  ///< the address with its on-link prefix length
+  bool up = false;
+};
+
+/// An operation in flight; destroying the handle cancels it (its handler never runs).
+class PendingOperation {
+public:
+  virtual ~PendingOperation() = default;
+};
+
+using ResolveHandler = std::function<void(Result<std::vector<Endpoint>>)>;
+/// `data` is valid only during the call.
+using ReceiveHandler =
+    std::function<void(std::error_code, const Endpoint& from, std::span<const std::uint8_t> data)>;
+using ConnectHandler = std::function<void(std::error_code)>;
+/// Success with zero bytes means the peer finished sending (EOF).
+using ReadHandler = std::function<void(std::error_code, std::span<const std::uint8_t> data)>;
+using WriteHandler = std::function<void(std::error_code)>;
+
+class DatagramSocket {
+public:
+  virtual ~DatagramSocket() = default;
+  /// Family the socket was opened with.
+  [[nodiscard]] virtual Family family() const = 0;
+  /// IPV6_V6ONLY; IPv6 sockets only, before bind (else EINVAL; ENOPROTOOPT on IPv4).
+  virtual std::error_code set_v6only(bool on) = 0;
+  /// Binds a local address and port (port 0: ephemeral). EADDRINUSE, EADDRNOTAVAIL...
+  virtual std::error_code bind(const Endpoint& local) = 0;
+  /// Fixes the peer: only its datagrams are received, and ICMP errors are reported.
+  virtual std::error_code connect(const Endpoint& remote) = 0;
+  /// The bound address and port (after bind, connect or a first send).
+  [[nodiscard]] virtual Result<Endpoint> local_endpoint() const = 0;
+  /// Sends one datagram; local errors (no route, EMSGSIZE...) are returned at once.
+  virtual std::error_code send_to(const Endpoint& remote, std::span<const std::uint8_t> data) = 0;
+  /// Sends to the connected peer.
+  virtual std::error_code send(std::span<const std::uint8_t> data) = 0;
+  /// Waits for one datagram, or for an error the kernel reports on a connected socket
+  /// (ECONNREFUSED, EHOSTUNREACH, EACCES after ICMP). One receive at a time.
+  virtual void receive(ReceiveHandler handler) = 0;
+  /// Closes the socket; a pending receive is dropped.
+  virtual void close() = 0;
+};
+
+class StreamSocket {
+public:
+  virtual ~StreamSocket() = default;
+  [[nodiscard]] virtual Family family() const = 0;
+  /// Binds the local side before connect (port 0: ephemeral).
+  virtual std::error_code bind(const Endpoint& local) = 0;
+  /// Connects, giving up with ETIMEDOUT after `timeout` (or the kernel's own give-up).
+  virtual void connect(const Endpoint& remote, Duration timeout, ConnectHandler handler) = 0;
+  /// Reads what has arrived (at least one byte), or reports EOF or an error. One at a time.
+  virtual void read_some(ReadHandler handler) = 0;
+  /// Queues all of `data` (copied); the handler runs once the stack has accepted it.
+  virtual void write(std::span<const std::uint8_t> data, WriteHandler handler) = 0;
+  /// Sends FIN after the queued data; reading goes on.
+  virtual std::error_code shutdown_send() = 0;
+  /// Orderly close (FIN); pending handlers are dropped.
+  virtual void close() = 0;
+  /// Abortive close (RST, SO_LINGER 0); pending handlers are dropped.
+  virtual void reset() = 0;
+  [[nodiscard]] virtual Result<Endpoint> local_endpoint() const = 0;
+  [[nodiscard]] virtual Result<Endpoint> remote_endpoint() const = 0;
+};
+
+using AcceptHandler = std::function<void(std::error_code, std::unique_ptr<StreamSocket>)>;
+
+struct ListenOptions {
+  std::optional<bool> v6only;  ///< IPV6_V6ONLY for IPv6; nullopt = the host's default
+  int backlog = 128;
+};
+
+class Listener {
+public:
+  virtual ~Listener() = default;
+  /// Waits for the next established connection. One accept at a time.
+  virtual void accept(AcceptHandler handler) = 0;
+  [[nodiscard]] virtual Result<Endpoint> local_endpoint() const = 0;
+  /// Stops listening; a pending accept is dropped.
+  virtual void close() = 0;
+};
+
+class NetworkStack {
+public:
+  virtual ~NetworkStack() = default;
+  /// Time and scheduling for everything on this stack.
+  virtual Clock& clock() = 0;
+  /// getaddrinfo: `host` (name or literal; empty with passive = wildcards) and `service`
+  /// (a port number) to an ordered list of endpoints, or a ResolveError.
+  [[nodiscard]] virtual std::unique_ptr<PendingOperation> resolve(const std::string& host,
+                                                                  const std::string& service,
+                                                                  const ResolveHints& hints,
+                                                                  ResolveHandler handler) = 0;
+  /// The host's interface addresses (getifaddrs).
+  virtual Result<std::vector<InterfaceAddress>> interface_addresses() = 0;
+  /// A new UDP socket of one family; IPv6 sockets start with the host's IPV6_V6ONLY default.
+  virtual Result<std::unique_ptr<DatagramSocket>> open_datagram(Family family) = 0;
+  /// A new, unconnected TCP socket.
+  virtual Result<std::unique_ptr<StreamSocket>> open_stream(Family family) = 0;
+  /// A TCP socket bound to `local` and listening (SO_REUSEADDR set).
+  virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& local,
+                                                   const ListenOptions& options) = 0;
+};
+
+}  // namespace duet::net

@@ -1,0 +1,53 @@
+// One queue of timed events, ordered by (virtual time, insertion sequence): two events
+// at the same instant always run in the order they were scheduled.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <queue>
+#include <unordered_set>
+#include <vector>
+
+#include "duet/net/clock.hpp"
+
+namespace duet::sim {
+
+using EventId = std::uint64_t;
+
+class EventQueue {
+public:
+  /// Schedules `fn` at absolute time `at` (clamped to now); returns an id for cancel().
+  EventId schedule(net::TimePoint at, std::function<void()> fn);
+  /// Drops an event that has not run yet (callers must not cancel one that ran).
+  void cancel(EventId id);
+  /// Runs the next event, advancing now(); false when nothing is left.
+  bool run_one();
+  /// Time of the next live event, if any.
+  [[nodiscard]] bool next_time(net::TimePoint& out);
+  [[nodiscard]] net::TimePoint now() const { return now_; }
+  /// Moves time forward with no event (never backwards).
+  void advance_to(net::TimePoint t);
+  [[nodiscard]] std::uint64_t processed() const { return processed_; }
+  [[nodiscard]] bool empty();
+
+private:
+  struct Event {
+    net::TimePoint at;
+    EventId seq;
+    std::function<void()> fn;
+  };
+  struct Later {
+    bool operator()(const Event& a, const Event& b) const {
+      return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+    }
+  };
+  void drop_cancelled_top();
+
+  std::priority_queue<Event, std::vector<Event>, Later> heap_;
+  std::unordered_set<EventId> cancelled_;
+  net::TimePoint now_{};
+  EventId next_seq_ = 1;
+  std::uint64_t processed_ = 0;
+};
+
+}  // namespace duet::sim

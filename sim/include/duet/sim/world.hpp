@@ -1,0 +1,158 @@
+// SimWorld: a deterministic simulated network of hosts, links, routes and DNS, with a
+// fault timeline, and a NetworkStack per host that behaves like Linux's (see
+// ../shared/KERNEL-FACTS.md for the measured behaviour it reproduces).
+//
+// Everything runs on one thread from one event queue in virtual time; all randomness
+// comes from the world's seeded Random. The wall clock is never read.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "duet/net/network_stack.hpp"
+#include "duet/sim/random.hpp"
+
+namespace duet::sim {
+
+using namespace std::chrono_literals;
+
+/// A world description that cannot be built (unknown host, bad prefix...).
+class SimError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Per-host kernel settings that change dual-stack behaviour (Linux defaults).
+struct HostSettings {
+  bool bindv6only = false;            ///< net.ipv6.bindv6only
+  int tcp_syn_retries = 6;            ///< net.ipv4.tcp_syn_retries: 1+2+...+64 = 127 s
+  bool forwarding = false;            ///< the host routes packets that are not for it
+  net::Duration icmp_ratelimit_v4 = 1000ms;  ///< net.ipv4.icmp_ratelimit (0: no limit)
+  net::Duration icmp_ratelimit_v6 = 100ms;   ///< net.ipv6.icmp.ratelimit (0: no limit)
+  std::uint16_t ephemeral_low = 32768;       ///< net.ipv4.ip_local_port_range
+  std::uint16_t ephemeral_high = 60999;
+};
+
+/// One direction's behaviour of a point-to-point link (both directions get the same).
+struct LinkProperties {
+  net::Duration one_way_delay = 1ms;
+  net::Duration jitter = 0ms;          ///< extra delay, uniform in [0, jitter]
+  double loss_probability = 0;         ///< per packet (per fragment for large datagrams)
+  double duplicate_probability = 0;
+  double reorder_probability = 0;      ///< a reordered packet skips the FIFO order
+  std::size_t mtu = 1500;              ///< bytes of IP packet
+  std::uint64_t bandwidth_bits_per_second = 0;  ///< 0: unlimited
+};
+
+/// What a route does with a packet (ip route add [blackhole|unreachable|prohibit]).
+enum class RouteVerdict : std::uint8_t { forward, blackhole, unreachable, prohibit };
+
+/// A DNS answer for one name.
+struct DnsAnswer {
+  enum class Kind : std::uint8_t { records, nxdomain, servfail, timeout };
+  Kind kind = Kind::records;
+  std::vector<net::Address> records;  ///< A and AAAA, in the order the server gives
+  net::Duration delay = 1ms;          ///< time until the answer
+  bool raw_order = false;             ///< skip glibc's sorting (RFC 3484 rules)
+};
+
+struct WorldOptions {
+  /// How long a resolver waits for a server that never answers (glibc: 5 s x 2 tries).
+  net::Duration resolver_timeout = 10s;
+};
+
+class SimWorld {
+public:
+  explicit SimWorld(std::uint64_t seed, WorldOptions options = {});
+  ~SimWorld();
+  SimWorld(const SimWorld&) = delete;
+  SimWorld& operator=(const SimWorld&) = delete;
+
+  // --- topology -------------------------------------------------------------------------
+  /// A host with a loopback interface and nothing else.
+  void add_host(const std::string& name, HostSettings settings = {});
+  [[nodiscard]] bool has_host(const std::string& name) const;
+  [[nodiscard]] std::vector<std::string> host_names() const;
+  HostSettings& settings(const std::string& host);
+  /// Adds "addr/len" to an interface (created, up, when new); adds the on-link route.
+  void add_address(const std::string& host, const std::string& interface,
+                   const std::string& prefix);
+  /// Joins two interfaces (created when new) with a point-to-point link.
+  void connect(const std::string& host_a, const std::string& if_a, const std::string& host_b,
+               const std::string& if_b, LinkProperties properties = {});
+  /// Changes the properties of the link(s) between two hosts.
+  void set_link_properties(const std::string& host_a, const std::string& host_b,
+                           LinkProperties properties);
+  /// ip route add [verdict] PREFIX [dev IF]; "default" / "default6" for 0.0.0.0/0 / ::/0.
+  /// Replaces a route for the same prefix.
+  void add_route(const std::string& host, const std::string& prefix, RouteVerdict verdict,
+                 const std::string& interface = "");
+  void remove_route(const std::string& host, const std::string& prefix);
+
+  // --- DNS --------------------------------------------------------------------------------
+  /// The answer every host gets for `name` (names without an answer are NXDOMAIN).
+  void set_dns(const std::string& name, DnsAnswer answer);
+  /// The answer one host gets, overriding set_dns for that host.
+  void set_dns_for(const std::string& host, const std::string& name, DnsAnswer answer);
+
+  // --- faults (call now, or schedule with at()) ---------------------------------------------
+  /// Cuts (or restores) every link between two hosts: packets are silently lost.
+  void partition(const std::string& host_a, const std::string& host_b);
+  void heal(const std::string& host_a, const std::string& host_b);
+  void set_interface_up(const std::string& host, const std::string& interface, bool up);
+  void remove_address(const std::string& host, const std::string& interface,
+                      const std::string& prefix);
+  /// The host stops: sockets vanish without FIN or RST, packets to it are lost.
+  void crash(const std::string& host);
+  /// The host comes back with no sockets (peers' packets now get RST / port unreachable).
+  void restart(const std::string& host);
+  /// Runs `fn` at virtual time `when` (since the world's start).
+  void at(net::Duration when, std::function<void()> fn);
+
+  // --- running ----------------------------------------------------------------------------
+  [[nodiscard]] net::TimePoint now() const;
+  /// Runs events for `d` of virtual time; now() ends exactly `d` later.
+  void run_for(net::Duration d);
+  /// Runs until `done()` is true (checked after each event) or `limit` passes; true if done.
+  bool run_until(const std::function<bool()>& done, net::Duration limit);
+  /// Runs until no event is left or `limit` passes.
+  void run_until_idle(net::Duration limit);
+  [[nodiscard]] std::uint64_t events_processed() const;
+  Random& random();
+
+  /// The NetworkStack of a host, valid for the world's lifetime.
+  net::NetworkStack& stack(const std::string& host);
+
+  // --- observability ----------------------------------------------------------------------
+  /// Every packet and socket event as one JSON object per line.
+  void set_trace(std::function<void(std::string_view line)> sink);
+  /// Writes every packet put on a link (and every loopback packet) to a pcap file
+  /// (LINKTYPE_RAW, nanosecond timestamps = virtual time). Throws SimError on failure.
+  void open_pcap(const std::string& path);
+
+  struct Impl;
+
+private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The outcome of running one scenario twice with one seed.
+struct DeterminismReport {
+  bool identical = true;
+  std::size_t lines = 0;           ///< trace lines of the first run
+  std::size_t first_difference = 0;  ///< 1-based line number, 0 when identical
+  std::string first_line;          ///< that line in run 1 ("" if run 1 ended)
+  std::string second_line;         ///< that line in run 2
+};
+
+/// Builds and runs a world twice with `seed` (via `scenario`), comparing the traces.
+DeterminismReport check_determinism(std::uint64_t seed,
+                                    const std::function<void(SimWorld&)>& scenario);
+
+}  // namespace duet::sim
