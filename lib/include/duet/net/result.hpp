@@ -26,6 +26,7 @@ public:
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
 
 private:
   std::variant<T, std::error_code> v_;

@@ -1,0 +1,364 @@
+// One conformance suite, two stacks: every case runs on the kernel (PosixStack, on this
+// namespace's loopback) and in the simulator (a host with only loopback). Where the two
+// disagree, the simulator is wrong.
+#include <gtest/gtest.h>
+
+#include "../support/driver.hpp"
+
+using namespace duet;
+using namespace duet::test;
+using net::Address;
+using net::Endpoint;
+using net::Family;
+using net::errc;
+
+namespace {
+
+struct Env {
+  std::unique_ptr<sim::SimWorld> world;
+  std::unique_ptr<Driver> driver;
+};
+
+Env make_env(const std::string& kind) {
+  Env e;
+  if (kind == "sim") {
+    e.world = std::make_unique<sim::SimWorld>(1);
+    e.world->add_host("local");
+    e.driver = std::make_unique<SimDriver>(*e.world, "local");
+  } else {
+    e.driver = std::make_unique<PosixDriver>();
+  }
+  return e;
+}
+
+Endpoint ep(const char* text) { return *Endpoint::parse(text); }
+
+class Loopback : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override { env_ = make_env(GetParam()); }
+  Driver& d() { return *env_.driver; }
+  net::NetworkStack& stack() { return env_.driver->stack(); }
+
+  std::unique_ptr<net::DatagramSocket> udp(Family f) {
+    auto s = stack().open_datagram(f);
+    EXPECT_TRUE(s) << s.error().message();
+    return std::move(*s);
+  }
+
+  /// A port free for both families right now (bound on [::] dual-stack, then closed).
+  std::uint16_t free_port() {
+    auto s = udp(Family::v6);
+    EXPECT_FALSE(s->set_v6only(false));
+    EXPECT_FALSE(s->bind(ep("[::]:0")));
+    return s->local_endpoint()->port;
+  }
+
+  Env env_;
+};
+
+TEST_P(Loopback, WildcardV6WithoutV6OnlyTakesTheV4PortToo) {
+  for (bool v6_first : {true, false}) {
+    const auto port = free_port();
+    auto v4 = udp(Family::v4);
+    auto v6 = udp(Family::v6);
+    ASSERT_FALSE(v6->set_v6only(false));
+    const Endpoint any4{Address::any(Family::v4), port};
+    const Endpoint any6{Address::any(Family::v6), port};
+    if (v6_first) {
+      EXPECT_FALSE(v6->bind(any6));
+      EXPECT_EQ(v4->bind(any4), errc(std::errc::address_in_use));
+    } else {
+      EXPECT_FALSE(v4->bind(any4));
+      EXPECT_EQ(v6->bind(any6), errc(std::errc::address_in_use));
+    }
+  }
+}
+
+TEST_P(Loopback, V6OnlyLetsBothFamiliesShareAPort) {
+  for (bool v6_first : {true, false}) {
+    const auto port = free_port();
+    auto v4 = udp(Family::v4);
+    auto v6 = udp(Family::v6);
+    ASSERT_FALSE(v6->set_v6only(true));
+    if (v6_first) {
+      EXPECT_FALSE(v6->bind({Address::any(Family::v6), port}));
+      EXPECT_FALSE(v4->bind({Address::any(Family::v4), port}));
+    } else {
+      EXPECT_FALSE(v4->bind({Address::any(Family::v4), port}));
+      EXPECT_FALSE(v6->bind({Address::any(Family::v6), port}));
+    }
+  }
+}
+
+TEST_P(Loopback, TcpListenersFollowTheSameV6OnlyRule) {
+  const auto port = free_port();
+  auto dual = stack().listen({Address::any(Family::v6), port}, {false, 16});
+  ASSERT_TRUE(dual) << dual.error().message();
+  auto v4 = stack().listen({Address::any(Family::v4), port}, {std::nullopt, 16});
+  EXPECT_EQ(v4.error(), errc(std::errc::address_in_use));
+  (*dual)->close();
+  auto only6 = stack().listen({Address::any(Family::v6), port}, {true, 16});
+  ASSERT_TRUE(only6);
+  auto v4b = stack().listen({Address::any(Family::v4), port}, {std::nullopt, 16});
+  EXPECT_TRUE(v4b) << v4b.error().message();
+}
+
+TEST_P(Loopback, BindingAnAddressTheHostLacksIsEaddrnotavail) {
+  auto v4 = udp(Family::v4);
+  EXPECT_EQ(v4->bind(ep("198.18.99.1:0")), errc(std::errc::address_not_available));
+  auto v6 = udp(Family::v6);
+  EXPECT_EQ(v6->bind(ep("[fd00:99::1]:0")), errc(std::errc::address_not_available));
+  auto l = stack().listen(ep("198.18.99.1:0"), {});
+  EXPECT_EQ(l.error(), errc(std::errc::address_not_available));
+}
+
+TEST_P(Loopback, V6OnlySocketCannotSendToAV4MappedAddress) {
+  auto s = udp(Family::v6);
+  ASSERT_FALSE(s->set_v6only(true));
+  const std::uint8_t x[] = {1};
+  EXPECT_EQ(s->send_to(ep("[::ffff:127.0.0.1]:9"), x), errc(std::errc::network_unreachable));
+  auto bound = udp(Family::v6);
+  ASSERT_FALSE(bound->bind(ep("[::1]:0")));
+  EXPECT_EQ(bound->send_to(ep("[::ffff:127.0.0.1]:9"), x), errc(std::errc::network_unreachable));
+}
+
+TEST_P(Loopback, DualStackSocketSeesV4PeersAsMapped) {
+  auto server = udp(Family::v6);
+  ASSERT_FALSE(server->set_v6only(false));
+  ASSERT_FALSE(server->bind(ep("[::]:0")));
+  const auto port = server->local_endpoint()->port;
+  auto client = udp(Family::v4);
+  const std::uint8_t hello[] = {'h', 'i'};
+  ASSERT_FALSE(client->send_to({Address::loopback(Family::v4), port}, hello));
+  Endpoint from;
+  std::vector<std::uint8_t> got;
+  bool done = false;
+  server->receive([&](std::error_code ec, const Endpoint& f, std::span<const std::uint8_t> data) {
+    EXPECT_FALSE(ec);
+    from = f;
+    got.assign(data.begin(), data.end());
+    done = true;
+  });
+  ASSERT_TRUE(d().run_until([&] { return done; }, 2s));
+  EXPECT_EQ(from.address.to_string(), "::ffff:127.0.0.1");
+  EXPECT_EQ(from.port, client->local_endpoint()->port);
+  EXPECT_EQ(got, std::vector<std::uint8_t>(std::begin(hello), std::end(hello)));
+  // And the reply goes back through the mapped address.
+  ASSERT_FALSE(server->send_to(from, hello));
+  bool back = false;
+  client->receive([&](std::error_code ec, const Endpoint& f, std::span<const std::uint8_t>) {
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(f.to_string(), "127.0.0.1:" + std::to_string(port));
+    back = true;
+  });
+  EXPECT_TRUE(d().run_until([&] { return back; }, 2s));
+}
+
+TEST_P(Loopback, ConnectedUdpLearnsOfAClosedPort) {
+  const auto port = free_port();
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    const auto a = *Address::parse(host);
+    auto p = udp_probe(d(), {a, port}, 1s);
+    EXPECT_FALSE(p.connect_error) << host;
+    EXPECT_FALSE(p.send_error) << host;
+    EXPECT_EQ(p.receive.errno_name(), "ECONNREFUSED") << host;
+    EXPECT_LT(p.receive.elapsed, 500ms) << host;
+    EXPECT_FALSE(p.second_send_error) << host << ": the error is reported once";
+  }
+}
+
+TEST_P(Loopback, UnconnectedUdpIgnoresAClosedPort) {
+  const auto port = free_port();
+  auto s = udp(Family::v4);
+  const std::uint8_t x[] = {1};
+  ASSERT_FALSE(s->send_to({Address::loopback(Family::v4), port}, x));
+  bool got = false;
+  s->receive([&](std::error_code, const Endpoint&, std::span<const std::uint8_t>) { got = true; });
+  d().run_for(300ms);
+  EXPECT_FALSE(got);
+}
+
+TEST_P(Loopback, TcpToAClosedPortIsRefusedAtOnce) {
+  const auto port = free_port();
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    auto o = tcp_connect(d(), {*Address::parse(host), port}, 2s);
+    EXPECT_EQ(o.errno_name(), "ECONNREFUSED") << host;
+    EXPECT_LT(o.elapsed, 500ms) << host;
+  }
+}
+
+TEST_P(Loopback, TcpCarriesDataBothWaysAndEndsWithEof) {
+  for (const char* any : {"0.0.0.0:0", "[::]:0"}) {
+    auto l = stack().listen(ep(any), {});
+    ASSERT_TRUE(l) << l.error().message();
+    const auto local = *(*l)->local_endpoint();
+    const Endpoint target{Address::loopback(local.family()), local.port};
+    std::unique_ptr<net::StreamSocket> server;
+    (*l)->accept([&](std::error_code ec, std::unique_ptr<net::StreamSocket> s) {
+      ASSERT_FALSE(ec);
+      server = std::move(s);
+    });
+    auto client = std::move(*stack().open_stream(local.family()));
+    bool connected = false;
+    client->connect(target, 2s, [&](std::error_code ec) {
+      EXPECT_FALSE(ec) << ec.message();
+      connected = true;
+    });
+    ASSERT_TRUE(d().run_until([&] { return connected && server; }, 2s)) << any;
+    EXPECT_EQ(client->remote_endpoint()->to_string(), target.to_string());
+    EXPECT_EQ(server->remote_endpoint()->port, client->local_endpoint()->port);
+
+    std::vector<std::uint8_t> big(100000);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7);
+    bool written = false;
+    client->write(big, [&](std::error_code ec) {
+      EXPECT_FALSE(ec);
+      written = true;
+    });
+    ASSERT_FALSE(client->shutdown_send());
+    std::vector<std::uint8_t> got;
+    bool eof = false;
+    std::function<void()> read_more = [&] {
+      server->read_some([&](std::error_code ec, std::span<const std::uint8_t> data) {
+        ASSERT_FALSE(ec) << ec.message();
+        if (data.empty()) {
+          eof = true;
+          return;
+        }
+        got.insert(got.end(), data.begin(), data.end());
+        read_more();
+      });
+    };
+    read_more();
+    ASSERT_TRUE(d().run_until([&] { return eof; }, 5s)) << any;
+    EXPECT_TRUE(written);
+    EXPECT_EQ(got, big);
+  }
+}
+
+TEST_P(Loopback, ResetMakesThePeerSeeEconnreset) {
+  auto l = std::move(*stack().listen(ep("127.0.0.1:0"), {}));
+  std::unique_ptr<net::StreamSocket> server;
+  l->accept([&](std::error_code, std::unique_ptr<net::StreamSocket> s) { server = std::move(s); });
+  auto client = std::move(*stack().open_stream(Family::v4));
+  bool connected = false;
+  client->connect(*l->local_endpoint(), 2s, [&](std::error_code ec) { connected = !ec; });
+  ASSERT_TRUE(d().run_until([&] { return connected && server; }, 2s));
+  std::error_code seen;
+  bool done = false;
+  client->read_some([&](std::error_code ec, std::span<const std::uint8_t>) {
+    seen = ec;
+    done = true;
+  });
+  server->reset();
+  ASSERT_TRUE(d().run_until([&] { return done; }, 2s));
+  EXPECT_EQ(seen, errc(std::errc::connection_reset));
+}
+
+TEST_P(Loopback, ClosedObjectsAnswerEbadfAndNeverCallBack) {
+  auto s = udp(Family::v4);
+  s->close();
+  const std::uint8_t x[] = {1};
+  EXPECT_EQ(s->bind(ep("127.0.0.1:0")), errc(std::errc::bad_file_descriptor));
+  EXPECT_EQ(s->send_to(ep("127.0.0.1:9"), x), errc(std::errc::bad_file_descriptor));
+  std::error_code later;
+  s->receive([&](std::error_code ec, const Endpoint&, std::span<const std::uint8_t>) { later = ec; });
+  d().run_until([&] { return bool(later); }, 1s);
+  EXPECT_EQ(later, errc(std::errc::bad_file_descriptor));
+
+  // A receive pending at close() is dropped, not called.
+  auto t = udp(Family::v4);
+  ASSERT_FALSE(t->bind(ep("127.0.0.1:0")));
+  bool called = false;
+  t->receive([&](std::error_code, const Endpoint&, std::span<const std::uint8_t>) { called = true; });
+  t->close();
+  d().run_for(100ms);
+  EXPECT_FALSE(called);
+}
+
+TEST_P(Loopback, SocketOptionsAreCheckedLikeTheKernel) {
+  auto v4 = udp(Family::v4);
+  EXPECT_EQ(v4->set_v6only(true), errc(std::errc::no_protocol_option));
+  EXPECT_EQ(v4->bind(ep("[::1]:0")), errc(std::errc::address_family_not_supported));
+  auto v6 = udp(Family::v6);
+  ASSERT_FALSE(v6->bind(ep("[::1]:0")));
+  EXPECT_EQ(v6->bind(ep("[::1]:0")), errc(std::errc::invalid_argument));  // already bound
+  EXPECT_EQ(v6->set_v6only(true), errc(std::errc::invalid_argument));    // after bind
+}
+
+TEST_P(Loopback, EphemeralPortsComeFromTheLinuxRange) {
+  auto s = udp(Family::v4);
+  ASSERT_FALSE(s->bind(ep("127.0.0.1:0")));
+  const auto port = s->local_endpoint()->port;
+  EXPECT_GE(port, 32768);
+  EXPECT_LE(port, 60999);
+}
+
+TEST_P(Loopback, ResolverAnswersLiteralsAndWildcards) {
+  std::optional<net::Result<std::vector<Endpoint>>> r;
+  auto op = stack().resolve("", "1194", {std::nullopt, true, net::SocketType::datagram},
+                            [&](net::Result<std::vector<Endpoint>> res) { r = std::move(res); });
+  ASSERT_TRUE(d().run_until([&] { return r.has_value(); }, 2s));
+  ASSERT_TRUE(*r);
+  ASSERT_EQ((*r)->size(), 2u);
+  EXPECT_EQ((**r)[0].to_string(), "0.0.0.0:1194");
+  EXPECT_EQ((**r)[1].to_string(), "[::]:1194");
+  r.reset();
+  op = stack().resolve("fd00::1", "53", {Family::v4, false, net::SocketType::stream},
+                       [&](net::Result<std::vector<Endpoint>> res) { r = std::move(res); });
+  ASSERT_TRUE(d().run_until([&] { return r.has_value(); }, 2s));
+  EXPECT_EQ(r->error(), make_error_code(net::ResolveError::no_data));
+  // Destroying the handle cancels: the handler never runs.
+  bool called = false;
+  op = stack().resolve("::1", "53", {}, [&](auto) { called = true; });
+  op.reset();
+  d().run_for(50ms);
+  EXPECT_FALSE(called);
+}
+
+TEST_P(Loopback, InterfaceAddressesIncludeLoopback) {
+  auto addrs = stack().interface_addresses();
+  ASSERT_TRUE(addrs);
+  bool v4 = false, v6 = false;
+  for (const auto& a : *addrs) {
+    if (a.prefix.to_string() == "127.0.0.1/8") v4 = a.up;
+    if (a.prefix.to_string() == "::1/128") v6 = a.up;
+  }
+  EXPECT_TRUE(v4);
+  EXPECT_TRUE(v6);
+}
+
+TEST_P(Loopback, TimersFireInOrderAndCancelledOnesNever) {
+  auto& clock = stack().clock();
+  auto a = clock.make_timer();
+  auto b = clock.make_timer();
+  auto c = clock.make_timer();
+  std::string order;
+  const auto start = clock.now();
+  net::TimePoint fired_a{};
+  a->start(60ms, [&] {
+    order += 'a';
+    fired_a = clock.now();
+  });
+  b->start(20ms, [&] { order += 'b'; });
+  c->start(40ms, [&] { order += 'c'; });
+  EXPECT_TRUE(c->pending());
+  c->cancel();
+  EXPECT_FALSE(c->pending());
+  ASSERT_TRUE(d().run_until([&] { return order.size() == 2; }, 2s));
+  EXPECT_EQ(order, "ba");
+  EXPECT_GE(fired_a - start, net::Duration(60ms));
+  EXPECT_FALSE(a->pending());
+  // A destroyed timer never calls back.
+  bool late = false;
+  auto t = clock.make_timer();
+  t->start(10ms, [&] { late = true; });
+  t.reset();
+  d().run_for(50ms);
+  EXPECT_FALSE(late);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stacks, Loopback, ::testing::Values("sim", "posix"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
