@@ -160,8 +160,8 @@ std::error_code SimWorld::Impl::output(Host& h, Packet p) {
     case RouteVerdict::forward: break;
   }
   trace_packet(h, "send", p);
+  capture(p);
   if (r.local) {
-    capture(p);
     auto shared = std::make_shared<Packet>(std::move(p));
     Host* hp = &h;
     const auto inc = h.incarnation;
@@ -195,7 +195,6 @@ void SimWorld::Impl::transmit(Host& h, Interface& out, Packet p) {
     const std::size_t per_fragment = (cut - header - (p.family() == Family::v6 ? 8 : 0)) & ~std::size_t{7};
     fragments = (p.size() - header + per_fragment - 1) / per_fragment;
   }
-  capture(p);
   if (l->cut) {
     trace_packet(h, "drop", p, "partition");
     return;

@@ -318,7 +318,8 @@ public:
     for (auto& [id, s] : h_.tcp) {
       if (s->parent == l.id && s->state == TcpState::syn_received) ++pending;
     }
-    if (pending >= static_cast<std::size_t>(std::max(1, l.backlog))) {
+    // Like sk_acceptq_is_full(): the queue may hold backlog + 1 connections.
+    if (pending > static_cast<std::size_t>(std::max(0, l.backlog))) {
       w_.trace_packet(h_, "drop", p, "listen backlog full");
       return;
     }

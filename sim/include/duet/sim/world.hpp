@@ -132,8 +132,9 @@ public:
   // --- observability ----------------------------------------------------------------------
   /// Every packet and socket event as one JSON object per line.
   void set_trace(std::function<void(std::string_view line)> sink);
-  /// Writes every packet put on a link (and every loopback packet) to a pcap file
-  /// (LINKTYPE_RAW, nanosecond timestamps = virtual time). Throws SimError on failure.
+  /// Writes every packet, once, when its sender sends it (forwarded copies are not
+  /// repeated; the trace says where each went) to a pcap file (LINKTYPE_RAW, nanosecond
+  /// timestamps = virtual time). Throws SimError on failure.
   void open_pcap(const std::string& path);
 
   struct Impl;
