@@ -5,7 +5,17 @@ namespace duet::sim {
 EventId EventQueue::schedule(net::TimePoint at, std::function<void()> fn) {
   if (at < now_) at = now_;
   const EventId id = next_seq_++;
-  heap_.push(Event{at, id, std::move(fn)});
+  std::uint32_t slot;
+  if (free_slots_.empty()) {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(std::move(fn));
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[slot] = std::move(fn);
+  }
+  heap_.push_back(Entry{at, id, slot});
+  std::push_heap(heap_.begin(), heap_.end(), Later{});
   return id;
 }
 
@@ -13,12 +23,20 @@ void EventQueue::cancel(EventId id) {
   if (id != 0 && id < next_seq_) cancelled_.insert(id);
 }
 
+void EventQueue::pop_top() {
+  std::pop_heap(heap_.begin(), heap_.end(), Later{});
+  const std::uint32_t slot = heap_.back().slot;
+  heap_.pop_back();
+  slots_[slot] = nullptr;
+  free_slots_.push_back(slot);
+}
+
 void EventQueue::drop_cancelled_top() {
   while (!heap_.empty() && !cancelled_.empty()) {
-    auto it = cancelled_.find(heap_.top().seq);
+    auto it = cancelled_.find(heap_.front().seq);
     if (it == cancelled_.end()) return;
     cancelled_.erase(it);
-    heap_.pop();
+    pop_top();
   }
 }
 
@@ -30,19 +48,19 @@ bool EventQueue::empty() {
 bool EventQueue::next_time(net::TimePoint& out) {
   drop_cancelled_top();
   if (heap_.empty()) return false;
-  out = heap_.top().at;
+  out = heap_.front().at;
   return true;
 }
 
 bool EventQueue::run_one() {
   drop_cancelled_top();
   if (heap_.empty()) return false;
-  // priority_queue::top() is const; the event is moved out before pop, then run.
-  Event ev = std::move(const_cast<Event&>(heap_.top()));
-  heap_.pop();
-  now_ = ev.at;
+  const Entry top = heap_.front();
+  std::function<void()> fn = std::move(slots_[top.slot]);
+  pop_top();
+  now_ = top.at;
   ++processed_;
-  ev.fn();
+  fn();
   return true;
 }
 

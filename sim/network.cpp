@@ -49,13 +49,10 @@ std::string Packet::summary() const {
 }
 
 bool SimWorld::Impl::is_local_address(const Host& h, const Address& a) const {
-  if (a.is_loopback()) return true;
-  for (const auto& i : h.interfaces) {
-    for (const auto& p : i->addresses) {
-      if (p.address == a) return true;
-    }
+  for (const auto& local : h.local_addresses) {
+    if (local == a) return true;
   }
-  return false;
+  return a.is_loopback();
 }
 
 RouteResult SimWorld::Impl::route(Host& h, const Address& dst) {
@@ -73,20 +70,23 @@ RouteResult SimWorld::Impl::route(Host& h, const Address& dst) {
     if (best && best->prefix.length >= route.prefix.length) continue;
     if (route.verdict == RouteVerdict::forward) {
       // A route through a down interface is gone, as Linux removes it with the link.
-      Interface* i = h.find_interface(route.interface);
-      if (i == nullptr || !i->up) continue;
+      if (route.out == nullptr || !route.out->up) continue;
     }
     best = &route;
   }
   if (best == nullptr) return r;
   r.found = true;
   r.verdict = best->verdict;
-  if (best->verdict == RouteVerdict::forward) r.interface = h.find_interface(best->interface);
+  if (best->verdict == RouteVerdict::forward) r.interface = best->out;
   return r;
 }
 
 std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst) {
-  const RouteResult r = route(h, dst);
+  return select_source(h, dst, route(h, dst));
+}
+
+std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst,
+                                                     const RouteResult& r) {
   if (!r.found || r.verdict != RouteVerdict::forward) return std::nullopt;
   if (r.local) {
     if (dst.is_loopback()) return Address::loopback(dst.family());
@@ -126,7 +126,10 @@ std::size_t SimWorld::Impl::path_mtu(Host& h, const Address& dst) {
 }
 
 std::error_code SimWorld::Impl::local_route_error(Host& h, const Address& dst) {
-  const RouteResult r = route(h, dst);
+  return verdict_error(route(h, dst));
+}
+
+std::error_code SimWorld::Impl::verdict_error(const RouteResult& r) {
   if (!r.found) return errc(std::errc::network_unreachable);
   switch (r.verdict) {
     case RouteVerdict::blackhole: return errc(std::errc::invalid_argument);
@@ -138,11 +141,15 @@ std::error_code SimWorld::Impl::local_route_error(Host& h, const Address& dst) {
 }
 
 std::error_code SimWorld::Impl::output(Host& h, Packet p) {
+  const RouteResult r = route(h, p.dst);
+  return output(h, std::move(p), r);
+}
+
+std::error_code SimWorld::Impl::output(Host& h, Packet p, const RouteResult& r) {
   if (!h.alive) return errc(std::errc::network_down);
   p.id = next_packet_id++;
   const std::size_t max_datagram = 65535 + (p.family() == Family::v6 ? 40 : 0);
   if (p.size() > max_datagram) return errc(std::errc::message_size);
-  const RouteResult r = route(h, p.dst);
   if (!r.found) {
     trace_packet(h, "send-error", p, "no route: ENETUNREACH");
     return errc(std::errc::network_unreachable);
@@ -183,7 +190,7 @@ void SimWorld::Impl::transmit(Host& h, Interface& out, Packet p) {
   const int side = out.link_side;
   const LinkProperties& props = l->properties;
   Host* peer = l->host[1 - side];
-  Interface* peer_if = peer->find_interface(l->interface[1 - side]);
+  Interface* peer_if = l->end[1 - side];
 
   // A packet larger than the link: IPv4 is fragmented here, IPv6 only by its source
   // (forward() answers "packet too big" before we get here).

@@ -411,8 +411,9 @@ public:
       send_segment(s, tcp_flag::ack, s.snd_nxt);
       return;
     }
+    const std::uint64_t id = s.id;  // process_ack may free an orphan whose FIN was acked
     if (p.flags & tcp_flag::ack) process_ack(s, p.ack);
-    if (h_.tcp.count(s.id) == 0) return;  // an orphan whose FIN was acknowledged
+    if (h_.tcp.count(id) == 0) return;
     process_data(s, p);
   }
 

@@ -137,7 +137,8 @@ public:
     Address dst;
     if (auto ec = path_destination(*s, remote, dst)) return ec;
     if (remote.port == 0) return errc(std::errc::invalid_argument);
-    if (auto ec = w_.local_route_error(h_, dst)) {
+    const RouteResult route = w_.route(h_, dst);
+    if (auto ec = SimWorld::Impl::verdict_error(route)) {
       w_.trace(h_, "udp-send-error", "\"to\":" + json_string(remote.to_string()) +
                                          ",\"errno\":" + json_string(net::error_name(ec)));
       return ec;
@@ -147,7 +148,7 @@ public:
     if (!s->local.is_unspecified()) {
       src = s->local.unmapped();
     } else {
-      auto chosen = w_.select_source(h_, dst);
+      auto chosen = w_.select_source(h_, dst, route);
       if (!chosen) return errc(std::errc::address_not_available);
       src = *chosen;
     }
@@ -158,11 +159,12 @@ public:
     p.sport = s->port;
     p.dport = remote.port;
     p.payload.assign(data.begin(), data.end());
-    if (dst.is_v6() && !w_.is_local_address(h_, dst)) {
-      const std::size_t mtu = w_.path_mtu(h_, dst);
+    if (dst.is_v6() && !route.local && route.interface->link) {
+      std::size_t mtu = route.interface->link->properties.mtu;
+      if (!h_.path_mtu.empty()) mtu = w_.path_mtu(h_, dst);
       if (p.size() > mtu) p.fragment_size = mtu;
     }
-    return w_.output(h_, std::move(p));
+    return w_.output(h_, std::move(p), route);
   }
 
   std::error_code send(std::span<const std::uint8_t> data) override {
@@ -275,7 +277,10 @@ void SimWorld::Impl::udp_input(Host& h, const std::shared_ptr<Packet>& p) {
     trace_packet(h, "drop", *p, "socket receive queue full");
     return;
   }
-  best->rx.push_back({Endpoint{socket_view(best->family, p->src), p->sport}, p->payload});
+  // The last holder of the packet gives its payload away instead of copying it.
+  std::vector<std::uint8_t> data =
+      p.use_count() == 1 ? std::move(const_cast<Packet&>(*p).payload) : p->payload;
+  best->rx.push_back({Endpoint{socket_view(best->family, p->src), p->sport}, std::move(data)});
   try_deliver(*this, h, *best);
 }
 

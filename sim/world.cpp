@@ -131,8 +131,9 @@ void SimWorld::add_address(const std::string& host, const std::string& interface
   Interface& i = ensure_interface(h, interface);
   if (std::find(i.addresses.begin(), i.addresses.end(), p) == i.addresses.end()) {
     i.addresses.push_back(p);
+    h.local_addresses.push_back(p.address);
   }
-  if (interface != "lo") set_route(h, Route{p.network(), RouteVerdict::forward, interface, true});
+  if (interface != "lo") set_route(h, Route{p.network(), RouteVerdict::forward, interface, &i, true});
   impl_->trace(h, "address-add", "\"interface\":" + json_string(interface) + ",\"prefix\":" +
                                      json_string(p.to_string()));
 }
@@ -148,6 +149,7 @@ void SimWorld::remove_address(const std::string& host, const std::string& interf
     throw SimError("host '" + host + "' has no address " + prefix + " on " + interface);
   }
   i->addresses.erase(it);
+  h.local_addresses.erase(std::find(h.local_addresses.begin(), h.local_addresses.end(), p.address));
   // The on-link route goes with the last address of its prefix on that interface.
   const Prefix net = p.network();
   bool still = std::any_of(i->addresses.begin(), i->addresses.end(),
@@ -179,6 +181,8 @@ void SimWorld::connect(const std::string& host_a, const std::string& if_a,
   l->host[1] = &b;
   l->interface[0] = if_a;
   l->interface[1] = if_b;
+  l->end[0] = &ia;
+  l->end[1] = &ib;
   ia.link = l.get();
   ia.link_side = 0;
   ib.link = l.get();
@@ -216,7 +220,7 @@ void SimWorld::add_route(const std::string& host, const std::string& prefix,
     throw SimError("host '" + host + "': route " + prefix + " names unknown interface '" +
                    interface + "'");
   }
-  set_route(h, Route{p, verdict, interface, false});
+  set_route(h, Route{p, verdict, interface, h.find_interface(interface), false});
   static const char* names[] = {"forward", "blackhole", "unreachable", "prohibit"};
   impl_->trace(h, "route-add", "\"prefix\":" + json_string(p.to_string()) + ",\"verdict\":" +
                                    json_string(names[static_cast<int>(verdict)]));

@@ -42,7 +42,8 @@ struct Route {
   Prefix prefix;  ///< network form (host bits cleared)
   RouteVerdict verdict = RouteVerdict::forward;
   std::string interface;  ///< for forward
-  bool connected = false;  ///< added with an interface address
+  Interface* out = nullptr;  ///< `interface`, resolved when the route is added
+  bool connected = false;    ///< added with an interface address
 };
 
 struct Link {
@@ -51,6 +52,7 @@ struct Link {
   bool cut = false;
   Host* host[2] = {nullptr, nullptr};
   std::string interface[2];
+  Interface* end[2] = {nullptr, nullptr};
   TimePoint last_arrival[2]{};  ///< per direction (0: from host[0]); keeps FIFO order
   TimePoint busy_until[2]{};    ///< per direction, for bandwidth
 };
@@ -71,6 +73,7 @@ struct Host {
   std::uint64_t incarnation = 1;
   std::vector<std::unique_ptr<Interface>> interfaces;  ///< [0] is "lo"
   std::vector<Route> routes;
+  std::vector<Address> local_addresses;  ///< every interface address, kept in step with them
   std::map<std::pair<Address, int>, IcmpBucket> icmp_buckets;  ///< (destination, family)
   std::map<Address, std::size_t> path_mtu;                     ///< learned from "too big"
   std::unique_ptr<net::NetworkStack> stack;
@@ -117,9 +120,14 @@ struct SimWorld::Impl {
   RouteResult route(Host& h, const Address& dst);
   /// The source address Linux would pick on `h` for `dst`, if any.
   std::optional<Address> select_source(Host& h, const Address& dst);
+  std::optional<Address> select_source(Host& h, const Address& dst, const RouteResult& r);
   /// Sends a packet made on `h`. Local verdicts come back at once (EINVAL for blackhole,
   /// EHOSTUNREACH, EACCES, ENETUNREACH, EMSGSIZE); otherwise the packet is on its way.
   std::error_code output(Host& h, Packet p);
+  /// output() with the route already looked up (it must be for p.dst).
+  std::error_code output(Host& h, Packet p, const RouteResult& r);
+  /// The error a local route verdict gives at once, or {} for forward.
+  static std::error_code verdict_error(const RouteResult& r);
   /// Largest IP packet `h` can send towards `dst` unfragmented (link MTU, learned PMTU).
   std::size_t path_mtu(Host& h, const Address& dst);
   void transmit(Host& h, Interface& out, Packet p);
