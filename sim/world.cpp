@@ -257,8 +257,23 @@ void SimWorld::set_interface_up(const std::string& host, const std::string& inte
   Host& h = impl_->host(host);
   Interface* i = h.find_interface(interface);
   if (i == nullptr) throw SimError("host '" + host + "' has no interface '" + interface + "'");
+  if (i->up == up) return;
   i->up = up;
   impl_->trace(h, up ? "interface-up" : "interface-down", "\"interface\":" + json_string(interface));
+  if (!up) {
+    std::erase_if(h.routes, [&](const Route& r) { return r.out == i; });
+    if (!h.settings.keep_addr_on_down) {
+      std::vector<Prefix> gone;
+      for (const auto& p : i->addresses) {
+        if (p.address.is_v6() && !p.address.is_link_local()) gone.push_back(p);
+      }
+      for (const auto& p : gone) remove_address(host, interface, p.to_string());
+    }
+    return;
+  }
+  for (const auto& p : i->addresses) {
+    set_route(h, Route{p.network(), RouteVerdict::forward, interface, i, true});
+  }
 }
 
 void SimWorld::crash(const std::string& host) { impl_->crash_host(impl_->host(host)); }

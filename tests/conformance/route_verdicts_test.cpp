@@ -65,6 +65,22 @@ public:
   }
   Driver& driver() { return *driver_; }
 
+  // Faults, said once for both worlds.
+  void set_interface_up(const std::string& host, const std::string& interface, bool up) {
+    if (sim_) {
+      sim_->set_interface_up(host, interface, up);
+    } else {
+      netns_->exec(host, "ip link set dev " + interface + (up ? " up" : " down"));
+    }
+  }
+  void remove_address(const std::string& host, const std::string& interface, const std::string& prefix) {
+    if (sim_) {
+      sim_->remove_address(host, interface, prefix);
+    } else {
+      netns_->exec(host, "ip addr del " + prefix + " dev " + interface);
+    }
+  }
+
 private:
   std::unique_ptr<sim::SimWorld> sim_;
   std::unique_ptr<Netns> netns_;
@@ -170,6 +186,72 @@ TEST_P(IcmpRateLimit, TurnsLaterErrorsIntoSilence) {
   RecordProperty("outcomes", all);
   std::printf("%s: %s\n", GetParam().c_str(), all.c_str());
 }
+
+class HostBehaviour : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    std::string why;
+    if (GetParam() == "posix" && !Netns::available(why)) FAIL() << why;
+  }
+};
+
+TEST_P(HostBehaviour, SynRetriesSysctlSetsTheGiveUp) {
+  Topology t = two_hosts(0, 0);
+  t.hosts[0].tcp_syn_retries = 1;
+  World world(GetParam(), t);
+  auto o = tcp_connect(world.driver(), *net::Endpoint::parse("198.18.9.1:9"), 10s);
+  EXPECT_EQ(o.errno_name(), "ETIMEDOUT");
+  EXPECT_GE(o.elapsed, Duration(2900ms));  // SYN at 0 s and 1 s, give up at 3 s
+  EXPECT_LT(o.elapsed, Duration(3500ms));
+}
+
+TEST_P(HostBehaviour, InterfaceDownTakesItsRoutesAway) {
+  World world(GetParam(), two_hosts(0, 0));
+  world.set_interface_up("client", "eth0", false);
+  for (const char* to : {"198.18.12.1:9", "[fd00:12::1]:9"}) {
+    auto target = *net::Endpoint::parse(to);
+    auto s = std::move(*world.driver().stack().open_datagram(target.family()));
+    const std::uint8_t x[] = {1};
+    EXPECT_EQ(s->send_to(target, x), net::errc(std::errc::network_unreachable)) << to;
+    EXPECT_EQ(tcp_connect(world.driver(), target, 1s).errno_name(), "ENETUNREACH") << to;
+  }
+  // Up again: the on-link IPv4 route is back, the default routes and the global IPv6
+  // address are not (keep_addr_on_down=0).
+  world.set_interface_up("client", "eth0", true);
+  world.driver().run_for(300ms);
+  EXPECT_EQ(tcp_connect(world.driver(), *net::Endpoint::parse("198.18.12.1:9"), 1s).errno_name(),
+            "ENETUNREACH");
+  EXPECT_EQ(describe(tcp_connect(world.driver(), *net::Endpoint::parse("198.18.8.1:9"), 2s), 2s),
+            "ECONNREFUSED at once");
+  auto v6 = std::move(*world.driver().stack().open_datagram(net::Family::v6));
+  EXPECT_EQ(v6->bind(*net::Endpoint::parse("[fd00:8::2]:0")), net::errc(std::errc::address_not_available));
+}
+
+TEST_P(HostBehaviour, RemovedAddressCannotBeBound) {
+  World world(GetParam(), two_hosts(0, 0));
+  auto& stack = world.driver().stack();
+  auto before = std::move(*stack.open_datagram(net::Family::v4));
+  EXPECT_FALSE(before->bind(*net::Endpoint::parse("198.18.8.2:0")));
+  world.remove_address("client", "eth0", "198.18.8.2/24");
+  auto after = std::move(*stack.open_datagram(net::Family::v4));
+  EXPECT_EQ(after->bind(*net::Endpoint::parse("198.18.8.2:0")), net::errc(std::errc::address_not_available));
+}
+
+TEST_P(HostBehaviour, DatagramsPastTheIpMaximumAreEmsgsize) {
+  World world(GetParam(), two_hosts(0, 0));
+  auto& stack = world.driver().stack();
+  auto v4 = std::move(*stack.open_datagram(net::Family::v4));
+  std::vector<std::uint8_t> fits(65507), too_big(65508);
+  EXPECT_FALSE(v4->send_to(*net::Endpoint::parse("198.18.12.1:9"), fits));
+  EXPECT_EQ(v4->send_to(*net::Endpoint::parse("198.18.12.1:9"), too_big), net::errc(std::errc::message_size));
+  auto v6 = std::move(*stack.open_datagram(net::Family::v6));
+  std::vector<std::uint8_t> fits6(65527), too_big6(65528);
+  EXPECT_FALSE(v6->send_to(*net::Endpoint::parse("[fd00:12::1]:9"), fits6));
+  EXPECT_EQ(v6->send_to(*net::Endpoint::parse("[fd00:12::1]:9"), too_big6), net::errc(std::errc::message_size));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stacks, HostBehaviour, ::testing::Values("sim", "posix"),
+                         [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Stacks, IcmpRateLimit, ::testing::Values("sim", "posix"),
                          [](const auto& info) { return info.param; });

@@ -147,6 +147,9 @@ TEST(SimLink, InterfaceDownMeansNoRouteAndAddressRemovalStopsDelivery) {
   w.set_interface_up("client", "eth0", false);
   EXPECT_EQ(s->send_to(ep("198.18.2.2:5000"), x), net::errc(std::errc::network_unreachable));
   w.set_interface_up("client", "eth0", true);
+  // As on Linux, the default route went with the link; it has to be added again.
+  EXPECT_EQ(s->send_to(ep("198.18.2.2:5000"), x), net::errc(std::errc::network_unreachable));
+  w.add_route("client", "default", sim::RouteVerdict::forward, "eth0");
   EXPECT_FALSE(s->send_to(ep("198.18.2.2:5000"), x));
 
   auto f = send_numbered(w, 1, 10, 0ms);

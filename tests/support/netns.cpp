@@ -62,7 +62,8 @@ Netns::Netns(const Topology& t) {
       created_.push_back(ns(h.name));
       run("ip -n " + ns(h.name) + " link set lo up");
       const std::string sysctl = "ip netns exec " + ns(h.name) + " sysctl -qw ";
-      run(sysctl + "net.ipv4.icmp_ratelimit=" + std::to_string(h.icmp_ratelimit_v4_ms) +
+      run(sysctl + "net.ipv4.tcp_syn_retries=" + std::to_string(h.tcp_syn_retries) +
+          " net.ipv4.icmp_ratelimit=" + std::to_string(h.icmp_ratelimit_v4_ms) +
           " net.ipv6.icmp.ratelimit=" + std::to_string(h.icmp_ratelimit_v6_ms));
       if (h.router) run(sysctl + "net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
     }
@@ -124,6 +125,10 @@ void Netns::enter(const std::string& host) {
     throw std::runtime_error("cannot enter namespace " + path);
   }
   close(fd);
+}
+
+void Netns::exec(const std::string& host, const std::string& command) {
+  run("ip netns exec " + ns(host) + " " + command);
 }
 
 void Netns::leave() {

@@ -22,6 +22,7 @@ struct Topology {
     bool router = false;
     int icmp_ratelimit_v4_ms = 1000;
     int icmp_ratelimit_v6_ms = 100;
+    int tcp_syn_retries = 6;
   };
   std::vector<Host> hosts;
   std::vector<Address> addresses;
@@ -34,6 +35,7 @@ struct Topology {
       s.forwarding = h.router;
       s.icmp_ratelimit_v4 = std::chrono::milliseconds(h.icmp_ratelimit_v4_ms);
       s.icmp_ratelimit_v6 = std::chrono::milliseconds(h.icmp_ratelimit_v6_ms);
+      s.tcp_syn_retries = h.tcp_syn_retries;
       w.add_host(h.name, s);
     }
     for (const auto& l : links) w.connect(l.host_a, l.if_a, l.host_b, l.if_b);
@@ -55,6 +57,8 @@ public:
   void enter(const std::string& host);
   /// Back to the namespace the process started in.
   void leave();
+  /// Runs a command with "ip netns exec <host's namespace>" before it.
+  void exec(const std::string& host, const std::string& command);
 
   /// True when this process may create namespaces.
   static bool available(std::string& why);

@@ -35,6 +35,7 @@ struct HostSettings {
   bool forwarding = false;            ///< the host routes packets that are not for it
   net::Duration icmp_ratelimit_v4 = 1000ms;  ///< net.ipv4.icmp_ratelimit (0: no limit)
   net::Duration icmp_ratelimit_v6 = 100ms;   ///< net.ipv6.icmp.ratelimit (0: no limit)
+  bool keep_addr_on_down = false;   ///< net.ipv6.conf.all.keep_addr_on_down
   std::uint16_t ephemeral_low = 32768;       ///< net.ipv4.ip_local_port_range
   std::uint16_t ephemeral_high = 60999;
 };
@@ -105,6 +106,9 @@ public:
   /// Cuts (or restores) every link between two hosts: packets are silently lost.
   void partition(const std::string& host_a, const std::string& host_b);
   void heal(const std::string& host_a, const std::string& host_b);
+  /// ip link set dev IF down/up, with Linux's side effects: down flushes every route
+  /// through the interface and (keep_addr_on_down off) its global IPv6 addresses; up
+  /// brings back only the on-link routes of the addresses that remain.
   void set_interface_up(const std::string& host, const std::string& interface, bool up);
   void remove_address(const std::string& host, const std::string& interface,
                       const std::string& prefix);
