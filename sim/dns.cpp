@@ -14,7 +14,7 @@ int precedence(const Address& a) {
   if (a.is_v4()) return 10;
   if (a == Address::loopback(Family::v6)) return 50;
   if (a.bytes()[0] == 0x20 && a.bytes()[1] == 0x02) return 30;  // 2002::/16
-  bool compat = true;  // ::/96
+  bool compat = true;                                           // ::/96
   for (int i = 0; i < 12; ++i) compat = compat && a.bytes()[i] == 0;
   if (compat) return 20;
   return 40;
@@ -28,7 +28,8 @@ const DnsAnswer* SimWorld::Impl::dns_answer(const Host& h, const std::string& na
   if (name == "localhost") {
     static const DnsAnswer localhost{DnsAnswer::Kind::records,
                                      {Address::loopback(Family::v6), Address::loopback(Family::v4)},
-                                     std::chrono::milliseconds(0), false};
+                                     std::chrono::milliseconds(0),
+                                     false};
     return &localhost;
   }
   return nullptr;

@@ -15,8 +15,12 @@ using net::errc;
 std::size_t Packet::size() const {
   std::size_t transport = 0;
   switch (proto) {
-    case Proto::udp: transport = 8; break;
-    case Proto::tcp: transport = 20; break;
+    case Proto::udp:
+      transport = 8;
+      break;
+    case Proto::tcp:
+      transport = 20;
+      break;
     case Proto::icmp:
       transport = 8 + (quoted ? ip_header_size(quoted->family()) + 8 : 0);
       break;
@@ -99,7 +103,8 @@ std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst
       if (p.family() != dst.family() || p.address.is_loopback()) continue;
       if (p.address.is_link_local() != dst.is_link_local() && dst.is_v6()) continue;
       // IPv4: the primary address of the matching subnet; IPv6: longest matching prefix.
-      const int len = dst.is_v4() ? (p.contains(dst) ? 1 : 0) : common_prefix_length(p.address, dst);
+      const int len =
+          dst.is_v4() ? (p.contains(dst) ? 1 : 0) : common_prefix_length(p.address, dst);
       if (len > best_len) {
         best = p.address;
         best_len = len;
@@ -132,10 +137,14 @@ std::error_code SimWorld::Impl::local_route_error(Host& h, const Address& dst) {
 std::error_code SimWorld::Impl::verdict_error(const RouteResult& r) {
   if (!r.found) return errc(std::errc::network_unreachable);
   switch (r.verdict) {
-    case RouteVerdict::blackhole: return errc(std::errc::invalid_argument);
-    case RouteVerdict::unreachable: return errc(std::errc::host_unreachable);
-    case RouteVerdict::prohibit: return errc(std::errc::permission_denied);
-    case RouteVerdict::forward: return {};
+    case RouteVerdict::blackhole:
+      return errc(std::errc::invalid_argument);
+    case RouteVerdict::unreachable:
+      return errc(std::errc::host_unreachable);
+    case RouteVerdict::prohibit:
+      return errc(std::errc::permission_denied);
+    case RouteVerdict::forward:
+      return {};
   }
   return {};
 }
@@ -164,7 +173,8 @@ std::error_code SimWorld::Impl::output(Host& h, Packet p, const RouteResult& r) 
     case RouteVerdict::prohibit:
       trace_packet(h, "send-error", p, "local prohibit route: EACCES");
       return errc(std::errc::permission_denied);
-    case RouteVerdict::forward: break;
+    case RouteVerdict::forward:
+      break;
   }
   trace_packet(h, "send", p);
   capture(p);
@@ -199,7 +209,8 @@ void SimWorld::Impl::transmit(Host& h, Interface& out, Packet p) {
   const std::size_t unit = p.fragment_size ? std::min(p.fragment_size, p.size()) : p.size();
   if (unit > props.mtu || p.fragment_size) {
     const std::size_t cut = std::min(unit, props.mtu);
-    const std::size_t per_fragment = (cut - header - (p.family() == Family::v6 ? 8 : 0)) & ~std::size_t{7};
+    const std::size_t per_fragment =
+        (cut - header - (p.family() == Family::v6 ? 8 : 0)) & ~std::size_t{7};
     fragments = (p.size() - header + per_fragment - 1) / per_fragment;
   }
   if (l->cut) {
@@ -216,7 +227,8 @@ void SimWorld::Impl::transmit(Host& h, Interface& out, Packet p) {
   if (props.bandwidth_bits_per_second > 0) {
     start = std::max(start, l->busy_until[side]);
     const auto bits = static_cast<u128>(p.size() + (fragments - 1) * header) * 8;
-    const auto ns = static_cast<std::int64_t>(bits * 1'000'000'000 / props.bandwidth_bits_per_second);
+    const auto ns =
+        static_cast<std::int64_t>(bits * 1'000'000'000 / props.bandwidth_bits_per_second);
     l->busy_until[side] = start + Duration{ns};
     start = l->busy_until[side];
   }
@@ -285,11 +297,13 @@ void SimWorld::Impl::forward(Host& h, const std::shared_ptr<Packet>& p) {
       icmp_error(h, *p, v4 ? icmp4::dest_unreachable : icmp6::dest_unreachable,
                  v4 ? icmp4::admin_prohibited : icmp6::admin_prohibited, true);
       return;
-    case RouteVerdict::forward: break;
+    case RouteVerdict::forward:
+      break;
   }
   Packet copy = *p;
   --copy.ttl;
-  const std::size_t unit = copy.fragment_size ? std::min(copy.fragment_size, copy.size()) : copy.size();
+  const std::size_t unit =
+      copy.fragment_size ? std::min(copy.fragment_size, copy.size()) : copy.size();
   if (!v4 && r.interface->link && unit > r.interface->link->properties.mtu) {
     trace_packet(h, "drop", copy, "larger than the next link's MTU");
     icmp_error(h, copy, icmp6::packet_too_big, 0, false,
@@ -303,8 +317,12 @@ void SimWorld::Impl::forward(Host& h, const std::shared_ptr<Packet>& p) {
 void SimWorld::Impl::deliver(Host& h, const std::shared_ptr<Packet>& p) {
   trace_packet(h, "deliver", *p);
   switch (p->proto) {
-    case Proto::udp: udp_input(h, p); return;
-    case Proto::tcp: tcp_input(h, p); return;
+    case Proto::udp:
+      udp_input(h, p);
+      return;
+    case Proto::tcp:
+      tcp_input(h, p);
+      return;
     case Proto::icmp:
       if (!p->quoted) return;
       if ((p->family() == Family::v6 && p->icmp_type == icmp6::packet_too_big) ||
@@ -348,8 +366,8 @@ bool SimWorld::Impl::icmp_allowed(Host& h, const Address& to, bool route_error) 
   return true;
 }
 
-void SimWorld::Impl::icmp_error(Host& h, const Packet& about, std::uint8_t type,
-                                std::uint8_t code, bool route_error, std::uint32_t mtu) {
+void SimWorld::Impl::icmp_error(Host& h, const Packet& about, std::uint8_t type, std::uint8_t code,
+                                bool route_error, std::uint32_t mtu) {
   if (about.proto == Proto::icmp) return;  // never an error about an error
   const bool too_big = about.family() == Family::v6 && type == icmp6::packet_too_big;
   if (!too_big && !icmp_allowed(h, about.src, route_error)) {

@@ -30,9 +30,12 @@ std::uint16_t fold(std::uint32_t sum) {
 
 std::uint8_t protocol_number(const Packet& p) {
   switch (p.proto) {
-    case Proto::tcp: return 6;
-    case Proto::udp: return 17;
-    case Proto::icmp: return p.family() == Family::v4 ? 1 : 58;
+    case Proto::tcp:
+      return 6;
+    case Proto::udp:
+      return 17;
+    case Proto::icmp:
+      return p.family() == Family::v4 ? 1 : 58;
   }
   return 0;
 }
@@ -64,8 +67,10 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
       transport[0] = p.icmp_type;
       transport[1] = p.icmp_code;
       if (p.icmp_mtu != 0) {
-        if (v4) put16(transport, 6, static_cast<std::uint16_t>(p.icmp_mtu));
-        else put32(transport, 4, p.icmp_mtu);
+        if (v4)
+          put16(transport, 6, static_cast<std::uint16_t>(p.icmp_mtu));
+        else
+          put32(transport, 4, p.icmp_mtu);
       }
       if (p.quoted) {
         auto q = serialize(*p.quoted, 8);
@@ -95,7 +100,8 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
   }
 
   std::vector<std::uint8_t> out(ip_len);
-  const std::size_t total = ip_len + (limit_payload == SIZE_MAX ? transport.size() : p.size() - ip_len);
+  const std::size_t total =
+      ip_len + (limit_payload == SIZE_MAX ? transport.size() : p.size() - ip_len);
   if (v4) {
     out[0] = 0x45;
     put16(out, 2, static_cast<std::uint16_t>(std::min<std::size_t>(total, 65535)));
@@ -129,12 +135,12 @@ void write_le32(std::ofstream& f, std::uint32_t v) {
 void SimWorld::open_pcap(const std::string& path) {
   impl_->pcap.open(path, std::ios::binary | std::ios::trunc);
   if (!impl_->pcap) throw SimError("cannot write pcap file '" + path + "'");
-  write_le32(impl_->pcap, 0xa1b23c4d);  // nanosecond-resolution pcap
+  write_le32(impl_->pcap, 0xa1b23c4d);       // nanosecond-resolution pcap
   impl_->pcap.write("\x02\x00\x04\x00", 4);  // version 2.4
-  write_le32(impl_->pcap, 0);                 // thiszone
-  write_le32(impl_->pcap, 0);                 // sigfigs
-  write_le32(impl_->pcap, 65535);             // snaplen
-  write_le32(impl_->pcap, 101);               // LINKTYPE_RAW
+  write_le32(impl_->pcap, 0);                // thiszone
+  write_le32(impl_->pcap, 0);                // sigfigs
+  write_le32(impl_->pcap, 65535);            // snaplen
+  write_le32(impl_->pcap, 101);              // LINKTYPE_RAW
 }
 
 void SimWorld::Impl::capture(const Packet& p) {
@@ -145,7 +151,8 @@ void SimWorld::Impl::capture(const Packet& p) {
   write_le32(pcap, static_cast<std::uint32_t>(ns % 1'000'000'000));
   write_le32(pcap, static_cast<std::uint32_t>(bytes.size()));
   write_le32(pcap, static_cast<std::uint32_t>(bytes.size()));
-  pcap.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  pcap.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 }  // namespace duet::sim

@@ -67,8 +67,8 @@ struct TcpSock {
   bool claims_port = false;  ///< bound (explicitly or by connect); accepted sockets are not
   Address local;             ///< as the socket sees it (v4-mapped on dual-stack IPv6)
   std::uint16_t port = 0;
-  Endpoint remote;           ///< as the socket sees it
-  Address wire_local;        ///< packet addresses (never v4-mapped)
+  Endpoint remote;     ///< as the socket sees it
+  Address wire_local;  ///< packet addresses (never v4-mapped)
   Address wire_remote;
   TcpState state = TcpState::closed;
 

@@ -19,12 +19,18 @@ bool claims_overlap(const PortClaim& a, const PortClaim& b) {
     Cover out;
     if (c.family == Family::v4) {
       if (f != Family::v4) return out;
-      if (c.address.is_unspecified()) out.all = true; else out.one = c.address;
+      if (c.address.is_unspecified())
+        out.all = true;
+      else
+        out.one = c.address;
       return out;
     }
     if (f == Family::v6) {
       if (c.address.is_v4_mapped()) return out;
-      if (c.address.is_unspecified()) out.all = true; else out.one = c.address;
+      if (c.address.is_unspecified())
+        out.all = true;
+      else
+        out.one = c.address;
       return out;
     }
     if (c.v6only) return out;  // IPV6_V6ONLY: no IPv4 at all
@@ -32,7 +38,10 @@ bool claims_overlap(const PortClaim& a, const PortClaim& b) {
       out.all = true;  // [::] without IPV6_V6ONLY takes 0.0.0.0 too
     } else if (c.address.is_v4_mapped()) {
       const Address v4 = c.address.unmapped();
-      if (v4.is_unspecified()) out.all = true; else out.one = v4;
+      if (v4.is_unspecified())
+        out.all = true;
+      else
+        out.one = v4;
     }
     return out;
   };
@@ -181,7 +190,8 @@ public:
     net::Result<std::vector<Endpoint>> result = make_error_code(net::ResolveError::no_such_name);
     if (answer != nullptr) {
       switch (answer->kind) {
-        case DnsAnswer::Kind::nxdomain: break;
+        case DnsAnswer::Kind::nxdomain:
+          break;
         case DnsAnswer::Kind::servfail:
           result = make_error_code(net::ResolveError::temporary_failure);
           break;
@@ -210,8 +220,9 @@ public:
     if (result) {
       for (const auto& e : *result) list += (list.empty() ? "" : " ") + e.address.to_string();
     }
-    w_.trace(h_, "resolve", "\"name\":" + json_string(host) + ",\"result\":" +
-                                json_string(result ? list : result.error().message()));
+    w_.trace(h_, "resolve",
+             "\"name\":" + json_string(host) +
+                 ",\"result\":" + json_string(result ? list : result.error().message()));
     return std::make_unique<SimResolve>(w_, delay, std::move(result), std::move(handler));
   }
 

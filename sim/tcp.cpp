@@ -18,8 +18,8 @@ bool seq_le(std::uint32_t a, std::uint32_t b) { return !seq_lt(b, a); }
 
 constexpr Duration kMinRto = std::chrono::milliseconds(200);
 constexpr Duration kMaxRto = std::chrono::seconds(120);
-constexpr int kDataRetries = 15;    // net.ipv4.tcp_retries2
-constexpr int kSynAckRetries = 5;   // net.ipv4.tcp_synack_retries
+constexpr int kDataRetries = 15;   // net.ipv4.tcp_retries2
+constexpr int kSynAckRetries = 5;  // net.ipv4.tcp_synack_retries
 constexpr std::size_t kMaxRead = 65536;
 
 }  // namespace
@@ -94,9 +94,10 @@ public:
   // --- connecting ---------------------------------------------------------------------
 
   void connect_failed(TcpSock& s, std::error_code ec) {
-    w_.trace(h_, "tcp-connect-failed", "\"socket\":" + std::to_string(s.id) + ",\"remote\":" +
-                                           json_string(s.remote.to_string()) + ",\"errno\":" +
-                                           json_string(net::error_name(ec)));
+    w_.trace(h_, "tcp-connect-failed",
+             "\"socket\":" + std::to_string(s.id) +
+                 ",\"remote\":" + json_string(s.remote.to_string()) +
+                 ",\"errno\":" + json_string(net::error_name(ec)));
     cancel_timers(s);
     s.state = TcpState::closed;
     s.error = ec;
@@ -167,8 +168,9 @@ public:
   }
 
   void fail(TcpSock& s, std::error_code ec) {
-    w_.trace(h_, "tcp-error", "\"socket\":" + std::to_string(s.id) + ",\"errno\":" +
-                                  json_string(net::error_name(ec)));
+    w_.trace(
+        h_, "tcp-error",
+        "\"socket\":" + std::to_string(s.id) + ",\"errno\":" + json_string(net::error_name(ec)));
     cancel_timers(s);
     s.state = TcpState::closed;
     s.error = ec;
@@ -284,8 +286,10 @@ public:
       if (s->state != TcpState::listen || s->port != p.dport) continue;
       bool ok = false;
       if (p.dst.is_v4()) {
-        if (s->family == Family::v4) ok = s->local.is_unspecified() || s->local == p.dst;
-        else ok = !s->v6only && (s->local.is_unspecified() || s->local == p.dst.v4_mapped());
+        if (s->family == Family::v4)
+          ok = s->local.is_unspecified() || s->local == p.dst;
+        else
+          ok = !s->v6only && (s->local.is_unspecified() || s->local == p.dst.v4_mapped());
       } else {
         ok = s->family == Family::v6 && (s->local.is_unspecified() || s->local == p.dst);
       }
@@ -355,9 +359,10 @@ public:
   void established(TcpSock& s) {
     s.state = TcpState::established;
     s.retries = 0;
-    w_.trace(h_, "tcp-established", "\"socket\":" + std::to_string(s.id) + ",\"local\":" +
-                                        json_string(Endpoint{s.local, s.port}.to_string()) +
-                                        ",\"remote\":" + json_string(s.remote.to_string()));
+    w_.trace(h_, "tcp-established",
+             "\"socket\":" + std::to_string(s.id) +
+                 ",\"local\":" + json_string(Endpoint{s.local, s.port}.to_string()) +
+                 ",\"remote\":" + json_string(s.remote.to_string()));
   }
 
   void segment_arrives(TcpSock& s, const Packet& p) {
@@ -504,16 +509,31 @@ public:
     const bool v4 = icmp.family() == Family::v4;
     if (v4 && icmp.icmp_type == icmp4::dest_unreachable) {
       switch (icmp.icmp_code) {
-        case icmp4::net_unreachable: case 9: ec = errc(std::errc::network_unreachable); break;
-        case icmp4::port_unreachable: ec = errc(std::errc::connection_refused); break;
-        default: ec = errc(std::errc::host_unreachable); break;
+        case icmp4::net_unreachable:
+        case 9:
+          ec = errc(std::errc::network_unreachable);
+          break;
+        case icmp4::port_unreachable:
+          ec = errc(std::errc::connection_refused);
+          break;
+        default:
+          ec = errc(std::errc::host_unreachable);
+          break;
       }
     } else if (!v4 && icmp.icmp_type == icmp6::dest_unreachable) {
       switch (icmp.icmp_code) {
-        case icmp6::no_route: ec = errc(std::errc::network_unreachable); break;
-        case icmp6::admin_prohibited: ec = errc(std::errc::permission_denied); break;
-        case icmp6::port_unreachable: ec = errc(std::errc::connection_refused); break;
-        default: ec = errc(std::errc::host_unreachable); break;
+        case icmp6::no_route:
+          ec = errc(std::errc::network_unreachable);
+          break;
+        case icmp6::admin_prohibited:
+          ec = errc(std::errc::permission_denied);
+          break;
+        case icmp6::port_unreachable:
+          ec = errc(std::errc::connection_refused);
+          break;
+        default:
+          ec = errc(std::errc::host_unreachable);
+          break;
       }
     }
     if (!ec) return;  // time exceeded and the like: soft
@@ -525,8 +545,9 @@ public:
     // for the first SYN and gives up on the one for a retransmission (~1 s later).
     if (!v4 && s->syn_sent_count <= 1) {
       s->soft_error = ec;
-      w_.trace(h_, "tcp-soft-error", "\"socket\":" + std::to_string(s->id) + ",\"errno\":" +
-                                         json_string(net::error_name(ec)));
+      w_.trace(
+          h_, "tcp-soft-error",
+          "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
       return;
     }
     connect_failed(*s, ec);
@@ -594,17 +615,21 @@ public:
       dst = dst.unmapped();
     }
     s->remote = remote;
-    w_.trace(h_, "tcp-connect", "\"socket\":" + std::to_string(s->id) + ",\"remote\":" +
-                                    json_string(remote.to_string()));
+    w_.trace(
+        h_, "tcp-connect",
+        "\"socket\":" + std::to_string(s->id) + ",\"remote\":" + json_string(remote.to_string()));
     if (auto ec = w_.local_route_error(h_, dst)) {
       s->error = ec;
-      w_.trace(h_, "tcp-connect-failed", "\"socket\":" + std::to_string(s->id) +
-                                             ",\"errno\":" + json_string(net::error_name(ec)));
+      w_.trace(
+          h_, "tcp-connect-failed",
+          "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
       return post(std::move(handler), ec);
     }
     std::optional<Address> src;
-    if (!s->local.is_unspecified()) src = s->local.unmapped();
-    else src = w_.select_source(h_, dst);
+    if (!s->local.is_unspecified())
+      src = s->local.unmapped();
+    else
+      src = w_.select_source(h_, dst);
     if (!src) return post(std::move(handler), errc(std::errc::address_not_available));
     if (!s->claims_port) {
       auto p = w_.ephemeral_port(h_, Proto::tcp, s->claim());
@@ -628,7 +653,8 @@ public:
   void read_some(net::ReadHandler handler) override {
     TcpSock* s = sock();
     if (s == nullptr) {
-      w_.after(Duration{0}, [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), {}); });
+      w_.after(Duration{0},
+               [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), {}); });
       return;
     }
     if (s->state == TcpState::closed && !s->error && !s->eof) {
@@ -642,10 +668,14 @@ public:
   void write(std::span<const std::uint8_t> data, net::WriteHandler handler) override {
     TcpSock* s = sock();
     std::error_code ec;
-    if (s == nullptr) ec = errc(std::errc::bad_file_descriptor);
-    else if (s->error) ec = s->error;
-    else if (s->state != TcpState::established) ec = errc(std::errc::not_connected);
-    else if (s->fin_sent) ec = errc(std::errc::broken_pipe);
+    if (s == nullptr)
+      ec = errc(std::errc::bad_file_descriptor);
+    else if (s->error)
+      ec = s->error;
+    else if (s->state != TcpState::established)
+      ec = errc(std::errc::not_connected);
+    else if (s->fin_sent)
+      ec = errc(std::errc::broken_pipe);
     if (!ec) Tcp(w_, h_).queue_data(*s, data);
     post(std::move(handler), ec);
   }
@@ -733,8 +763,9 @@ void Tcp::deliver_accept(std::uint64_t listener_id) {
     l->accept_queue.pop_front();
     TcpSock* c = find(child_id);
     if (c == nullptr) continue;  // reset before it was accepted
-    w_.trace(h_, "tcp-accept", "\"socket\":" + std::to_string(c->id) + ",\"remote\":" +
-                                   json_string(c->remote.to_string()));
+    w_.trace(h_, "tcp-accept",
+             "\"socket\":" + std::to_string(c->id) +
+                 ",\"remote\":" + json_string(c->remote.to_string()));
     auto h = std::move(l->accept_handler);
     l->accept_handler = nullptr;
     h({}, std::make_unique<SimStreamSocket>(w_, h_, *c));
@@ -751,9 +782,8 @@ public:
   void accept(net::AcceptHandler handler) override {
     TcpSock* l = sock();
     if (l == nullptr) {
-      w_.after(Duration{0}, [h = std::move(handler)] {
-        h(errc(std::errc::bad_file_descriptor), nullptr);
-      });
+      w_.after(Duration{0},
+               [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), nullptr); });
       return;
     }
     l->accept_handler = std::move(handler);
@@ -812,12 +842,11 @@ net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& w, Hos
                                                           const Endpoint& local,
                                                           const net::ListenOptions& options) {
   const Family family = local.family();
-  const bool v6only =
-      family == Family::v6 && options.v6only.value_or(h.settings.bindv6only);
+  const bool v6only = family == Family::v6 && options.v6only.value_or(h.settings.bindv6only);
   auto result = [&](std::error_code ec) {
-    w.trace(h, "tcp-listen", "\"local\":" + json_string(local.to_string()) + ",\"v6only\":" +
-                                 (v6only ? "true" : "false") + ",\"result\":" +
-                                 json_string(net::error_name(ec)));
+    w.trace(h, "tcp-listen",
+            "\"local\":" + json_string(local.to_string()) + ",\"v6only\":" +
+                (v6only ? "true" : "false") + ",\"result\":" + json_string(net::error_name(ec)));
   };
   if (auto ec = w.check_bind_address(h, family, v6only, local.address)) {
     result(ec);
@@ -848,7 +877,9 @@ net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& w, Hos
   return std::unique_ptr<net::Listener>(std::make_unique<SimListener>(w, h, id));
 }
 
-void SimWorld::Impl::tcp_input(Host& h, const std::shared_ptr<Packet>& p) { Tcp(*this, h).input(p); }
+void SimWorld::Impl::tcp_input(Host& h, const std::shared_ptr<Packet>& p) {
+  Tcp(*this, h).input(p);
+}
 void SimWorld::Impl::tcp_icmp(Host& h, const Packet& icmp) { Tcp(*this, h).icmp(icmp); }
 
 }  // namespace duet::sim

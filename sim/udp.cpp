@@ -120,8 +120,9 @@ public:
     // Like Linux, connect() fixes a wildcard local address to the route's source.
     if (s->local.is_unspecified()) s->local = socket_view(family_, *src);
     s->remote = remote;
-    w_.trace(h_, "udp-connect", "\"local\":" + json_string(Endpoint{s->local, s->port}.to_string()) +
-                                    ",\"remote\":" + json_string(remote.to_string()));
+    w_.trace(h_, "udp-connect",
+             "\"local\":" + json_string(Endpoint{s->local, s->port}.to_string()) +
+                 ",\"remote\":" + json_string(remote.to_string()));
     return {};
   }
 
@@ -139,8 +140,9 @@ public:
     if (remote.port == 0) return errc(std::errc::invalid_argument);
     const RouteResult route = w_.route(h_, dst);
     if (auto ec = SimWorld::Impl::verdict_error(route)) {
-      w_.trace(h_, "udp-send-error", "\"to\":" + json_string(remote.to_string()) +
-                                         ",\"errno\":" + json_string(net::error_name(ec)));
+      w_.trace(h_, "udp-send-error",
+               "\"to\":" + json_string(remote.to_string()) +
+                   ",\"errno\":" + json_string(net::error_name(ec)));
       return ec;
     }
     if (auto ec = autobind(*s)) return ec;
@@ -210,7 +212,8 @@ private:
       dst = remote.address.unmapped();
       return {};
     }
-    if (family_ == Family::v6 && s.local.is_v4_mapped()) return errc(std::errc::network_unreachable);
+    if (family_ == Family::v6 && s.local.is_v4_mapped())
+      return errc(std::errc::network_unreachable);
     dst = remote.address;
     return {};
   }
@@ -225,8 +228,9 @@ private:
   }
 
   void trace_bind(const Endpoint& local, std::error_code ec) {
-    w_.trace(h_, "udp-bind", "\"local\":" + json_string(local.to_string()) + ",\"result\":" +
-                                 json_string(net::error_name(ec)));
+    w_.trace(h_, "udp-bind",
+             "\"local\":" + json_string(local.to_string()) +
+                 ",\"result\":" + json_string(net::error_name(ec)));
   }
 
   SimWorld::Impl& w_;
@@ -290,17 +294,31 @@ void SimWorld::Impl::udp_icmp(Host& h, const Packet& icmp) {
   if (icmp.family() == Family::v4 && icmp.icmp_type == icmp4::dest_unreachable) {
     // icmp_err_convert[]: only these unreachable codes are hard errors for UDP.
     switch (icmp.icmp_code) {
-      case icmp4::port_unreachable: ec = errc(std::errc::connection_refused); break;
-      case icmp4::admin_prohibited: ec = errc(std::errc::host_unreachable); break;
-      case 9: ec = errc(std::errc::network_unreachable); break;  // net administratively prohibited
-      case 10: ec = errc(std::errc::host_unreachable); break;    // host administratively prohibited
-      default: break;
+      case icmp4::port_unreachable:
+        ec = errc(std::errc::connection_refused);
+        break;
+      case icmp4::admin_prohibited:
+        ec = errc(std::errc::host_unreachable);
+        break;
+      case 9:
+        ec = errc(std::errc::network_unreachable);
+        break;  // net administratively prohibited
+      case 10:
+        ec = errc(std::errc::host_unreachable);
+        break;  // host administratively prohibited
+      default:
+        break;
     }
   } else if (icmp.family() == Family::v6 && icmp.icmp_type == icmp6::dest_unreachable) {
     switch (icmp.icmp_code) {
-      case icmp6::port_unreachable: ec = errc(std::errc::connection_refused); break;
-      case icmp6::admin_prohibited: ec = errc(std::errc::permission_denied); break;
-      default: break;  // no route, address unreachable: soft errors, never reported
+      case icmp6::port_unreachable:
+        ec = errc(std::errc::connection_refused);
+        break;
+      case icmp6::admin_prohibited:
+        ec = errc(std::errc::permission_denied);
+        break;
+      default:
+        break;  // no route, address unreachable: soft errors, never reported
     }
   }
   for (auto& [id, s] : h.udp) {
@@ -310,8 +328,8 @@ void SimWorld::Impl::udp_icmp(Host& h, const Packet& icmp) {
       trace_packet(h, "icmp-soft-error", icmp, "not reported to UDP without IP_RECVERR");
       return;
     }
-    trace(h, "udp-error", "\"socket\":" + std::to_string(s->id) + ",\"errno\":" +
-                              json_string(net::error_name(ec)));
+    trace(h, "udp-error",
+          "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
     s->pending_error = ec;
     try_deliver(*this, h, *s);
     return;

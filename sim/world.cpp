@@ -34,10 +34,18 @@ std::string json_string(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -63,7 +71,8 @@ void SimWorld::Impl::trace(const Host& h, std::string_view event, const std::str
 void SimWorld::Impl::trace_packet(const Host& h, std::string_view event, const Packet& p,
                                   std::string_view why) {
   if (!trace_sink) return;
-  std::string fields = "\"packet\":" + std::to_string(p.id) + ",\"what\":" + json_string(p.summary());
+  std::string fields =
+      "\"packet\":" + std::to_string(p.id) + ",\"what\":" + json_string(p.summary());
   if (!why.empty()) fields += ",\"why\":" + json_string(why);
   trace(h, event, fields);
 }
@@ -81,14 +90,17 @@ void SimWorld::add_host(const std::string& name, HostSettings settings) {
   h->settings = settings;
   auto lo = std::make_unique<Interface>();
   lo->name = "lo";
-  lo->addresses = {Prefix{Address::loopback(Family::v4), 8}, Prefix{Address::loopback(Family::v6), 128}};
+  lo->addresses = {Prefix{Address::loopback(Family::v4), 8},
+                   Prefix{Address::loopback(Family::v6), 128}};
   h->interfaces.push_back(std::move(lo));
   h->stack = make_sim_stack(*impl_, *h);
   impl_->hosts_by_name[name] = h.get();
   impl_->hosts.push_back(std::move(h));
 }
 
-bool SimWorld::has_host(const std::string& name) const { return impl_->hosts_by_name.count(name) > 0; }
+bool SimWorld::has_host(const std::string& name) const {
+  return impl_->hosts_by_name.count(name) > 0;
+}
 
 std::vector<std::string> SimWorld::host_names() const {
   std::vector<std::string> out;
@@ -133,9 +145,11 @@ void SimWorld::add_address(const std::string& host, const std::string& interface
     i.addresses.push_back(p);
     h.local_addresses.push_back(p.address);
   }
-  if (interface != "lo") set_route(h, Route{p.network(), RouteVerdict::forward, interface, &i, true});
-  impl_->trace(h, "address-add", "\"interface\":" + json_string(interface) + ",\"prefix\":" +
-                                     json_string(p.to_string()));
+  if (interface != "lo")
+    set_route(h, Route{p.network(), RouteVerdict::forward, interface, &i, true});
+  impl_->trace(
+      h, "address-add",
+      "\"interface\":" + json_string(interface) + ",\"prefix\":" + json_string(p.to_string()));
 }
 
 void SimWorld::remove_address(const std::string& host, const std::string& interface,
@@ -159,8 +173,9 @@ void SimWorld::remove_address(const std::string& host, const std::string& interf
       return r.connected && r.prefix == net && r.interface == interface;
     });
   }
-  impl_->trace(h, "address-remove", "\"interface\":" + json_string(interface) + ",\"prefix\":" +
-                                        json_string(p.to_string()));
+  impl_->trace(
+      h, "address-remove",
+      "\"interface\":" + json_string(interface) + ",\"prefix\":" + json_string(p.to_string()));
 }
 
 void SimWorld::connect(const std::string& host_a, const std::string& if_a,
@@ -172,8 +187,9 @@ void SimWorld::connect(const std::string& host_a, const std::string& if_a,
   if (properties.mtu < 1280) throw SimError("link MTU must be at least 1280 (IPv6 minimum)");
   Interface& ia = ensure_interface(a, if_a);
   Interface& ib = ensure_interface(b, if_b);
-  if (ia.link || ib.link) throw SimError("interface already linked: " + host_a + "/" + if_a +
-                                         " or " + host_b + "/" + if_b);
+  if (ia.link || ib.link)
+    throw SimError("interface already linked: " + host_a + "/" + if_a + " or " + host_b + "/" +
+                   if_b);
   auto l = std::make_unique<Link>();
   l->id = impl_->links.size() + 1;
   l->properties = properties;
@@ -212,8 +228,8 @@ void SimWorld::set_link_properties(const std::string& host_a, const std::string&
   }
 }
 
-void SimWorld::add_route(const std::string& host, const std::string& prefix,
-                         RouteVerdict verdict, const std::string& interface) {
+void SimWorld::add_route(const std::string& host, const std::string& prefix, RouteVerdict verdict,
+                         const std::string& interface) {
   Host& h = impl_->host(host);
   Prefix p = parse_prefix(prefix, true).network();
   if (verdict == RouteVerdict::forward && h.find_interface(interface) == nullptr) {
@@ -222,8 +238,9 @@ void SimWorld::add_route(const std::string& host, const std::string& prefix,
   }
   set_route(h, Route{p, verdict, interface, h.find_interface(interface), false});
   static const char* names[] = {"forward", "blackhole", "unreachable", "prohibit"};
-  impl_->trace(h, "route-add", "\"prefix\":" + json_string(p.to_string()) + ",\"verdict\":" +
-                                   json_string(names[static_cast<int>(verdict)]));
+  impl_->trace(h, "route-add",
+               "\"prefix\":" + json_string(p.to_string()) +
+                   ",\"verdict\":" + json_string(names[static_cast<int>(verdict)]));
 }
 
 void SimWorld::remove_route(const std::string& host, const std::string& prefix) {
@@ -259,7 +276,8 @@ void SimWorld::set_interface_up(const std::string& host, const std::string& inte
   if (i == nullptr) throw SimError("host '" + host + "' has no interface '" + interface + "'");
   if (i->up == up) return;
   i->up = up;
-  impl_->trace(h, up ? "interface-up" : "interface-down", "\"interface\":" + json_string(interface));
+  impl_->trace(h, up ? "interface-up" : "interface-down",
+               "\"interface\":" + json_string(interface));
   if (!up) {
     std::erase_if(h.routes, [&](const Route& r) { return r.out == i; });
     if (!h.settings.keep_addr_on_down) {

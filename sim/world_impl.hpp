@@ -41,7 +41,7 @@ struct Interface {
 struct Route {
   Prefix prefix;  ///< network form (host bits cleared)
   RouteVerdict verdict = RouteVerdict::forward;
-  std::string interface;  ///< for forward
+  std::string interface;     ///< for forward
   Interface* out = nullptr;  ///< `interface`, resolved when the route is added
   bool connected = false;    ///< added with an interface address
 };
@@ -63,7 +63,6 @@ struct IcmpBucket {
   TimePoint last{};
   bool initialised = false;
 };
-
 
 struct Host {
   std::uint32_t index = 0;

@@ -186,9 +186,7 @@ Result<Prefix> Prefix::parse(std::string_view text) {
   return Prefix{*addr, static_cast<std::uint8_t>(len)};
 }
 
-std::string Prefix::to_string() const {
-  return address.to_string() + "/" + std::to_string(length);
-}
+std::string Prefix::to_string() const { return address.to_string() + "/" + std::to_string(length); }
 
 Prefix Prefix::network() const {
   Address::Bytes b = address.bytes();

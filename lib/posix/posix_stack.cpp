@@ -68,8 +68,8 @@ public:
   explicit PosixClock(asio::io_context& io) : io_(io), epoch_(std::chrono::steady_clock::now()) {}
 
   net::TimePoint now() const override {
-    return net::TimePoint(std::chrono::duration_cast<net::Duration>(
-        std::chrono::steady_clock::now() - epoch_));
+    return net::TimePoint(
+        std::chrono::duration_cast<net::Duration>(std::chrono::steady_clock::now() - epoch_));
   }
 
   std::unique_ptr<net::Timer> make_timer() override;
@@ -142,7 +142,7 @@ public:
     auto flags = udp::resolver::numeric_service;
     if (hints.passive) flags |= udp::resolver::passive;
     auto done = [weak = std::weak_ptr<State>(state_)](const boost::system::error_code& ec,
-                                                       const auto& results) {
+                                                      const auto& results) {
       auto s = weak.lock();
       if (!s || !s->handler || ec == asio::error::operation_aborted) return;
       auto h = std::move(s->handler);
@@ -332,27 +332,25 @@ public:
       boost::system::error_code ignored;
       st->socket.cancel(ignored);
     });
-    s->socket.async_connect(
-        to_asio<tcp>(remote),
-        [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
-          auto st = weak.lock();
-          if (!st || !st->connect_handler) return;
-          st->timer.cancel();
-          auto h = std::move(st->connect_handler);
-          if (st->timed_out) {
-            h(net::errc(std::errc::timed_out));
-          } else {
-            h(to_std(ec));
-          }
-        });
+    s->socket.async_connect(to_asio<tcp>(remote),
+                            [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
+                              auto st = weak.lock();
+                              if (!st || !st->connect_handler) return;
+                              st->timer.cancel();
+                              auto h = std::move(st->connect_handler);
+                              if (st->timed_out) {
+                                h(net::errc(std::errc::timed_out));
+                              } else {
+                                h(to_std(ec));
+                              }
+                            });
   }
 
   void read_some(net::ReadHandler handler) override {
     auto s = state_;
     if (!s->socket.is_open()) {
-      asio::post(s->socket.get_executor(), [h = std::move(handler)] {
-        h(net::errc(std::errc::bad_file_descriptor), {});
-      });
+      asio::post(s->socket.get_executor(),
+                 [h = std::move(handler)] { h(net::errc(std::errc::bad_file_descriptor), {}); });
       return;
     }
     s->read_handler = std::move(handler);
@@ -377,8 +375,8 @@ public:
       post_error(std::move(handler), std::errc::bad_file_descriptor);
       return;
     }
-    state_->writes.push_back({std::vector<std::uint8_t>(data.begin(), data.end()),
-                              std::move(handler)});
+    state_->writes.push_back(
+        {std::vector<std::uint8_t>(data.begin(), data.end()), std::move(handler)});
     if (state_->writes.size() == 1) write_next(state_);
   }
 
@@ -423,8 +421,7 @@ private:
   };
   struct State {
     explicit State(asio::io_context& io) : socket(io), timer(io) {}
-    explicit State(tcp::socket&& s)
-        : socket(std::move(s)), timer(socket.get_executor()) {}
+    explicit State(tcp::socket&& s) : socket(std::move(s)), timer(socket.get_executor()) {}
     tcp::socket socket;
     asio::steady_timer timer;
     net::ConnectHandler connect_handler;
@@ -497,9 +494,8 @@ public:
   void accept(net::AcceptHandler handler) override {
     auto s = state_;
     if (!s->acceptor.is_open()) {
-      asio::post(io_, [h = std::move(handler)] {
-        h(net::errc(std::errc::bad_file_descriptor), nullptr);
-      });
+      asio::post(
+          io_, [h = std::move(handler)] { h(net::errc(std::errc::bad_file_descriptor), nullptr); });
       return;
     }
     s->handler = std::move(handler);
@@ -545,7 +541,8 @@ int mask_length(const sockaddr* mask) {
   const std::uint8_t* p = nullptr;
   std::size_t n = 0;
   if (mask->sa_family == AF_INET) {
-    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
+    p = reinterpret_cast<const std::uint8_t*>(
+        &reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
     n = 4;
   } else {
     p = reinterpret_cast<const std::uint8_t*>(
@@ -633,7 +630,7 @@ Result<std::unique_ptr<net::StreamSocket>> PosixStack::open_stream(Family family
 }
 
 Result<std::unique_ptr<net::Listener>> PosixStack::listen(const Endpoint& local,
-                                                         const net::ListenOptions& options) {
+                                                          const net::ListenOptions& options) {
   auto l = std::make_unique<PosixListener>(impl_->io, local.family());
   if (auto ec = l->open(local, options)) return ec;
   return std::unique_ptr<net::Listener>(std::move(l));

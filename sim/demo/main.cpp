@@ -25,15 +25,17 @@ namespace {
 
 struct Situation {
   const char* name;
-  const char* route_prefix;   // on the router; nullptr: all healthy
+  const char* route_prefix;  // on the router; nullptr: all healthy
   sim::RouteVerdict verdict;
 };
 
 const Situation kSituations[] = {
     {"IPv6 and IPv4 healthy", nullptr, sim::RouteVerdict::forward},
     {"IPv6 silently blackholed on the router", "fd00:2::/64", sim::RouteVerdict::blackhole},
-    {"IPv6 unreachable on the router (ICMPv6 no route)", "fd00:2::/64", sim::RouteVerdict::unreachable},
-    {"IPv6 prohibited on the router (ICMPv6 admin prohibited)", "fd00:2::/64", sim::RouteVerdict::prohibit},
+    {"IPv6 unreachable on the router (ICMPv6 no route)", "fd00:2::/64",
+     sim::RouteVerdict::unreachable},
+    {"IPv6 prohibited on the router (ICMPv6 admin prohibited)", "fd00:2::/64",
+     sim::RouteVerdict::prohibit},
     {"IPv4 prohibited on the router, IPv6 healthy", "198.18.2.0/24", sim::RouteVerdict::prohibit},
 };
 
@@ -48,10 +50,14 @@ void build(sim::SimWorld& w, const Situation& s) {
   w.add_host("server");
   w.connect("client", "eth0", "router", "eth0", link);
   w.connect("router", "eth1", "server", "eth0", link);
-  for (auto [h, i, p] : {std::tuple{"client", "eth0", "198.18.1.2/24"}, {"client", "eth0", "fd00:1::2/64"},
-                         {"router", "eth0", "198.18.1.1/24"}, {"router", "eth0", "fd00:1::1/64"},
-                         {"router", "eth1", "198.18.2.1/24"}, {"router", "eth1", "fd00:2::1/64"},
-                         {"server", "eth0", "198.18.2.2/24"}, {"server", "eth0", "fd00:2::2/64"}}) {
+  for (auto [h, i, p] : {std::tuple{"client", "eth0", "198.18.1.2/24"},
+                         {"client", "eth0", "fd00:1::2/64"},
+                         {"router", "eth0", "198.18.1.1/24"},
+                         {"router", "eth0", "fd00:1::1/64"},
+                         {"router", "eth1", "198.18.2.1/24"},
+                         {"router", "eth1", "fd00:2::1/64"},
+                         {"server", "eth0", "198.18.2.2/24"},
+                         {"server", "eth0", "fd00:2::2/64"}}) {
     w.add_address(h, i, p);
   }
   for (const char* h : {"client", "server"}) {
@@ -72,19 +78,20 @@ public:
 
   void start() {
     spdlog::info("  [{:>9.3f} ms] resolving vpn.test", now_ms());
-    op_ = stack_.resolve("vpn.test", "1194", {std::nullopt, false, net::SocketType::stream},
-                         [this](net::Result<std::vector<net::Endpoint>> r) {
-                           if (!r) {
-                             spdlog::warn("  [{:>9.3f} ms] resolve failed: {}", now_ms(), r.error().message());
-                             done_ = true;
-                             return;
-                           }
-                           std::string list;
-                           for (const auto& e : *r) list += " " + e.to_string();
-                           spdlog::info("  [{:>9.3f} ms] resolved (glibc order):{}", now_ms(), list);
-                           remotes_ = std::move(*r);
-                           next();
-                         });
+    op_ = stack_.resolve(
+        "vpn.test", "1194", {std::nullopt, false, net::SocketType::stream},
+        [this](net::Result<std::vector<net::Endpoint>> r) {
+          if (!r) {
+            spdlog::warn("  [{:>9.3f} ms] resolve failed: {}", now_ms(), r.error().message());
+            done_ = true;
+            return;
+          }
+          std::string list;
+          for (const auto& e : *r) list += " " + e.to_string();
+          spdlog::info("  [{:>9.3f} ms] resolved (glibc order):{}", now_ms(), list);
+          remotes_ = std::move(*r);
+          next();
+        });
   }
 
   [[nodiscard]] bool done() const { return done_; }
@@ -106,7 +113,8 @@ private:
     socket_ = std::move(*stack_.open_stream(remote.family()));
     socket_->connect(remote, timeout_, [this, remote](std::error_code ec) {
       if (ec) {
-        spdlog::info("  [{:>9.3f} ms] {} failed: {}", now_ms(), remote.to_string(), net::error_name(ec));
+        spdlog::info("  [{:>9.3f} ms] {} failed: {}", now_ms(), remote.to_string(),
+                     net::error_name(ec));
         next();
         return;
       }
@@ -139,7 +147,8 @@ struct Result {
 };
 
 /// Runs every situation in its own world; returns one line of outcome each.
-std::vector<Result> run_all(std::uint64_t seed, const std::function<void(sim::SimWorld&)>& observe) {
+std::vector<Result> run_all(std::uint64_t seed,
+                            const std::function<void(sim::SimWorld&)>& observe) {
   std::vector<Result> out;
   for (const auto& s : kSituations) {
     spdlog::info("situation: {}", s.name);
@@ -149,14 +158,16 @@ std::vector<Result> run_all(std::uint64_t seed, const std::function<void(sim::Si
     std::vector<std::unique_ptr<net::Listener>> listeners;
     for (const char* local : {"0.0.0.0:1194", "[::]:1194"}) {
       // IPV6_V6ONLY so that both sockets can hold port 1194.
-      listeners.push_back(std::move(*w.stack("server").listen(*net::Endpoint::parse(local), {true, 16})));
+      listeners.push_back(
+          std::move(*w.stack("server").listen(*net::Endpoint::parse(local), {true, 16})));
     }
     InOrderClient client(w, 10s);
     client.start();
     w.run_until([&] { return client.done(); }, 600s);
-    std::string outcome = client.connected()
-                              ? "connected over " + std::string(net::to_string(client.connected()->family()))
-                              : "no connection";
+    std::string outcome =
+        client.connected()
+            ? "connected over " + std::string(net::to_string(client.connected()->family()))
+            : "no connection";
     char when[64];
     std::snprintf(when, sizeof when, " after %.1f ms", client.finished_ms());
     out.push_back({s.name, outcome + when});
@@ -202,7 +213,8 @@ int main(int argc, char** argv) {
     if (!pcap_path.empty()) w.open_pcap(pcap_path);
   });
   const double wall_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start).count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start)
+          .count();
 
   spdlog::info("");
   spdlog::info("summary (seed {}, tries addresses in glibc order, 10 s per attempt):", seed);

@@ -9,8 +9,8 @@ using namespace duet;
 using namespace duet::test;
 using net::Address;
 using net::Endpoint;
-using net::Family;
 using net::errc;
+using net::Family;
 
 namespace {
 
@@ -262,7 +262,8 @@ TEST_P(Loopback, ClosedObjectsAnswerEbadfAndNeverCallBack) {
   EXPECT_EQ(s->bind(ep("127.0.0.1:0")), errc(std::errc::bad_file_descriptor));
   EXPECT_EQ(s->send_to(ep("127.0.0.1:9"), x), errc(std::errc::bad_file_descriptor));
   std::error_code later;
-  s->receive([&](std::error_code ec, const Endpoint&, std::span<const std::uint8_t>) { later = ec; });
+  s->receive(
+      [&](std::error_code ec, const Endpoint&, std::span<const std::uint8_t>) { later = ec; });
   d().run_until([&] { return bool(later); }, 1s);
   EXPECT_EQ(later, errc(std::errc::bad_file_descriptor));
 
@@ -270,7 +271,8 @@ TEST_P(Loopback, ClosedObjectsAnswerEbadfAndNeverCallBack) {
   auto t = udp(Family::v4);
   ASSERT_FALSE(t->bind(ep("127.0.0.1:0")));
   bool called = false;
-  t->receive([&](std::error_code, const Endpoint&, std::span<const std::uint8_t>) { called = true; });
+  t->receive(
+      [&](std::error_code, const Endpoint&, std::span<const std::uint8_t>) { called = true; });
   t->close();
   d().run_for(100ms);
   EXPECT_FALSE(called);
@@ -283,7 +285,7 @@ TEST_P(Loopback, SocketOptionsAreCheckedLikeTheKernel) {
   auto v6 = udp(Family::v6);
   ASSERT_FALSE(v6->bind(ep("[::1]:0")));
   EXPECT_EQ(v6->bind(ep("[::1]:0")), errc(std::errc::invalid_argument));  // already bound
-  EXPECT_EQ(v6->set_v6only(true), errc(std::errc::invalid_argument));    // after bind
+  EXPECT_EQ(v6->set_v6only(true), errc(std::errc::invalid_argument));     // after bind
 }
 
 TEST_P(Loopback, EphemeralPortsComeFromTheLinuxRange) {

@@ -12,16 +12,17 @@ namespace {
 Address a(const char* t) { return *Address::parse(t); }
 
 net::Result<std::vector<net::Endpoint>> resolve(sim::SimWorld& w, const std::string& host,
-                                                 const std::string& name,
-                                                 std::optional<net::Family> family = std::nullopt,
-                                                 Duration* took = nullptr) {
+                                                const std::string& name,
+                                                std::optional<net::Family> family = std::nullopt,
+                                                Duration* took = nullptr) {
   std::optional<net::Result<std::vector<net::Endpoint>>> out;
   const auto start = w.now();
   auto op = w.stack(host).resolve(name, "1194", {family, false, net::SocketType::datagram},
                                   [&](auto r) { out = std::move(r); });
   w.run_until([&] { return out.has_value(); }, 60s);
   if (took) *took = w.now() - start;
-  return out ? std::move(*out) : net::Result<std::vector<net::Endpoint>>(net::errc(std::errc::timed_out));
+  return out ? std::move(*out)
+             : net::Result<std::vector<net::Endpoint>>(net::errc(std::errc::timed_out));
 }
 
 std::string list(const net::Result<std::vector<net::Endpoint>>& r) {
@@ -71,7 +72,8 @@ TEST(SimDns, FailuresAndFamilyFilters) {
   w.set_dns("v4.test", {DnsAnswer::Kind::records, {a("198.18.2.2")}});
   w.set_dns("broken.test", {DnsAnswer::Kind::servfail, {}, 30ms});
   w.set_dns("slow.test", {DnsAnswer::Kind::timeout, {}});
-  EXPECT_EQ(resolve(w, "client", "nowhere.test").error(), make_error_code(net::ResolveError::no_such_name));
+  EXPECT_EQ(resolve(w, "client", "nowhere.test").error(),
+            make_error_code(net::ResolveError::no_such_name));
   Duration took{};
   EXPECT_EQ(resolve(w, "client", "broken.test", std::nullopt, &took).error(),
             make_error_code(net::ResolveError::temporary_failure));

@@ -50,14 +50,14 @@ public:
 
 private:
   void arm() {
-    socket_->receive([this](std::error_code ec, const net::Endpoint& from,
-                            std::span<const std::uint8_t> data) {
-      if (!ec) {
-        ++received;
-        (void)socket_->send_to(from, data);
-      }
-      arm();
-    });
+    socket_->receive(
+        [this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
+          if (!ec) {
+            ++received;
+            (void)socket_->send_to(from, data);
+          }
+          arm();
+        });
   }
   std::unique_ptr<net::DatagramSocket> socket_;
 };
@@ -75,15 +75,16 @@ public:
 
 private:
   void arm() {
-    socket_->receive([this](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
-      if (ec) {
-        errors.push_back(ec);
-      } else {
-        datagrams.emplace_back(d.begin(), d.end());
-        times.push_back(w_.now());
-      }
-      arm();
-    });
+    socket_->receive(
+        [this](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
+          if (ec) {
+            errors.push_back(ec);
+          } else {
+            datagrams.emplace_back(d.begin(), d.end());
+            times.push_back(w_.now());
+          }
+          arm();
+        });
   }
   sim::SimWorld& w_;
   std::unique_ptr<net::DatagramSocket> socket_;

@@ -18,10 +18,14 @@ constexpr const char* kPrefix = "duett";  // duet test namespaces: duett<pid>x<n
 
 std::string verdict_word(sim::RouteVerdict v) {
   switch (v) {
-    case sim::RouteVerdict::blackhole: return "blackhole ";
-    case sim::RouteVerdict::unreachable: return "unreachable ";
-    case sim::RouteVerdict::prohibit: return "prohibit ";
-    case sim::RouteVerdict::forward: return "";
+    case sim::RouteVerdict::blackhole:
+      return "blackhole ";
+    case sim::RouteVerdict::unreachable:
+      return "unreachable ";
+    case sim::RouteVerdict::prohibit:
+      return "prohibit ";
+    case sim::RouteVerdict::forward:
+      return "";
   }
   return "";
 }
@@ -92,7 +96,8 @@ Netns::Netns(const Topology& t) {
       } else if (prefix == "default") {
         family = " -4";
       }
-      std::string cmd = "ip -n " + ns(r.host) + family + " route add " + verdict_word(r.verdict) + prefix;
+      std::string cmd =
+          "ip -n " + ns(r.host) + family + " route add " + verdict_word(r.verdict) + prefix;
       if (r.verdict == sim::RouteVerdict::forward) {
         if (!r.via.empty()) cmd += " via " + r.via;
         cmd += " dev " + r.interface;

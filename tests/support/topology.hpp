@@ -10,8 +10,12 @@
 namespace duet::test {
 
 struct Topology {
-  struct Address { std::string host, interface, prefix; };
-  struct Link { std::string host_a, if_a, host_b, if_b; };
+  struct Address {
+    std::string host, interface, prefix;
+  };
+  struct Link {
+    std::string host_a, if_a, host_b, if_b;
+  };
   struct Route {
     std::string host, prefix;
     sim::RouteVerdict verdict = sim::RouteVerdict::forward;

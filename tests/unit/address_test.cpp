@@ -7,8 +7,9 @@
 using namespace duet::net;
 
 TEST(Address, RoundTripsCanonicalText) {
-  for (const char* text : {"0.0.0.0", "198.18.0.1", "255.255.255.255", "::", "::1", "fd00::1",
-                           "fd00:18:2::2", "fe80::1%3", "::ffff:198.18.0.1", "2001:db8::ff00:42:8329"}) {
+  for (const char* text :
+       {"0.0.0.0", "198.18.0.1", "255.255.255.255", "::", "::1", "fd00::1", "fd00:18:2::2",
+        "fe80::1%3", "::ffff:198.18.0.1", "2001:db8::ff00:42:8329"}) {
     auto a = Address::parse(text);
     ASSERT_TRUE(a) << text;
     EXPECT_EQ(a->to_string(), text);
@@ -25,7 +26,8 @@ TEST(Address, RejectsMalformedText) {
                            "fd00::1%eth0", "gggg::1", "[::1]", " 1.2.3.4", "1.2.3.4%1"}) {
     EXPECT_FALSE(Address::parse(text)) << text;
   }
-  EXPECT_EQ(Address::parse(std::string(500, '1')).error(), make_error_code(ParseError::bad_address));
+  EXPECT_EQ(Address::parse(std::string(500, '1')).error(),
+            make_error_code(ParseError::bad_address));
 }
 
 TEST(Address, ClassifiesSpecialAddresses) {
@@ -51,7 +53,8 @@ TEST(Address, OrdersV4BeforeV6AndByBytes) {
 }
 
 TEST(Endpoint, RoundTripsBothFamilies) {
-  for (const char* text : {"198.18.0.1:1194", "[fd00::1]:443", "[::]:0", "[fe80::1%2]:53", "0.0.0.0:65535"}) {
+  for (const char* text :
+       {"198.18.0.1:1194", "[fd00::1]:443", "[::]:0", "[fe80::1%2]:53", "0.0.0.0:65535"}) {
     auto e = Endpoint::parse(text);
     ASSERT_TRUE(e) << text;
     EXPECT_EQ(e->to_string(), text);

@@ -4,8 +4,8 @@
 
 #include <array>
 #include <compare>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>

@@ -13,12 +13,12 @@ inline std::error_code errc(std::errc e) { return std::make_error_code(e); }
 
 /// Name resolution failures (getaddrinfo's EAI_* in plain words).
 enum class ResolveError {
-  no_such_name = 1,      ///< NXDOMAIN / EAI_NONAME
-  no_data,               ///< the name exists but has no address of the asked family
-  temporary_failure,     ///< SERVFAIL / EAI_AGAIN
-  timed_out,             ///< no answer within the resolver's timeout
-  bad_service,           ///< the service (port) is not a number 0..65535
-  bad_hints,             ///< impossible hints (e.g. a literal of another family)
+  no_such_name = 1,   ///< NXDOMAIN / EAI_NONAME
+  no_data,            ///< the name exists but has no address of the asked family
+  temporary_failure,  ///< SERVFAIL / EAI_AGAIN
+  timed_out,          ///< no answer within the resolver's timeout
+  bad_service,        ///< the service (port) is not a number 0..65535
+  bad_hints,          ///< impossible hints (e.g. a literal of another family)
 };
 const std::error_category& resolve_category();
 std::error_code make_error_code(ResolveError e);

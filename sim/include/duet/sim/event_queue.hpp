@@ -2,9 +2,9 @@
 // at the same instant always run in the order they were scheduled.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <algorithm>
 #include <unordered_set>
 #include <vector>
 

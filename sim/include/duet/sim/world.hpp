@@ -30,12 +30,12 @@ public:
 
 /// Per-host kernel settings that change dual-stack behaviour (Linux defaults).
 struct HostSettings {
-  bool bindv6only = false;            ///< net.ipv6.bindv6only
-  int tcp_syn_retries = 6;            ///< net.ipv4.tcp_syn_retries: 1+2+...+64 = 127 s
-  bool forwarding = false;            ///< the host routes packets that are not for it
+  bool bindv6only = false;                   ///< net.ipv6.bindv6only
+  int tcp_syn_retries = 6;                   ///< net.ipv4.tcp_syn_retries: 1+2+...+64 = 127 s
+  bool forwarding = false;                   ///< the host routes packets that are not for it
   net::Duration icmp_ratelimit_v4 = 1000ms;  ///< net.ipv4.icmp_ratelimit (0: no limit)
   net::Duration icmp_ratelimit_v6 = 100ms;   ///< net.ipv6.icmp.ratelimit (0: no limit)
-  bool keep_addr_on_down = false;   ///< net.ipv6.conf.all.keep_addr_on_down
+  bool keep_addr_on_down = false;            ///< net.ipv6.conf.all.keep_addr_on_down
   std::uint16_t ephemeral_low = 32768;       ///< net.ipv4.ip_local_port_range
   std::uint16_t ephemeral_high = 60999;
 };
@@ -43,11 +43,11 @@ struct HostSettings {
 /// One direction's behaviour of a point-to-point link (both directions get the same).
 struct LinkProperties {
   net::Duration one_way_delay = 1ms;
-  net::Duration jitter = 0ms;          ///< extra delay, uniform in [0, jitter]
-  double loss_probability = 0;         ///< per packet (per fragment for large datagrams)
+  net::Duration jitter = 0ms;   ///< extra delay, uniform in [0, jitter]
+  double loss_probability = 0;  ///< per packet (per fragment for large datagrams)
   double duplicate_probability = 0;
-  double reorder_probability = 0;      ///< a reordered packet skips the FIFO order
-  std::size_t mtu = 1500;              ///< bytes of IP packet
+  double reorder_probability = 0;               ///< a reordered packet skips the FIFO order
+  std::size_t mtu = 1500;                       ///< bytes of IP packet
   std::uint64_t bandwidth_bits_per_second = 0;  ///< 0: unlimited
 };
 
@@ -150,10 +150,10 @@ private:
 /// The outcome of running one scenario twice with one seed.
 struct DeterminismReport {
   bool identical = true;
-  std::size_t lines = 0;           ///< trace lines of the first run
+  std::size_t lines = 0;             ///< trace lines of the first run
   std::size_t first_difference = 0;  ///< 1-based line number, 0 when identical
-  std::string first_line;          ///< that line in run 1 ("" if run 1 ended)
-  std::string second_line;         ///< that line in run 2
+  std::string first_line;            ///< that line in run 1 ("" if run 1 ended)
+  std::string second_line;           ///< that line in run 2
 };
 
 /// Builds and runs a world twice with `seed` (via `scenario`), comparing the traces.
