@@ -1,0 +1,100 @@
+// The validated configuration: the only thing the engine sees of what the user wrote.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "duet/config/diagnostic.hpp"
+#include "duet/net/address.hpp"
+#include "duet/net/clock.hpp"
+
+namespace duet::config {
+
+/// The transports of the "Socket Rework" note; there is no udp6/tcp6: the family is
+/// chosen with --ipv4/--ipv6 (or by default both).
+enum class Proto : std::uint8_t { udp, tcp, udp_server, udp_client, tcp_server, tcp_client };
+enum class Transport : std::uint8_t { udp, tcp };
+enum class Mode : std::uint8_t { p2p, client, server };
+enum class FamilyChoice : std::uint8_t { both, v4, v6 };
+/// --bind / --nobind / neither (then the mode decides: client = nobind, else bind).
+enum class BindChoice : std::uint8_t { unset, bind, nobind };
+
+std::string_view to_string(Proto p);
+std::string_view to_string(Transport t);
+std::string_view to_string(Mode m);
+std::string_view to_string(FamilyChoice f);
+Transport transport_of(Proto p);
+/// The families a choice allows, as a resolver hint (nullopt = both).
+std::optional<net::Family> family_hint(FamilyChoice f);
+
+constexpr std::uint16_t kDefaultPort = 1194;
+
+struct Remote {
+  std::string host;  ///< a name or an address literal
+  std::uint16_t port = kDefaultPort;
+  Proto proto = Proto::udp;
+  SourceLocation where;
+};
+
+/// One way to reach the peer: a <connection> block, or the top level when there is none.
+struct Connection {
+  std::vector<Remote> remotes;
+  Proto proto = Proto::udp;
+  FamilyChoice family = FamilyChoice::both;
+  std::vector<std::string> locals;  ///< local addresses or names to bind (empty: wildcard)
+  std::uint16_t lport = kDefaultPort;
+  bool lport_set = false;  ///< lport/port given explicitly (a client binds ephemeral otherwise)
+  BindChoice bind = BindChoice::unset;
+  net::Duration connect_timeout = std::chrono::seconds(120);
+  net::Duration connect_retry = std::chrono::seconds(5);
+  net::Duration connect_retry_max = std::chrono::seconds(300);
+  net::Duration happy_eyeballs_delay = std::chrono::milliseconds(250);  ///< 0: racing off
+  SourceLocation where;
+};
+
+/// One set of listening sockets: a <listen> block, or the top-level proto/local/lport.
+struct Listen {
+  Proto proto = Proto::udp;
+  FamilyChoice family = FamilyChoice::both;
+  std::vector<std::string> locals;  ///< empty: the wildcard of every allowed family
+  std::uint16_t port = kDefaultPort;
+  SourceLocation where;
+};
+
+struct Plugin {
+  std::string path;
+  std::vector<std::string> args;
+  SourceLocation where;
+};
+
+struct Proxy {
+  enum class Kind : std::uint8_t { http, socks } kind = Kind::http;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string auth_file;  ///< empty: no authentication
+  SourceLocation where;
+};
+
+struct Config {
+  Mode mode = Mode::p2p;
+  /// Tried in order (client and p2p); empty for a server.
+  std::vector<Connection> connections;
+  /// All active at once (server, and p2p with a listening role).
+  std::vector<Listen> listens;
+  bool remote_random = false;
+  std::optional<net::Duration> resolv_retry;  ///< nullopt: retry for ever ("infinite")
+  net::Duration server_poll_timeout = std::chrono::seconds(120);
+  std::vector<Plugin> plugins;
+  std::optional<Proxy> http_proxy;
+  std::optional<Proxy> socks_proxy;
+  std::string dev = "duet0";
+  int verb = 3;
+  std::string status_file;
+  std::vector<std::string> files;  ///< every file read, in order
+};
+
+}  // namespace duet::config
