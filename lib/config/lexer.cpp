@@ -153,7 +153,7 @@ std::vector<Directive> lex_command_line(const std::vector<std::string>& args, Di
     } else if (out.empty()) {
       diag.error(where, "'" + a + "' is not an option (options start with --)");
     } else {
-      out.back().args.push_back({a, 1});
+      out.back().args.push_back({a, 1, static_cast<int>(i) + 1});
     }
   }
   return out;

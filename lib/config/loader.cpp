@@ -68,6 +68,10 @@ struct Spec {
 SourceLocation at_arg(const Directive& d, std::size_t i) {
   SourceLocation w = d.where;
   if (i < d.args.size() && d.args[i].column > 0) w.column = d.args[i].column;
+  if (i < d.args.size() && d.args[i].line > 0) {
+    w.line = d.args[i].line;
+    w.text = d.args[i].text;
+  }
   return w;
 }
 

@@ -353,7 +353,7 @@ TEST(Loader, IncludesAreRelativeAndCyclesAreCaught) {
 
   auto missing = load_command_line({"--config", "/nonexistent/duet.conf"});
   EXPECT_EQ(said(missing, Severity::error).front(),
-            "<command line>:1:1: cannot read config file '/nonexistent/duet.conf': no such file");
+            "<command line>:2:1: cannot read config file '/nonexistent/duet.conf': no such file");
 }
 
 TEST(Diagnostics, RenderWithTheLineAndACaret) {

@@ -15,6 +15,7 @@ namespace duet::config {
 struct Word {
   std::string text;
   int column = 0;
+  int line = 0;  ///< 0: the directive's line; on the command line, the word's own position
 };
 
 struct Directive {
