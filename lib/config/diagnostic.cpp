@@ -1,5 +1,7 @@
 #include "duet/config/diagnostic.hpp"
 
+#include <algorithm>
+
 namespace duet::config {
 
 std::string SourceLocation::to_string() const {
@@ -24,7 +26,9 @@ std::string Diagnostic::to_string() const {
   out += std::string(config::to_string(severity)) + ": " + message;
   if (where.line > 0 && !where.text.empty()) {
     out += "\n    " + where.text + "\n    ";
-    for (int i = 1; i < where.column; ++i) out += where.text[i - 1] == '\t' ? '\t' : ' ';
+    // The quoted text may be cut short; the caret never goes past it.
+    const std::size_t caret = std::min<std::size_t>(where.column > 0 ? where.column - 1 : 0, where.text.size());
+    for (std::size_t i = 0; i < caret; ++i) out += where.text[i] == '\t' ? '\t' : ' ';
     out += "^";
   }
   return out;

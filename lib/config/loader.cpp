@@ -258,6 +258,7 @@ const Spec kSpecs[] = {
        std::optional<net::Duration> max = std::chrono::seconds(300);
        if (d.args.size() == 2) max = l.seconds(d, 1, 1, 86400);
        if (!first || !max) return;
+       if (d.args.size() == 1) max = std::max(*max, *first);  // no maximum given: at least the first
        if (*max < *first) {
          l.diag.error(at_arg(d, 1), "connect-retry: the maximum (" + d.args[1].text +
                                         " s) is below the first delay (" + d.args[0].text + " s)");

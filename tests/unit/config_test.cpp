@@ -365,6 +365,22 @@ TEST(Diagnostics, RenderWithTheLineAndACaret) {
             "              ^");
 }
 
+TEST(Diagnostics, CaretStaysInsideAShortenedLine) {
+  // Found by the fuzzer: an error 300 columns in, on a line quoted to 200 characters.
+  auto r = load(std::string(300, ' ') + "remtoe x\n");
+  ASSERT_FALSE(r.ok());
+  const auto text = r.diagnostics.all()[0].to_string();
+  EXPECT_EQ(text.rfind("test.conf:1:301: error: unknown directive 'remtoe'", 0), 0u) << text;
+}
+
+TEST(Loader, ConnectRetryAloneMayExceedTheDefaultMaximum) {
+  // Found by the fuzzer: one argument above 300 s read a second argument that was not there.
+  auto r = load("remote a\nconnect-retry 600\n");
+  ASSERT_TRUE(r.ok()) << errors(r);
+  EXPECT_EQ(r.config.connections[0].connect_retry, std::chrono::seconds(600));
+  EXPECT_EQ(r.config.connections[0].connect_retry_max, std::chrono::seconds(600));
+}
+
 TEST(Loader, SurvivesGarbage) {
   // Nothing may crash or hang, whatever the bytes.
   std::string junk;
