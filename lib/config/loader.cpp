@@ -42,7 +42,7 @@ struct Raw {
   std::vector<Set<std::string>> locals;
   Opt<std::uint16_t> port, lport, rport;
   Opt<net::Duration> connect_timeout, server_poll_timeout, happy_eyeballs_delay;
-  Opt<std::pair<net::Duration, net::Duration>> connect_retry;
+  Opt<std::pair<net::Duration, net::Duration>> connect_retry, keepalive;
   Opt<std::optional<net::Duration>> resolv_retry;
   std::vector<Plugin> plugins;
   Opt<Proxy> http_proxy, socks_proxy;
@@ -267,6 +267,19 @@ const Spec kSpecs[] = {
        r.connect_retry = Set<std::pair<net::Duration, net::Duration>>{{*first, *max}, d.where};
      },
      "connect-retry SECONDS [MAX_SECONDS]"},
+    {"keepalive", 2, 2, kTop | kConnection,
+     [](Loader& l, Raw& r, const Directive& d) {
+       auto interval = l.seconds(d, 0, 1, 3600);
+       auto timeout = l.seconds(d, 1, 2, 86400);
+       if (!interval || !timeout) return;
+       if (*timeout <= *interval) {
+         l.diag.error(at_arg(d, 1), "keepalive: the timeout (" + d.args[1].text +
+                                        " s) must be longer than the interval (" + d.args[0].text + " s)");
+         return;
+       }
+       r.keepalive = Set<std::pair<net::Duration, net::Duration>>{{*interval, *timeout}, d.where};
+     },
+     "keepalive INTERVAL_SECONDS TIMEOUT_SECONDS"},
     {"resolv-retry", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (d.args[0].text == "infinite") {
@@ -498,6 +511,10 @@ Connection Loader::make_connection(const Raw& top, const Raw* block, Mode mode) 
   if (auto& r = pick(b.connect_retry, top.connect_retry)) {
     c.connect_retry = r->value.first;
     c.connect_retry_max = r->value.second;
+  }
+  if (auto& k = pick(b.keepalive, top.keepalive)) {
+    c.keepalive_interval = k->value.first;
+    c.keepalive_timeout = k->value.second;
   }
   if (auto& h = pick(b.happy_eyeballs_delay, top.happy_eyeballs_delay)) {
     c.happy_eyeballs_delay = h->value;

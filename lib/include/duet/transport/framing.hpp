@@ -1,0 +1,39 @@
+// Messages over a byte stream (TCP, proxies): each carries a 2-byte big-endian length.
+// Partial reads and coalesced messages are normal; a zero or oversized length is a
+// protocol error that closes that one connection.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <system_error>
+#include <vector>
+
+namespace duet::transport {
+
+enum class FramingError { zero_length = 1, oversized };
+const std::error_category& framing_category();
+std::error_code make_error_code(FramingError e);
+
+/// The bytes to write for one message (at most 65535 bytes).
+std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message);
+
+class Deframer {
+public:
+  explicit Deframer(std::size_t max_message = 65535) : max_(max_message) {}
+  /// Consumes bytes, calling `on_message` for each complete message; stops at the first
+  /// bad length and returns its error (the connection should then be closed).
+  std::error_code feed(std::span<const std::uint8_t> bytes,
+                       const std::function<void(std::span<const std::uint8_t>)>& on_message);
+  /// Bytes held for an incomplete message.
+  [[nodiscard]] std::size_t pending() const { return buffer_.size(); }
+
+private:
+  std::size_t max_;
+  std::vector<std::uint8_t> buffer_;
+};
+
+}  // namespace duet::transport
+
+template <>
+struct std::is_error_code_enum<duet::transport::FramingError> : std::true_type {};

@@ -1,0 +1,40 @@
+// The engine moves opaque session messages; what they mean is the session's business.
+// The data channel (WireGuard-compatible, the daemon issue) is one session; the scenario
+// runner's ProbeSession is another.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "duet/config/config.hpp"
+#include "duet/net/address.hpp"
+
+namespace duet::transport {
+
+class Session {
+public:
+  virtual ~Session() = default;
+  /// The first message of a connection attempt (UDP: sent to each address tried, and
+  /// again every second until answered; TCP: sent once connected).
+  virtual std::vector<std::uint8_t> hello() = 0;
+
+  struct Reply {
+    bool answers_hello = false;                  ///< completes our own hello: connected
+    std::vector<std::vector<std::uint8_t>> send;  ///< messages to send back to the peer
+  };
+  /// Every message from the peer, before and after the handshake.
+  virtual Reply receive(std::span<const std::uint8_t> message) = 0;
+  /// A message that keeps the path alive and makes the peer answer.
+  virtual std::vector<std::uint8_t> keepalive() = 0;
+};
+
+class SessionFactory {
+public:
+  virtual ~SessionFactory() = default;
+  /// A session with one peer (an outgoing connection, or a peer that reached a listener).
+  virtual std::unique_ptr<Session> create(const net::Endpoint& peer, config::Transport transport) = 0;
+};
+
+}  // namespace duet::transport

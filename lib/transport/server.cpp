@@ -1,0 +1,229 @@
+#include "duet/transport/server.hpp"
+
+#include "duet/net/error.hpp"
+#include "duet/policy/bind_plan.hpp"
+
+namespace duet::transport {
+
+namespace {
+constexpr std::size_t kMaxUdpPeers = 4096;
+constexpr std::size_t kMaxTcpPeers = 1024;
+}  // namespace
+
+std::string ListeningSocket::to_string() const {
+  return local.to_string() + "/" + std::string(config::to_string(transport));
+}
+
+struct Server::UdpListener {
+  struct Peer {
+    std::unique_ptr<Session> session;
+    bool accepted = false;  ///< we have answered it at least once
+  };
+  std::unique_ptr<net::DatagramSocket> socket;
+  net::Family family;
+  std::map<net::Endpoint, Peer> peers;
+};
+
+struct Server::TcpListener {
+  std::unique_ptr<net::Listener> listener;
+};
+
+struct Server::TcpPeer {
+  std::uint64_t id = 0;
+  std::unique_ptr<net::StreamSocket> stream;
+  net::Endpoint remote;
+  Deframer deframer;
+  std::unique_ptr<Session> session;
+  bool accepted = false;
+};
+
+Server::Server(net::NetworkStack& stack, const config::Config& config, SessionFactory& sessions,
+               EventSink events)
+    : stack_(stack), config_(config), sessions_(sessions), events_(std::move(events)) {}
+
+Server::~Server() = default;
+
+void Server::emit(Event e) {
+  e.time = stack_.clock().now();
+  if (events_) events_(e);
+}
+
+void Server::start(std::function<void(bool)> done) {
+  done_ = std::move(done);
+  passive_.assign(config_.listens.size(), {});
+  if (config_.listens.empty()) {
+    bind_all();
+    return;
+  }
+  resolve_next(0, 0);
+}
+
+void Server::resolve_next(std::size_t listen, std::size_t local) {
+  if (listen >= config_.listens.size()) {
+    bind_all();
+    return;
+  }
+  const config::Listen& l = config_.listens[listen];
+  const std::size_t locals = l.locals.empty() ? 1 : l.locals.size();
+  if (local >= locals) {
+    resolve_next(listen + 1, 0);
+    return;
+  }
+  const std::string host = l.locals.empty() ? "" : l.locals[local];
+  const net::ResolveHints hints{config::family_hint(l.family), true,
+                                config::transport_of(l.proto) == config::Transport::udp ? net::SocketType::datagram
+                                                                                        : net::SocketType::stream};
+  resolving_ = stack_.resolve(host, std::to_string(l.port), hints,
+                              [this, listen, local, host](net::Result<std::vector<net::Endpoint>> r) {
+                                if (r) {
+                                  passive_[listen].insert(passive_[listen].end(), r->begin(), r->end());
+                                } else {
+                                  emit({.kind = EventKind::resolve_failed, .error = r.error(),
+                                        .detail = "local '" + host + "'"});
+                                }
+                                resolve_next(listen, local + 1);
+                              });
+}
+
+void Server::bind_all() {
+  auto host = stack_.interface_addresses();
+  const auto addresses = host ? *host : std::vector<net::InterfaceAddress>{};
+  for (std::size_t i = 0; i < config_.listens.size(); ++i) {
+    const auto plan = policy::server_bind_plan(config_.listens[i], passive_[i], addresses);
+    for (const auto& note : plan.notes) {
+      if (note.severity != config::Severity::error) emit({.kind = EventKind::skipped, .detail = note.text});
+    }
+    for (const auto& s : plan.sockets) {
+      if (s.transport == config::Transport::udp) open_udp(s.local, s.v6only);
+      else open_tcp(s.local, s.v6only);
+    }
+  }
+  std::string list;
+  for (const auto& l : listening_) list += (list.empty() ? "" : " ") + l.to_string();
+  if (listening_.empty()) {
+    emit({.kind = EventKind::startup_failed, .detail = "no listening socket could be opened"});
+  } else {
+    emit({.kind = EventKind::listening, .detail = list});
+  }
+  if (done_) done_(!listening_.empty());
+}
+
+void Server::open_udp(const net::Endpoint& local, bool v6only) {
+  auto s = stack_.open_datagram(local.family());
+  std::error_code ec = s ? std::error_code{} : s.error();
+  if (!ec && local.family() == net::Family::v6) ec = (*s)->set_v6only(v6only);
+  if (!ec) ec = (*s)->bind(local);
+  if (ec) {
+    emit({.kind = EventKind::bind_failed, .endpoint = local, .transport = config::Transport::udp, .error = ec});
+    return;
+  }
+  auto bound = (*s)->local_endpoint();
+  const net::Endpoint actual = bound ? *bound : local;
+  emit({.kind = EventKind::bind_ok, .endpoint = actual, .transport = config::Transport::udp,
+        .detail = v6only ? "IPV6_V6ONLY" : ""});
+  listening_.push_back({actual, config::Transport::udp, v6only});
+  auto l = std::make_unique<UdpListener>();
+  l->socket = std::move(*s);
+  l->family = local.family();
+  udp_.push_back(std::move(l));
+  receive(*udp_.back());
+}
+
+void Server::receive(UdpListener& l) {
+  l.socket->receive([this, &l](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
+    if (!ec && !data.empty() && !(hook_ && hook_(from, data))) {
+      auto it = l.peers.find(from);
+      if (it == l.peers.end() && l.peers.size() < kMaxUdpPeers) {
+        it = l.peers.emplace(from, UdpListener::Peer{sessions_.create(from, config::Transport::udp)}).first;
+      }
+      if (it != l.peers.end()) {
+        auto reply = it->second.session->receive(data);
+        for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
+        if (!reply.send.empty() && !it->second.accepted) {
+          it->second.accepted = true;
+          ++peers_accepted_;
+          emit({.kind = EventKind::peer_accepted, .endpoint = from, .transport = config::Transport::udp});
+        }
+      }
+    }
+    receive(l);
+  });
+}
+
+void Server::open_tcp(const net::Endpoint& local, bool v6only) {
+  auto l = stack_.listen(local, {v6only, 128});
+  if (!l) {
+    emit({.kind = EventKind::bind_failed, .endpoint = local, .transport = config::Transport::tcp, .error = l.error()});
+    return;
+  }
+  auto bound = (*l)->local_endpoint();
+  const net::Endpoint actual = bound ? *bound : local;
+  emit({.kind = EventKind::bind_ok, .endpoint = actual, .transport = config::Transport::tcp,
+        .detail = v6only ? "IPV6_V6ONLY" : ""});
+  listening_.push_back({actual, config::Transport::tcp, v6only});
+  auto t = std::make_unique<TcpListener>();
+  t->listener = std::move(*l);
+  tcp_.push_back(std::move(t));
+  accept(*tcp_.back());
+}
+
+void Server::accept(TcpListener& l) {
+  l.listener->accept([this, &l](std::error_code ec, std::unique_ptr<net::StreamSocket> s) {
+    if (!ec && s) {
+      if (tcp_peers_.size() >= kMaxTcpPeers) {
+        s->reset();
+      } else {
+        auto p = std::make_unique<TcpPeer>();
+        p->id = next_peer_++;
+        auto remote = s->remote_endpoint();
+        p->remote = remote ? *remote : net::Endpoint{};
+        p->stream = std::move(s);
+        p->session = sessions_.create(p->remote, config::Transport::tcp);
+        TcpPeer& ref = *p;
+        tcp_peers_[p->id] = std::move(p);
+        read(ref);
+      }
+    }
+    accept(l);
+  });
+}
+
+void Server::read(TcpPeer& p) {
+  p.stream->read_some([this, &p](std::error_code ec, std::span<const std::uint8_t> data) {
+    const std::uint64_t id = p.id;
+    if (ec || data.empty()) {
+      tcp_peers_.erase(id);  // EOF or error: this peer is gone, nothing else is touched
+      return;
+    }
+    std::vector<std::vector<std::uint8_t>> replies;
+    bool answered = false;
+    const auto bad = p.deframer.feed(data, [&](std::span<const std::uint8_t> message) {
+      auto reply = p.session->receive(message);
+      answered = answered || !reply.send.empty();
+      for (auto& m : reply.send) replies.push_back(std::move(m));
+    });
+    for (const auto& m : replies) p.stream->write(frame(m), [](std::error_code) {});
+    if (answered && !p.accepted) {
+      p.accepted = true;
+      ++peers_accepted_;
+      emit({.kind = EventKind::peer_accepted, .endpoint = p.remote, .transport = config::Transport::tcp});
+    }
+    if (bad) {
+      emit({.kind = EventKind::framing_error, .endpoint = p.remote, .transport = config::Transport::tcp,
+            .error = bad, .detail = bad.message()});
+      p.stream->close();
+      tcp_peers_.erase(id);
+      return;
+    }
+    read(p);
+  });
+}
+
+net::DatagramSocket* Server::udp_socket(net::Family family) {
+  for (auto& l : udp_) {
+    if (l->family == family) return l->socket.get();
+  }
+  return nullptr;
+}
+
+}  // namespace duet::transport
