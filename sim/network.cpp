@@ -56,7 +56,7 @@ bool SimWorld::Impl::is_local_address(const Host& h, const Address& a) const {
   for (const auto& local : h.local_addresses) {
     if (local == a) return true;
   }
-  return a.is_loopback();
+  return a.is_v4() && a.is_loopback();  // all of 127/8 is local; ::1 only while configured
 }
 
 RouteResult SimWorld::Impl::route(Host& h, const Address& dst) {

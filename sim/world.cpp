@@ -90,8 +90,9 @@ void SimWorld::add_host(const std::string& name, HostSettings settings) {
   h->settings = settings;
   auto lo = std::make_unique<Interface>();
   lo->name = "lo";
-  lo->addresses = {Prefix{Address::loopback(Family::v4), 8},
-                   Prefix{Address::loopback(Family::v6), 128}};
+  lo->addresses = {Prefix{Address::loopback(Family::v4), 8}};
+  if (!settings.disable_ipv6) lo->addresses.push_back(Prefix{Address::loopback(Family::v6), 128});
+  for (const auto& p : lo->addresses) h->local_addresses.push_back(p.address);
   h->interfaces.push_back(std::move(lo));
   h->stack = make_sim_stack(*impl_, *h);
   impl_->hosts_by_name[name] = h.get();
@@ -139,6 +140,9 @@ void SimWorld::add_address(const std::string& host, const std::string& interface
   Prefix p = parse_prefix(prefix, false);
   if (p.address.is_unspecified() || p.address.is_v4_mapped()) {
     throw SimError("host '" + host + "': " + prefix + " cannot be an interface address");
+  }
+  if (p.address.is_v6() && h.settings.disable_ipv6) {
+    throw SimError("host '" + host + "' has IPv6 disabled: cannot add " + prefix);
   }
   Interface& i = ensure_interface(h, interface);
   if (std::find(i.addresses.begin(), i.addresses.end(), p) == i.addresses.end()) {
@@ -350,6 +354,10 @@ net::NetworkStack& SimWorld::stack(const std::string& host) { return *impl_->hos
 
 void SimWorld::set_trace(std::function<void(std::string_view)> sink) {
   impl_->trace_sink = std::move(sink);
+}
+
+void SimWorld::annotate(const std::string& host, std::string_view event, std::string_view detail) {
+  impl_->trace(impl_->host(host), event, "\"detail\":" + json_string(detail));
 }
 
 DeterminismReport check_determinism(std::uint64_t seed,

@@ -11,11 +11,14 @@ bool BindPlan::ok() const {
 }
 
 std::vector<net::Family> host_families(const std::vector<net::InterfaceAddress>& host) {
-  std::vector<net::Family> out;
+  // A family counts when the host has a real address of it; loopback decides only on a
+  // host that has nothing else (so a laptop without a network still serves itself).
+  std::vector<net::Family> out, loopback;
   for (const auto& a : host) {
-    if (std::find(out.begin(), out.end(), a.prefix.family()) == out.end()) out.push_back(a.prefix.family());
+    auto& list = a.prefix.address.is_loopback() ? loopback : out;
+    if (std::find(list.begin(), list.end(), a.prefix.family()) == list.end()) list.push_back(a.prefix.family());
   }
-  return out;
+  return out.empty() ? loopback : out;
 }
 
 BindPlan server_bind_plan(const config::Listen& listen, const std::vector<net::Endpoint>& passive,

@@ -111,6 +111,13 @@ TEST(ServerBindPlan, SkipsAFamilyTheHostLacksWithAnInfoNote) {
   EXPECT_EQ(plan.notes[0].text, "IPv6 skipped for [::]:443: this host has no IPv6 address");
 }
 
+TEST(ServerBindPlan, LoopbackCountsOnlyOnAHostWithNothingElse) {
+  EXPECT_EQ(policy::host_families(host({"127.0.0.1/8", "::1/128", "198.18.0.1/24"})),
+            std::vector<net::Family>{V4});  // an IPv4-only host with the usual loopback
+  EXPECT_EQ(policy::host_families(host({"127.0.0.1/8", "::1/128"})), (std::vector<net::Family>{V4, V6}));
+  EXPECT_EQ(policy::host_families(host({"127.0.0.1/8", "fd00::1/64"})), std::vector<net::Family>{V6});
+}
+
 TEST(ServerBindPlan, FamilyChoiceAndNothingUsable) {
   config::Listen l;
   l.family = config::FamilyChoice::v6;

@@ -28,7 +28,7 @@ struct BindPlan {
   [[nodiscard]] bool ok() const;
 };
 
-/// The families the host can bind: those it has any address of.
+/// The families the host has a non-loopback address of (only loopback: those of loopback).
 std::vector<net::Family> host_families(const std::vector<net::InterfaceAddress>& host);
 
 /// Rule 2: a server (or a listening p2p peer) binds every result of resolving its local

@@ -36,6 +36,8 @@ struct HostSettings {
   net::Duration icmp_ratelimit_v4 = 1000ms;  ///< net.ipv4.icmp_ratelimit (0: no limit)
   net::Duration icmp_ratelimit_v6 = 100ms;   ///< net.ipv6.icmp.ratelimit (0: no limit)
   bool keep_addr_on_down = false;            ///< net.ipv6.conf.all.keep_addr_on_down
+  /// net.ipv6.conf.all.disable_ipv6: no IPv6 address (not even ::1), yet [::] still binds
+  bool disable_ipv6 = false;
   std::uint16_t ephemeral_low = 32768;       ///< net.ipv4.ip_local_port_range
   std::uint16_t ephemeral_high = 60999;
 };
@@ -136,6 +138,8 @@ public:
   // --- observability ----------------------------------------------------------------------
   /// Every packet and socket event as one JSON object per line.
   void set_trace(std::function<void(std::string_view line)> sink);
+  /// Adds a line of the caller's own to the trace (e.g. the engine's events).
+  void annotate(const std::string& host, std::string_view event, std::string_view detail);
   /// Writes every packet, once, when its sender sends it (forwarded copies are not
   /// repeated; the trace says where each went) to a pcap file (LINKTYPE_RAW, nanosecond
   /// timestamps = virtual time). Throws SimError on failure.

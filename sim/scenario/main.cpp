@@ -1,0 +1,208 @@
+// duet-sim run PATH...: runs scenario files (or every *.toml in folders) in the
+// simulator and prints one line per scenario and a summary "N passed, N failed".
+// Exit status: 0 all passed, 1 an expectation failed, 2 a scenario file is invalid,
+// 3 nondeterminism detected.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "duet/sim/runner.hpp"
+
+using namespace duet;
+
+namespace {
+
+std::vector<std::string> collect(const std::vector<std::string>& paths, std::vector<std::string>& missing) {
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) {
+      std::vector<std::string> here;
+      for (const auto& e : std::filesystem::recursive_directory_iterator(p, ec)) {
+        if (e.is_regular_file() && e.path().extension() == ".toml") here.push_back(e.path().string());
+      }
+      std::sort(here.begin(), here.end());
+      files.insert(files.end(), here.begin(), here.end());
+    } else if (std::filesystem::is_regular_file(p, ec)) {
+      files.push_back(p);
+    } else {
+      missing.push_back(p);
+    }
+  }
+  return files;
+}
+
+struct Outcome {
+  enum Kind { passed, failed, invalid, nondeterministic } kind = passed;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"duet-sim: dual-stack scenarios in a deterministic simulator"};
+  app.require_subcommand(1);
+  auto* run = app.add_subcommand("run", "run scenario files or folders of them");
+  std::vector<std::string> paths;
+  std::optional<std::uint64_t> seed;
+  std::string seeds;
+  int swarm = 0;
+  std::string trace_path, pcap_path;
+  bool check = false, as_json = false, verbose = false, perturb = false;
+  run->add_option("paths", paths, "scenario files or folders")->required();
+  run->add_option("--seed", seed, "seed (default: the scenario's own, else 1)");
+  run->add_option("--seeds", seeds, "a range of seeds, e.g. 1..100");
+  run->add_option("--swarm", swarm, "run K seeds with link properties drawn from each scenario's [swarm] bounds");
+  run->add_option("--trace", trace_path, "write the trace (JSON lines) of the last run here");
+  run->add_option("--pcap", pcap_path, "write the packets of the last run here");
+  run->add_flag("--check-determinism", check, "run every scenario twice per seed and compare the traces");
+  run->add_flag("--json", as_json, "print results as JSON");
+  run->add_flag("-v,--verbose", verbose, "print every engine event in virtual time");
+  run->add_flag("--self-test-perturb", perturb, "self-test of the determinism check: change the second run's seed");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stdout_color_mt("duet-sim");
+  logger->set_pattern("    %v");
+  logger->set_level(verbose ? spdlog::level::info : spdlog::level::off);
+
+  std::vector<std::uint64_t> seed_list;
+  if (!seeds.empty()) {
+    auto dots = seeds.find("..");
+    try {
+      if (dots == std::string::npos) throw std::invalid_argument("no ..");
+      const auto a = std::stoull(seeds.substr(0, dots));
+      const auto b = std::stoull(seeds.substr(dots + 2));
+      if (b < a || b - a > 100000) throw std::invalid_argument("range");
+      for (auto s = a; s <= b; ++s) seed_list.push_back(s);
+    } catch (const std::exception&) {
+      std::cerr << "duet-sim: --seeds wants A..B with A <= B (at most 100000 seeds), not '" << seeds << "'\n";
+      return 2;
+    }
+  }
+
+  std::vector<std::string> missing;
+  const auto files = collect(paths, missing);
+  for (const auto& m : missing) std::cerr << m << ": no such file or folder\n";
+  if (files.empty() && missing.empty()) {
+    std::cerr << "duet-sim: no scenario files (*.toml) found\n";
+    return 2;
+  }
+  int passed = 0, failed = 0;
+  bool any_invalid = !missing.empty(), any_nondeterministic = false;
+  nlohmann::ordered_json report = nlohmann::ordered_json::array();
+  const auto wall_start = std::chrono::steady_clock::now();
+
+  for (const auto& file : files) {
+    std::vector<sim::ScenarioError> errors;
+    auto scenario = sim::load_scenario(file, errors);
+    if (!scenario) {
+      any_invalid = true;
+      ++failed;
+      for (const auto& e : errors) std::cout << "INVALID " << e.to_string() << "\n";
+      report.push_back({{"file", file}, {"result", "invalid"}, {"errors", [&] {
+                          std::vector<std::string> v;
+                          for (const auto& e : errors) v.push_back(e.to_string());
+                          return v;
+                        }()}});
+      continue;
+    }
+    std::vector<std::uint64_t> run_seeds = seed_list;
+    if (run_seeds.empty()) run_seeds.push_back(seed.value_or(scenario->seed));
+    const bool swarming = swarm > 0;
+    if (swarming) {
+      run_seeds.clear();
+      const auto base = seed.value_or(scenario->seed);
+      for (int k = 0; k < swarm; ++k) run_seeds.push_back(base + static_cast<std::uint64_t>(k));
+    }
+    Outcome::Kind kind = Outcome::passed;
+    std::vector<std::string> notes;
+    double wall_ms = 0, virtual_s = 0;
+    std::uint64_t failing_seed = 0;
+    for (const auto seed_now : run_seeds) {
+      sim::RunOptions o;
+      o.seed = seed_now;
+      o.swarm = swarming;
+      o.log = verbose && run_seeds.size() == 1 ? logger.get() : nullptr;
+      std::vector<std::string> trace_a;
+      std::ofstream trace_file;
+      if (!trace_path.empty()) trace_file.open(trace_path);
+      o.trace = [&](std::string_view l) {
+        if (check) trace_a.emplace_back(l);
+        if (trace_file) trace_file << l << '\n';
+      };
+      o.pcap = pcap_path;
+      if (verbose && run_seeds.size() == 1) std::cout << "  " << scenario->name << " (seed " << seed_now << ")\n";
+      const auto result = sim::run_scenario(*scenario, o);
+      wall_ms += result.wall_ms;
+      virtual_s = net::to_ms(result.virtual_time) / 1000;
+      if (result.invalid()) {
+        kind = Outcome::invalid;
+        for (const auto& e : result.errors) notes.push_back("INVALID " + e.to_string());
+        break;
+      }
+      if (check) {
+        std::vector<std::string> trace_b;
+        sim::RunOptions again = o;
+        again.seed = perturb ? seed_now + 1 : seed_now;
+        again.log = nullptr;
+        again.pcap.clear();
+        again.trace = [&](std::string_view l) { trace_b.emplace_back(l); };
+        sim::run_scenario(*scenario, again);
+        for (std::size_t i = 0; i < std::max(trace_a.size(), trace_b.size()); ++i) {
+          const std::string a = i < trace_a.size() ? trace_a[i] : "(end of trace)";
+          const std::string b = i < trace_b.size() ? trace_b[i] : "(end of trace)";
+          if (a != b) {
+            kind = Outcome::nondeterministic;
+            notes.push_back("nondeterminism with seed " + std::to_string(seed_now) + ": traces differ first at line " +
+                            std::to_string(i + 1) + ":\n      run 1: " + a + "\n      run 2: " + b);
+            break;
+          }
+        }
+        if (kind == Outcome::nondeterministic) break;
+      }
+      if (!result.passed()) {
+        kind = Outcome::failed;
+        failing_seed = seed_now;
+        for (const auto& e : result.expectations) {
+          if (!e.passed) {
+            notes.push_back("expected (line " + std::to_string(e.expectation.line) + "): " + e.expectation.text +
+                            "\n      saw: " + e.detail);
+          }
+        }
+        notes.push_back("replay: duet-sim run " + file + " --seed " + std::to_string(seed_now) + (swarming ? " --swarm 1" : "") + " -v");
+        break;
+      }
+    }
+    const char* word = kind == Outcome::passed ? "PASS" : kind == Outcome::failed ? "FAIL" : kind == Outcome::invalid ? "INVALID" : "NONDETERMINISTIC";
+    char timing[128];
+    if (run_seeds.size() == 1) {
+      std::snprintf(timing, sizeof timing, "seed %llu, virtual %.3f s, wall %.1f ms", static_cast<unsigned long long>(run_seeds[0]), virtual_s, wall_ms);
+    } else {
+      std::snprintf(timing, sizeof timing, "%zu seeds from %llu, wall %.1f ms", run_seeds.size(), static_cast<unsigned long long>(run_seeds[0]), wall_ms);
+    }
+    if (!as_json) {
+      std::cout << word << "  " << scenario->name << "  (" << timing << ")\n";
+      for (const auto& n : notes) std::cout << "    " << n << "\n";
+    }
+    report.push_back({{"file", file}, {"name", scenario->name}, {"result", word}, {"seeds", run_seeds.size()},
+                      {"first_seed", run_seeds[0]}, {"failing_seed", failing_seed}, {"wall_ms", wall_ms}, {"notes", notes}});
+    if (kind == Outcome::passed) ++passed;
+    else ++failed;
+    any_invalid = any_invalid || kind == Outcome::invalid;
+    any_nondeterministic = any_nondeterministic || kind == Outcome::nondeterministic;
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (as_json) {
+    std::cout << nlohmann::ordered_json{{"passed", passed}, {"failed", failed}, {"wall_s", wall}, {"scenarios", report}}.dump(2) << "\n";
+  } else {
+    std::printf("%d passed, %d failed\n", passed, failed);
+  }
+  if (any_nondeterministic) return 3;
+  if (any_invalid) return 2;
+  return failed > 0 ? 1 : 0;
+}
