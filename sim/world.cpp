@@ -240,6 +240,13 @@ void SimWorld::add_route(const std::string& host, const std::string& prefix, Rou
     throw SimError("host '" + host + "': route " + prefix + " names unknown interface '" +
                    interface + "'");
   }
+  for (const auto& r : h.routes) {
+    if (r.prefix == p) {
+      // As `ip route add`: a route for the same prefix (an on-link one too) is not replaced.
+      throw SimError("host '" + host + "' has a route for " + p.to_string() +
+                     " already (ip route add: File exists); remove it first or use a longer prefix");
+    }
+  }
   set_route(h, Route{p, verdict, interface, h.find_interface(interface), false});
   static const char* names[] = {"forward", "blackhole", "unreachable", "prohibit"};
   impl_->trace(h, "route-add",

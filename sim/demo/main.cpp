@@ -31,12 +31,12 @@ struct Situation {
 
 const Situation kSituations[] = {
     {"IPv6 and IPv4 healthy", nullptr, sim::RouteVerdict::forward},
-    {"IPv6 silently blackholed on the router", "fd00:2::/64", sim::RouteVerdict::blackhole},
-    {"IPv6 unreachable on the router (ICMPv6 no route)", "fd00:2::/64",
+    {"IPv6 silently blackholed on the router", "fd00:2::2/128", sim::RouteVerdict::blackhole},
+    {"IPv6 unreachable on the router (ICMPv6 no route)", "fd00:2::2/128",
      sim::RouteVerdict::unreachable},
-    {"IPv6 prohibited on the router (ICMPv6 admin prohibited)", "fd00:2::/64",
+    {"IPv6 prohibited on the router (ICMPv6 admin prohibited)", "fd00:2::2/128",
      sim::RouteVerdict::prohibit},
-    {"IPv4 prohibited on the router, IPv6 healthy", "198.18.2.0/24", sim::RouteVerdict::prohibit},
+    {"IPv4 prohibited on the router, IPv6 healthy", "198.18.2.2/32", sim::RouteVerdict::prohibit},
 };
 
 void build(sim::SimWorld& w, const Situation& s) {

@@ -24,7 +24,7 @@ std::vector<std::string> collect(const std::vector<std::string>& paths, std::vec
     std::error_code ec;
     if (std::filesystem::is_directory(p, ec)) {
       std::vector<std::string> here;
-      for (const auto& e : std::filesystem::recursive_directory_iterator(p, ec)) {
+      for (const auto& e : std::filesystem::directory_iterator(p, ec)) {
         if (e.is_regular_file() && e.path().extension() == ".toml") here.push_back(e.path().string());
       }
       std::sort(here.begin(), here.end());

@@ -153,7 +153,7 @@ private:
     std::set<std::string> names;
     std::uint64_t id_base = 1;
     for (const auto& spec : s_.instances) {
-      if (!world_.has_host(spec.host)) invalid(spec.line, "instance '" + spec.name + "' names unknown host '" + spec.host + "'");
+      if (!world_.has_host(spec.host)) invalid(spec.host_line ? spec.host_line : spec.line, "instance '" + spec.name + "' names unknown host '" + spec.host + "'");
       if (!names.insert(spec.name).second) invalid(spec.line, "two instances are named '" + spec.name + "'");
       auto inst = std::make_unique<Instance>();
       inst->spec = &spec;

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 
 #include "duet/net/error.hpp"
 #include "duet/sim/scenario.hpp"
@@ -134,26 +135,156 @@ bool split_host_if(const std::string& s, std::string& host, std::string& iface) 
 
 }  // namespace
 
-std::optional<Scenario> load_scenario(const std::string& path, std::vector<ScenarioError>& errors) {
-  const std::size_t errors_before = errors.size();
-  toml::table root;
+namespace {
+
+std::optional<toml::table> parse(const std::string& path, std::vector<ScenarioError>& errors) {
   try {
-    root = toml::parse_file(path);
+    return toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     errors.push_back({path, static_cast<int>(e.source().begin.line), std::string(e.description())});
     return std::nullopt;
   }
+}
+
+/// Hosts, links and DNS: from the scenario itself or from its shared topology file.
+void read_world(const toml::table& root, Reader& r, Scenario& s);
+
+}  // namespace
+
+std::optional<Scenario> load_scenario(const std::string& path, std::vector<ScenarioError>& errors) {
+  const std::size_t errors_before = errors.size();
+  auto parsed = parse(path, errors);
+  if (!parsed) return std::nullopt;
+  const toml::table& root = *parsed;
   Reader r(path, errors);
   Scenario s;
   s.file = path;
-  r.unknown_keys(root, {"name", "duration", "seed", "host", "link", "dns", "instance", "fault", "send", "expect",
-                        "swarm", "simulator_only"},
+  r.unknown_keys(root, {"name", "duration", "seed", "topology", "host", "link", "dns", "instance", "fault", "send",
+                        "expect", "swarm", "simulator_only"},
                  "the scenario");
   s.name = r.string(root, "name", true).value_or(path);
   if (auto d = r.duration(root, "duration")) s.duration = *d;
   if (auto seed = r.integer(root, "seed", 0, INT64_MAX)) s.seed = static_cast<std::uint64_t>(*seed);
   s.simulator_only = r.string(root, "simulator_only", false).value_or("");
+  if (auto topo = r.string(root, "topology", false)) {
+    const auto topo_path = (std::filesystem::path(path).parent_path() / *topo).string();
+    if (auto t = parse(topo_path, errors)) {
+      Reader tr(topo_path, errors);
+      tr.unknown_keys(*t, {"host", "link", "dns"}, "a topology file");
+      read_world(*t, tr, s);
+    }
+  }
+  read_world(root, r, s);
 
+  if (const auto* instances = r.array_of_tables(root, "instance")) {
+    for (const auto& node : *instances) {
+      const auto& t = *node.as_table();
+      r.unknown_keys(t, {"name", "host", "config", "start"}, "[[instance]]");
+      ScenarioInstance i;
+      i.line = r.line(&t);
+      i.name = r.string(t, "name", true).value_or("");
+      i.host = r.string(t, "host", true).value_or("");
+      if (const toml::node* h = t.get("host")) i.host_line = r.line(h);
+      i.config = r.string(t, "config", true).value_or("");
+      if (auto d = r.duration(t, "start")) i.start = *d;
+      s.instances.push_back(std::move(i));
+    }
+  }
+
+  static const char* kActions[] = {"route", "unroute", "partition", "heal", "down", "up", "crash", "restart",
+                                   "remove-address", "add-address"};
+  if (const auto* faults = r.array_of_tables(root, "fault")) {
+    for (const auto& node : *faults) {
+      const auto& t = *node.as_table();
+      ScenarioFault f;
+      f.line = r.line(&t);
+      if (auto d = r.duration(t, "at")) f.at = *d;
+      else r.error(&t, "a fault needs at = \"TIME\"");
+      f.host = r.string(t, "host", true).value_or("");
+      int actions = 0;
+      for (const auto& [k, v] : t) {
+        const std::string key(k.str());
+        if (key == "at" || key == "host") continue;
+        bool known = false;
+        for (const char* a : kActions) known = known || key == a;
+        if (!known) {
+          r.error(&v, "unknown fault '" + key + "' (route, unroute, partition, heal, down, up, crash, restart, remove-address, add-address)");
+          continue;
+        }
+        ++actions;
+        f.action = key;
+        if (v.is_string()) f.argument = v.as_string()->get();
+        else if (!v.is_boolean()) r.error(&v, "'" + key + "' takes a string (or true for crash/restart)");
+      }
+      if (actions != 1) r.error(&t, "a fault does exactly one thing");
+      s.faults.push_back(std::move(f));
+    }
+  }
+
+  if (const auto* sends = r.array_of_tables(root, "send")) {
+    for (const auto& node : *sends) {
+      const auto& t = *node.as_table();
+      r.unknown_keys(t, {"at", "instance", "count"}, "[[send]]");
+      ScenarioSend x;
+      x.line = r.line(&t);
+      x.at = r.duration(t, "at").value_or(net::Duration{0});
+      x.instance = r.string(t, "instance", true).value_or("");
+      x.count = static_cast<int>(r.integer(t, "count", 1, 100000).value_or(0));
+      s.sends.push_back(std::move(x));
+    }
+  }
+
+  if (const toml::node* expect = root.get("expect")) {
+    if (!expect->is_array()) r.error(expect, "'expect' must be a list of sentences");
+    else {
+      for (const auto& x : *expect->as_array()) {
+        if (!x.is_string()) r.error(&x, "an expectation must be a sentence in quotes");
+        else s.expectations.push_back({x.as_string()->get(), r.line(&x)});
+      }
+    }
+  }
+  if (s.expectations.empty()) r.error(&root, "a scenario needs at least one expectation (expect = [...])");
+
+  if (const toml::node* sw = root.get("swarm")) {
+    if (!sw->is_table()) r.error(sw, "'swarm' must be a table");
+    else {
+      const auto& t = *sw->as_table();
+      r.unknown_keys(t, {"delay", "jitter", "loss"}, "[swarm]");
+      auto range_d = [&](const char* key) -> std::optional<std::pair<net::Duration, net::Duration>> {
+        const toml::node* n = t.get(key);
+        if (!n) return std::nullopt;
+        const auto* a = n->as_array();
+        if (!a || a->size() != 2 || !(*a)[0].is_string() || !(*a)[1].is_string()) {
+          r.error(n, std::string("swarm ") + key + " must be [\"LOW\", \"HIGH\"]");
+          return std::nullopt;
+        }
+        auto lo = parse_duration((*a)[0].as_string()->get());
+        auto hi = parse_duration((*a)[1].as_string()->get());
+        if (!lo || !hi || *hi < *lo) {
+          r.error(n, std::string("swarm ") + key + " must be two durations, low first");
+          return std::nullopt;
+        }
+        return std::pair{*lo, *hi};
+      };
+      s.swarm.delay = range_d("delay");
+      s.swarm.jitter = range_d("jitter");
+      if (const toml::node* n = t.get("loss")) {
+        const auto* a = n->as_array();
+        if (!a || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number()) {
+          r.error(n, "swarm loss must be [LOW, HIGH]");
+        } else {
+          s.swarm.loss = std::pair{(*a)[0].value<double>().value_or(0), (*a)[1].value<double>().value_or(0)};
+        }
+      }
+    }
+  }
+  if (errors.size() != errors_before) return std::nullopt;
+  return s;
+}
+
+namespace {
+
+void read_world(const toml::table& root, Reader& r, Scenario& s) {
   if (const auto* hosts = r.array_of_tables(root, "host")) {
     for (const auto& node : *hosts) {
       const auto& t = *node.as_table();
@@ -264,109 +395,8 @@ std::optional<Scenario> load_scenario(const std::string& path, std::vector<Scena
     }
   }
 
-  if (const auto* instances = r.array_of_tables(root, "instance")) {
-    for (const auto& node : *instances) {
-      const auto& t = *node.as_table();
-      r.unknown_keys(t, {"name", "host", "config", "start"}, "[[instance]]");
-      ScenarioInstance i;
-      i.line = r.line(&t);
-      i.name = r.string(t, "name", true).value_or("");
-      i.host = r.string(t, "host", true).value_or("");
-      i.config = r.string(t, "config", true).value_or("");
-      if (auto d = r.duration(t, "start")) i.start = *d;
-      s.instances.push_back(std::move(i));
-    }
-  }
-
-  static const char* kActions[] = {"route", "unroute", "partition", "heal", "down", "up", "crash", "restart",
-                                   "remove-address", "add-address"};
-  if (const auto* faults = r.array_of_tables(root, "fault")) {
-    for (const auto& node : *faults) {
-      const auto& t = *node.as_table();
-      ScenarioFault f;
-      f.line = r.line(&t);
-      if (auto d = r.duration(t, "at")) f.at = *d;
-      else r.error(&t, "a fault needs at = \"TIME\"");
-      f.host = r.string(t, "host", true).value_or("");
-      int actions = 0;
-      for (const auto& [k, v] : t) {
-        const std::string key(k.str());
-        if (key == "at" || key == "host") continue;
-        bool known = false;
-        for (const char* a : kActions) known = known || key == a;
-        if (!known) {
-          r.error(&v, "unknown fault '" + key + "' (route, unroute, partition, heal, down, up, crash, restart, remove-address, add-address)");
-          continue;
-        }
-        ++actions;
-        f.action = key;
-        if (v.is_string()) f.argument = v.as_string()->get();
-        else if (!v.is_boolean()) r.error(&v, "'" + key + "' takes a string (or true for crash/restart)");
-      }
-      if (actions != 1) r.error(&t, "a fault does exactly one thing");
-      s.faults.push_back(std::move(f));
-    }
-  }
-
-  if (const auto* sends = r.array_of_tables(root, "send")) {
-    for (const auto& node : *sends) {
-      const auto& t = *node.as_table();
-      r.unknown_keys(t, {"at", "instance", "count"}, "[[send]]");
-      ScenarioSend x;
-      x.line = r.line(&t);
-      x.at = r.duration(t, "at").value_or(net::Duration{0});
-      x.instance = r.string(t, "instance", true).value_or("");
-      x.count = static_cast<int>(r.integer(t, "count", 1, 100000).value_or(0));
-      s.sends.push_back(std::move(x));
-    }
-  }
-
-  if (const toml::node* expect = root.get("expect")) {
-    if (!expect->is_array()) r.error(expect, "'expect' must be a list of sentences");
-    else {
-      for (const auto& x : *expect->as_array()) {
-        if (!x.is_string()) r.error(&x, "an expectation must be a sentence in quotes");
-        else s.expectations.push_back({x.as_string()->get(), r.line(&x)});
-      }
-    }
-  }
-  if (s.expectations.empty()) r.error(&root, "a scenario needs at least one expectation (expect = [...])");
-
-  if (const toml::node* sw = root.get("swarm")) {
-    if (!sw->is_table()) r.error(sw, "'swarm' must be a table");
-    else {
-      const auto& t = *sw->as_table();
-      r.unknown_keys(t, {"delay", "jitter", "loss"}, "[swarm]");
-      auto range_d = [&](const char* key) -> std::optional<std::pair<net::Duration, net::Duration>> {
-        const toml::node* n = t.get(key);
-        if (!n) return std::nullopt;
-        const auto* a = n->as_array();
-        if (!a || a->size() != 2 || !(*a)[0].is_string() || !(*a)[1].is_string()) {
-          r.error(n, std::string("swarm ") + key + " must be [\"LOW\", \"HIGH\"]");
-          return std::nullopt;
-        }
-        auto lo = parse_duration((*a)[0].as_string()->get());
-        auto hi = parse_duration((*a)[1].as_string()->get());
-        if (!lo || !hi || *hi < *lo) {
-          r.error(n, std::string("swarm ") + key + " must be two durations, low first");
-          return std::nullopt;
-        }
-        return std::pair{*lo, *hi};
-      };
-      s.swarm.delay = range_d("delay");
-      s.swarm.jitter = range_d("jitter");
-      if (const toml::node* n = t.get("loss")) {
-        const auto* a = n->as_array();
-        if (!a || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number()) {
-          r.error(n, "swarm loss must be [LOW, HIGH]");
-        } else {
-          s.swarm.loss = std::pair{(*a)[0].value<double>().value_or(0), (*a)[1].value<double>().value_or(0)};
-        }
-      }
-    }
-  }
-  if (errors.size() != errors_before) return std::nullopt;
-  return s;
 }
+
+}  // namespace
 
 }  // namespace duet::sim

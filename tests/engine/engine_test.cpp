@@ -102,7 +102,7 @@ TEST_P(Fallback, Ipv6BlackholedClientConnectsOverIpv4) {
   sim::SimWorld w(2);
   build_three_hosts(w);
   dual_stack_dns(w);
-  w.add_route("router", "fd00:2::/64", sim::RouteVerdict::blackhole);
+  w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
   Instance server(w, "server", kServer, 1000);
   Instance client(w, "client",
                   std::string("mode client\nconnect-timeout 5\nremote vpn.test 1194 ") + c.proto +
@@ -136,7 +136,7 @@ TEST(Engine, IcmpErrorsMoveOnBeforeTheAttemptDelay) {
   build_three_hosts(w);
   dual_stack_dns(w);
   w.settings("router").icmp_ratelimit_v6 = 0ms;
-  w.add_route("router", "fd00:2::/64", sim::RouteVerdict::prohibit);
+  w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::prohibit);
   Instance server(w, "server", kServer, 1000);
   Instance client(w, "client", "mode client\nremote vpn.test 1194 udp\nhappy-eyeballs-delay 2000\n", 1);
   server.start();
@@ -158,7 +158,7 @@ TEST(Engine, FailoverMidSessionAndBack) {
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
   EXPECT_TRUE(client.client->remote()->address.is_v6());
   const auto fault_at = w.now();
-  w.add_route("router", "fd00:2::/64", sim::RouteVerdict::blackhole);
+  w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
   ASSERT_TRUE(w.run_until([&] { return client.client->connections_made() == 2 && client.client->connected(); }, 30s));
   EXPECT_TRUE(client.client->remote()->address.is_v4());
   EXPECT_LE(w.now() - fault_at, net::Duration(4s));  // keepalive timeout 3 s + one attempt delay

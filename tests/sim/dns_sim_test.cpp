@@ -54,7 +54,7 @@ TEST(SimDns, ALocalVerdictForIpv6MovesItBehindIpv4) {
   sim::SimWorld w(1);
   build_three_hosts(w);
   w.set_dns("vpn.test", {DnsAnswer::Kind::records, {a("198.18.2.2"), a("fd00:2::2")}});
-  w.add_route("router", "fd00:2::/64", sim::RouteVerdict::blackhole);
+  w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
   EXPECT_EQ(list(resolve(w, "client", "vpn.test")), "fd00:2::2 198.18.2.2");
 }
 

@@ -222,6 +222,11 @@ TEST(SimWorldDescription, NamesWhatIsWrong) {
   EXPECT_THROW(w.set_interface_up("a", "eth7", true), sim::SimError);
   w.add_host("b");
   EXPECT_THROW(w.partition("a", "b"), sim::SimError) << "no link between them";
+  // Like `ip route add`: a prefix that has a route (an on-link one too) is not replaced.
+  w.add_address("a", "eth0", "198.18.0.1/24");
+  EXPECT_THROW(w.add_route("a", "198.18.0.0/24", sim::RouteVerdict::blackhole), sim::SimError);
+  EXPECT_NO_THROW(w.add_route("a", "198.18.0.9/32", sim::RouteVerdict::blackhole));
+  EXPECT_THROW(w.add_route("a", "198.18.0.9/32", sim::RouteVerdict::prohibit), sim::SimError);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ namespace {
 TEST(SimTcp, SynRetriesFollowLinuxBackoffUntilGiveUp) {
   sim::SimWorld w(1);
   build_three_hosts(w);
-  w.add_route("router", "198.18.2.0/24", RouteVerdict::blackhole);
+  w.add_route("router", "198.18.2.2/32", RouteVerdict::blackhole);
   std::vector<double> syn_times;
   w.set_trace([&](std::string_view line) {
     if (line.find("\"event\":\"send\"") != std::string_view::npos &&
@@ -31,7 +31,7 @@ TEST(SimTcp, SynRetriesSettingShortensTheGiveUp) {
   sim::SimWorld w(1);
   build_three_hosts(w);
   w.settings("client").tcp_syn_retries = 2;
-  w.add_route("router", "fd00:2::/64", RouteVerdict::blackhole);
+  w.add_route("router", "fd00:2::2/128", RouteVerdict::blackhole);
   SimDriver d(w, "client");
   auto o = tcp_connect(d, ep("[fd00:2::2]:443"), std::chrono::seconds(300));
   EXPECT_EQ(o.errno_name(), "ETIMEDOUT");
@@ -41,7 +41,7 @@ TEST(SimTcp, SynRetriesSettingShortensTheGiveUp) {
 TEST(SimTcp, CallerTimeoutWinsOverSynRetries) {
   sim::SimWorld w(1);
   build_three_hosts(w);
-  w.add_route("router", "198.18.2.0/24", RouteVerdict::blackhole);
+  w.add_route("router", "198.18.2.2/32", RouteVerdict::blackhole);
   SimDriver d(w, "client");
   auto o = tcp_connect(d, ep("198.18.2.2:443"), 250ms);
   EXPECT_EQ(o.errno_name(), "ETIMEDOUT");

@@ -43,6 +43,7 @@ struct ScenarioInstance {
   std::string config;  ///< daemon configuration text
   net::Duration start{0};
   int line = 0;
+  int host_line = 0;
 };
 
 struct ScenarioFault {

@@ -93,7 +93,8 @@ public:
   void set_link_properties(const std::string& host_a, const std::string& host_b,
                            LinkProperties properties);
   /// ip route add [verdict] PREFIX [dev IF]; "default" / "default6" for 0.0.0.0/0 / ::/0.
-  /// Replaces a route for the same prefix.
+  /// Like Linux, a route for a prefix that has one already (on-link ones included) is an
+  /// error: put a verdict on a longer prefix (a host route) instead.
   void add_route(const std::string& host, const std::string& prefix, RouteVerdict verdict,
                  const std::string& interface = "");
   void remove_route(const std::string& host, const std::string& prefix);
