@@ -195,3 +195,43 @@ TEST(Engine, RoundFailureBacksOffWithConnectRetry) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Engine, BadFramingClosesOnlyThatConnection) {
+  sim::SimWorld w(7);
+  build_three_hosts(w);
+  Instance server(w, "server", "mode server\nproto tcp\n", 1000);
+  Instance good(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", 1);
+  server.start();
+  good.start();
+  ASSERT_TRUE(w.run_until([&] { return good.client->connected(); }, 5s));
+  // A hostile peer: a zero length, then (on a second connection) an oversized one.
+  for (const std::vector<std::uint8_t>& bad : {std::vector<std::uint8_t>{0, 0, 'x'}, std::vector<std::uint8_t>{0x50, 0x00}}) {
+    auto s = std::move(*w.stack("client").open_stream(net::Family::v4));
+    bool connected = false;
+    s->connect(ep("198.18.2.2:1194"), 1s, [&](std::error_code ec) { connected = !ec; });
+    ASSERT_TRUE(w.run_until([&] { return connected; }, 2s));
+    s->write(bad, [](std::error_code) {});
+    bool closed = false;
+    std::function<void()> drain = [&] {
+      s->read_some([&](std::error_code ec, std::span<const std::uint8_t> d) {
+        if (ec || d.empty()) closed = true;
+        else drain();
+      });
+    };
+    drain();
+    EXPECT_TRUE(w.run_until([&] { return closed; }, 2s)) << "the server closes a connection that breaks framing";
+  }
+  const auto errors = server.of(EventKind::framing_error);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].detail, "message with length 0");
+  EXPECT_EQ(errors[1].detail, "message longer than allowed");
+  w.run_for(5s);
+  EXPECT_TRUE(good.client->connected()) << "other peers are untouched";
+  good.client->send(sim::ProbeSession::data(1));
+  w.run_for(100ms);
+  EXPECT_EQ(server.sessions.stats.data_received, 1u);
+}
+
+}  // namespace

@@ -11,6 +11,10 @@
 
 namespace duet::transport {
 
+/// The largest session message the engine accepts on a stream (a jumbo frame plus
+/// headers fits; anything longer is a broken or hostile peer).
+constexpr std::size_t kMaxStreamMessage = 16384;
+
 enum class FramingError { zero_length = 1, oversized };
 const std::error_category& framing_category();
 std::error_code make_error_code(FramingError e);
@@ -20,7 +24,7 @@ std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message);
 
 class Deframer {
 public:
-  explicit Deframer(std::size_t max_message = 65535) : max_(max_message) {}
+  explicit Deframer(std::size_t max_message = kMaxStreamMessage) : max_(max_message) {}
   /// Consumes bytes, calling `on_message` for each complete message; stops at the first
   /// bad length and returns its error (the connection should then be closed).
   std::error_code feed(std::span<const std::uint8_t> bytes,
