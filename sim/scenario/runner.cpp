@@ -95,6 +95,11 @@ public:
       world_.run_for(s_.duration);
       result_.virtual_time = world_.now().time_since_epoch();
       judge();
+      for (const auto& in : instances_) {
+        for (const auto& e : in->events) {
+          if (e.kind == EventKind::connected) result_.connected_at[in->spec->name].push_back(e.time);
+        }
+      }
     }
     stop_all();
     result_.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall).count();

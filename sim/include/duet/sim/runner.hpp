@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,8 @@ struct RunResult {
   std::vector<ExpectationResult> expectations;
   net::Duration virtual_time{0};
   double wall_ms = 0;
+  /// For each instance, the virtual times at which it connected (for benchmarks).
+  std::map<std::string, std::vector<net::TimePoint>> connected_at;
   [[nodiscard]] bool invalid() const { return !errors.empty(); }
   [[nodiscard]] bool passed() const;
 };

@@ -1,0 +1,94 @@
+// The engine in the simulator, measured in virtual time: how long a client needs when
+// IPv6 is silently blackholed (racing on and off), how long failover takes mid-session,
+// and how many scenarios the runner gets through per second of wall time.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "duet/sim/runner.hpp"
+
+using namespace duet;
+
+namespace {
+
+const std::string kTopology = DUET_SCENARIOS "/topologies/dual-stack.toml";
+
+/// Writes a scenario to a temporary file and runs it; returns the connected times.
+sim::RunResult run(const std::string& body, std::uint64_t seed = 1) {
+  const auto path = std::filesystem::temp_directory_path() / ("duet-bench-" + std::to_string(seed) + ".toml");
+  std::ofstream(path) << "topology = \"" << kTopology << "\"\n" << body;
+  std::vector<sim::ScenarioError> errors;
+  auto s = sim::load_scenario(path.string(), errors);
+  std::filesystem::remove(path);
+  if (!s) {
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    std::exit(2);
+  }
+  sim::RunOptions o;
+  o.seed = seed;
+  return sim::run_scenario(*s, o);
+}
+
+double ms(net::Duration d) { return net::to_ms(d); }
+
+double connect_ms(const std::string& transport, const std::string& extra) {
+  const auto r = run("name = \"bench\"\nduration = \"300s\"\nexpect = [\"client connects over IPv4\"]\n"
+                     "[[fault]]\nat = \"0s\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
+                     "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " + transport + "\\n\"\n"
+                     "[[instance]]\nname = \"client\"\nhost = \"client\"\nconfig = \"mode client\\nremote vpn.test 1194 " +
+                     transport + "\\n" + extra + "\"\n");
+  if (!r.passed()) return -1;
+  return ms(r.connected_at.at("client").front().time_since_epoch());
+}
+
+double failover_ms(const std::string& transport, const std::string& keepalive) {
+  const auto r = run("name = \"bench\"\nduration = \"200s\"\nexpect = [\"client ends connected over IPv4\"]\n"
+                     "[[fault]]\nat = \"5s\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
+                     "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " + transport + "\\n\"\n"
+                     "[[instance]]\nname = \"client\"\nhost = \"client\"\nconfig = \"mode client\\nremote vpn.test 1194 " +
+                     transport + "\\n" + keepalive + "\"\n");
+  if (!r.passed() || r.connected_at.at("client").size() < 2) return -1;
+  return ms(r.connected_at.at("client")[1].time_since_epoch()) - 5000;
+}
+
+}  // namespace
+
+int main() {
+  std::printf("## Time to connect with IPv6 silently blackholed (virtual ms, seed 1, 20 ms RTT)\n\n");
+  std::printf("| transport | racing (default, 250 ms) | racing off, connect-timeout 120 s (default) | racing off, connect-timeout 5 s |\n");
+  std::printf("|---|---:|---:|---:|\n");
+  for (const char* t : {"udp", "tcp"}) {
+    std::printf("| %s | %.1f | %.1f | %.1f |\n", t, connect_ms(t, ""), connect_ms(t, "happy-eyeballs-delay 0\\n"),
+                connect_ms(t, "happy-eyeballs-delay 0\\nconnect-timeout 5\\n"));
+  }
+  std::printf("\n## Failover mid-session: IPv6 blackholed at 5 s, time until connected over IPv4 (virtual ms)\n\n");
+  std::printf("| transport | keepalive 10 60 (default) | keepalive 1 3 |\n|---|---:|---:|\n");
+  for (const char* t : {"udp", "tcp"}) {
+    std::printf("| %s | %.1f | %.1f |\n", t, failover_ms(t, ""), failover_ms(t, "keepalive 1 3\\n"));
+  }
+  // Scenarios per second of wall time over the whole library.
+  std::vector<sim::Scenario> library;
+  for (const auto& e : std::filesystem::directory_iterator(DUET_SCENARIOS)) {
+    if (e.path().extension() != ".toml") continue;
+    std::vector<sim::ScenarioError> errors;
+    if (auto s = sim::load_scenario(e.path().string(), errors)) library.push_back(std::move(*s));
+  }
+  const int rounds = 50;
+  int runs = 0, passed = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int r = 0; r < rounds; ++r) {
+    for (const auto& s : library) {
+      sim::RunOptions o;
+      o.seed = static_cast<std::uint64_t>(r + 1);
+      passed += sim::run_scenario(s, o).passed() ? 1 : 0;
+      ++runs;
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("\n## Runner speed\n\n%d scenario runs (%zu scenarios x %d seeds, %d passed) in %.2f s of wall time: "
+              "%.0f scenarios per second; the whole library once: %.1f ms\n",
+              runs, library.size(), rounds, passed, wall, runs / wall, 1000 * wall / rounds);
+  return 0;
+}
