@@ -62,13 +62,24 @@ int main(int argc, char** argv) {
   run->add_option("--pcap", pcap_path, "write the packets of the last run here");
   run->add_flag("--check-determinism", check, "run every scenario twice per seed and compare the traces");
   run->add_flag("--json", as_json, "print results as JSON");
-  run->add_flag("-v,--verbose", verbose, "print every engine event in virtual time");
+  run->add_flag("-v,--verbose", verbose, "print every engine event in virtual time (same as --log-level info)");
+  std::string level;
+  run->add_option("--log-level", level, "engine events to print: trace, debug, info, warn, error, off");
   run->add_flag("--self-test-perturb", perturb, "self-test of the determinism check: change the second run's seed");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stdout_color_mt("duet-sim");
   logger->set_pattern("    %v");
   logger->set_level(verbose ? spdlog::level::info : spdlog::level::off);
+  if (!level.empty()) {
+    const auto l = spdlog::level::from_str(level);
+    if (l == spdlog::level::off && level != "off") {
+      std::cerr << "duet-sim: unknown log level '" << level << "'\n";
+      return 2;
+    }
+    logger->set_level(l);
+    verbose = l != spdlog::level::off;
+  }
 
   std::vector<std::uint64_t> seed_list;
   if (!seeds.empty()) {
