@@ -337,6 +337,48 @@ void SimWorld::Impl::deliver(Host& h, const std::shared_ptr<Packet>& p) {
   }
 }
 
+IcmpMeaning icmp_meaning(const Packet& icmp) {
+  using E = std::errc;
+  if (icmp.family() == Family::v4 && icmp.icmp_type == icmp4::dest_unreachable) {
+    struct Row {
+      E error;
+      bool fatal;
+    };
+    static const Row table[] = {
+        {E::network_unreachable, false},  // 0 net unreachable
+        {E::host_unreachable, false},     // 1 host unreachable
+        {E::no_protocol_option, true},    // 2 protocol unreachable
+        {E::connection_refused, true},    // 3 port unreachable
+        {E::message_size, false},         // 4 fragmentation needed
+        {E::operation_not_supported, false},  // 5 source route failed
+        {E::network_unreachable, true},   // 6 net unknown
+        {E::host_unreachable, true},      // 7 host unknown (EHOSTDOWN in Linux)
+        {E::network_unreachable, true},   // 8 host isolated (ENONET in Linux)
+        {E::network_unreachable, true},   // 9 net administratively prohibited
+        {E::host_unreachable, true},      // 10 host administratively prohibited
+        {E::network_unreachable, false},  // 11 net unreachable for TOS
+        {E::host_unreachable, false},     // 12 host unreachable for TOS
+        {E::host_unreachable, true},      // 13 communication administratively prohibited
+    };
+    if (icmp.icmp_code < std::size(table)) {
+      return {errc(table[icmp.icmp_code].error), table[icmp.icmp_code].fatal};
+    }
+    return {errc(E::host_unreachable), false};
+  }
+  if (icmp.family() == Family::v6 && icmp.icmp_type == icmp6::dest_unreachable) {
+    switch (icmp.icmp_code) {
+      case icmp6::no_route: return {errc(E::network_unreachable), false};
+      case icmp6::admin_prohibited: return {errc(E::permission_denied), true};
+      case icmp6::port_unreachable: return {errc(E::connection_refused), true};
+      case 5:  // source address failed ingress/egress policy
+      case 6:  // reject route to destination
+        return {errc(E::permission_denied), true};
+      default: return {errc(E::host_unreachable), false};  // beyond scope, address unreachable
+    }
+  }
+  return {};
+}
+
 bool SimWorld::Impl::icmp_allowed(Host& h, const Address& to, bool route_error) {
   if (is_local_address(h, to)) return true;  // Linux never limits ICMP to itself
   const bool v4 = to.is_v4();

@@ -505,37 +505,8 @@ public:
       }
     }
     if (s == nullptr) return;
-    std::error_code ec;
     const bool v4 = icmp.family() == Family::v4;
-    if (v4 && icmp.icmp_type == icmp4::dest_unreachable) {
-      switch (icmp.icmp_code) {
-        case icmp4::net_unreachable:
-        case 9:
-          ec = errc(std::errc::network_unreachable);
-          break;
-        case icmp4::port_unreachable:
-          ec = errc(std::errc::connection_refused);
-          break;
-        default:
-          ec = errc(std::errc::host_unreachable);
-          break;
-      }
-    } else if (!v4 && icmp.icmp_type == icmp6::dest_unreachable) {
-      switch (icmp.icmp_code) {
-        case icmp6::no_route:
-          ec = errc(std::errc::network_unreachable);
-          break;
-        case icmp6::admin_prohibited:
-          ec = errc(std::errc::permission_denied);
-          break;
-        case icmp6::port_unreachable:
-          ec = errc(std::errc::connection_refused);
-          break;
-        default:
-          ec = errc(std::errc::host_unreachable);
-          break;
-      }
-    }
+    const std::error_code ec = icmp_meaning(icmp).error;
     if (!ec) return;  // time exceeded and the like: soft
     if (s->state != TcpState::syn_sent) {
       s->soft_error = ec;  // an established connection rides out ICMP errors

@@ -290,37 +290,9 @@ void SimWorld::Impl::udp_input(Host& h, const std::shared_ptr<Packet>& p) {
 
 void SimWorld::Impl::udp_icmp(Host& h, const Packet& icmp) {
   const Packet& q = *icmp.quoted;
-  std::error_code ec;
-  if (icmp.family() == Family::v4 && icmp.icmp_type == icmp4::dest_unreachable) {
-    // icmp_err_convert[]: only these unreachable codes are hard errors for UDP.
-    switch (icmp.icmp_code) {
-      case icmp4::port_unreachable:
-        ec = errc(std::errc::connection_refused);
-        break;
-      case icmp4::admin_prohibited:
-        ec = errc(std::errc::host_unreachable);
-        break;
-      case 9:
-        ec = errc(std::errc::network_unreachable);
-        break;  // net administratively prohibited
-      case 10:
-        ec = errc(std::errc::host_unreachable);
-        break;  // host administratively prohibited
-      default:
-        break;
-    }
-  } else if (icmp.family() == Family::v6 && icmp.icmp_type == icmp6::dest_unreachable) {
-    switch (icmp.icmp_code) {
-      case icmp6::port_unreachable:
-        ec = errc(std::errc::connection_refused);
-        break;
-      case icmp6::admin_prohibited:
-        ec = errc(std::errc::permission_denied);
-        break;
-      default:
-        break;  // no route, address unreachable: soft errors, never reported
-    }
-  }
+  // Without IP_RECVERR, UDP reports only the fatal ("hard") errors.
+  const IcmpMeaning meaning = icmp_meaning(icmp);
+  const std::error_code ec = meaning.fatal ? meaning.error : std::error_code{};
   for (auto& [id, s] : h.udp) {
     if (s->port != q.sport || !s->remote) continue;
     if (*s->remote != Endpoint{socket_view(s->family, q.dst), q.dport}) continue;

@@ -20,12 +20,7 @@
 
 namespace duet::sim {
 
-using net::Address;
-using net::Duration;
-using net::Endpoint;
-using net::Family;
 using net::Prefix;
-using net::TimePoint;
 
 struct Host;
 struct Link;
@@ -84,6 +79,15 @@ struct Host {
 
   Interface* find_interface(const std::string& name);
 };
+
+/// What an ICMP error means to a socket: Linux's icmp_err_convert (IPv4) and
+/// icmpv6_err_convert (IPv6). Non-fatal errors are "soft": connected UDP never reports
+/// them, established TCP rides them out.
+struct IcmpMeaning {
+  std::error_code error;  ///< empty: not an error for the socket (e.g. time exceeded)
+  bool fatal = false;
+};
+IcmpMeaning icmp_meaning(const Packet& icmp);
 
 /// A packet's way out of a host: the route's verdict and, for forward, the interface.
 struct RouteResult {
