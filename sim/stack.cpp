@@ -250,6 +250,8 @@ public:
     return make_listener(w_, h_, local, options);
   }
 
+  std::uint64_t random() override { return w_.random.next(); }
+
 private:
   SimWorld::Impl& w_;
   Host& h_;

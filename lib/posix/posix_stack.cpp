@@ -1,6 +1,7 @@
 #include "duet/posix/posix_stack.hpp"
 
 #include <ifaddrs.h>
+#include <sys/random.h>
 #include <net/if.h>
 
 #include <array>
@@ -634,6 +635,18 @@ Result<std::unique_ptr<net::Listener>> PosixStack::listen(const Endpoint& local,
   auto l = std::make_unique<PosixListener>(impl_->io, local.family());
   if (auto ec = l->open(local, options)) return ec;
   return std::unique_ptr<net::Listener>(std::move(l));
+}
+
+}  // namespace duet::posix
+
+namespace duet::posix {
+
+std::uint64_t PosixStack::random() {
+  std::uint64_t v = 0;
+  // getrandom() on 8 bytes does not fail or block once the kernel's pool is ready.
+  while (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) {
+  }
+  return v;
 }
 
 }  // namespace duet::posix

@@ -80,6 +80,7 @@ bool Client::send(std::span<const std::uint8_t> message) {
 
 void Client::begin_round() {
   ++generation_;
+  resolved_any_ = false;
   round_started_ = stack_.clock().now();
   begin_connection(0);
 }
@@ -95,6 +96,15 @@ void Client::begin_connection(std::size_t index) {
     connection_failed();
     return;
   }
+  // remote-random: a new order of the remotes every round (Fisher-Yates on the stack's
+  // random numbers, so the simulator replays it).
+  remote_order_.resize(config_.connections[connection_].remotes.size());
+  for (std::size_t i = 0; i < remote_order_.size(); ++i) remote_order_[i] = i;
+  if (config_.remote_random) {
+    for (std::size_t i = remote_order_.size(); i > 1; --i) {
+      std::swap(remote_order_[i - 1], remote_order_[stack_.random() % i]);
+    }
+  }
   // Literal locals need no resolver; names are left to a later version of the engine.
   for (const auto& l : config_.connections[connection_].locals) {
     if (auto a = net::Address::parse(l)) locals_.push_back({*a, 0});
@@ -108,7 +118,7 @@ void Client::resolve_remote(std::size_t r) {
     race();
     return;
   }
-  const config::Remote& remote = c.remotes[r];
+  const config::Remote& remote = c.remotes[remote_order_[r]];
   const auto transport = config::transport_of(remote.proto);
   emit({.kind = EventKind::resolving, .detail = remote.host});
   const auto generation = generation_;
@@ -123,6 +133,7 @@ void Client::resolve_remote(std::size_t r) {
           resolve_remote(r + 1);
           return;
         }
+        resolved_any_ = true;
         std::vector<net::Endpoint> usable = *res;
         // Rule 6 at run time, in the words used at load time.
         std::vector<net::Address> addrs;
@@ -378,6 +389,21 @@ void Client::lost(std::error_code ec, const std::string& why) {
 
 void Client::connection_failed() {
   ++failed_rounds_;
+  // resolv-retry: how long names may keep failing to resolve before the client gives up.
+  const auto now = stack_.clock().now();
+  if (resolved_any_) {
+    resolve_failing_since_.reset();
+  } else if (!resolve_failing_since_) {
+    resolve_failing_since_ = now;
+  }
+  if (config_.resolv_retry && resolve_failing_since_ && now - *resolve_failing_since_ >= *config_.resolv_retry) {
+    gave_up_ = true;
+    emit({.kind = EventKind::startup_failed,
+          .detail = "no remote could be resolved for " +
+                    std::to_string(static_cast<long long>(net::to_ms(*config_.resolv_retry) / 1000)) +
+                    " s (resolv-retry); giving up"});
+    return;
+  }
   const config::Connection& c = config_.connections.empty() ? config::Connection{} : config_.connections.front();
   net::Duration wait = c.connect_retry;
   for (int i = 1; i < failed_rounds_ && wait < c.connect_retry_max; ++i) wait *= 2;

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "../sim/world_fixture.hpp"
+#include <set>
+
 #include "duet/config/loader.hpp"
 #include "duet/sim/probe_session.hpp"
 #include "duet/transport/client.hpp"
@@ -232,6 +234,51 @@ TEST(Engine, BadFramingClosesOnlyThatConnection) {
   good.client->send(sim::ProbeSession::data(1));
   w.run_for(100ms);
   EXPECT_EQ(server.sessions.stats.data_received, 1u);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Engine, RemoteRandomVariesTheOrderReproducibly) {
+  auto first_tried = [](std::uint64_t seed) {
+    sim::SimWorld w(seed);
+    build_three_hosts(w);
+    Instance server(w, "server", "mode server\nproto udp\n", 1000);
+    Instance client(w, "client",
+                    "mode client\nremote-random\nremote 198.18.2.2\nremote fd00:2::2\nhappy-eyeballs-delay 0\n", 1);
+    server.start();
+    client.start();
+    w.run_for(1s);
+    return client.of(EventKind::attempt_started).at(0).endpoint->to_string();
+  };
+  std::set<std::string> seen;
+  for (std::uint64_t seed = 1; seed <= 16; ++seed) {
+    seen.insert(first_tried(seed));
+    EXPECT_EQ(first_tried(seed), first_tried(seed)) << "the same seed, the same order";
+  }
+  EXPECT_EQ(seen.size(), 2u) << "both remotes come first for some seed";
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Engine, ResolvRetryGivesUpOnNamesThatNeverResolve) {
+  sim::SimWorld w(8);
+  build_three_hosts(w);
+  Instance finite(w, "client", "mode client\nremote gone.test\nresolv-retry 20\nconnect-retry 5 5\n", 1);
+  Instance forever(w, "client", "mode client\nremote gone.test\nconnect-retry 5 5\n", 2);
+  finite.start();
+  forever.start();
+  w.run_for(60s);
+  EXPECT_TRUE(finite.client->gave_up());
+  const auto gave = finite.of(EventKind::startup_failed);
+  ASSERT_EQ(gave.size(), 1u);
+  EXPECT_EQ(gave[0].detail, "no remote could be resolved for 20 s (resolv-retry); giving up");
+  EXPECT_LE(gave[0].time.time_since_epoch(), net::Duration(26s));
+  EXPECT_FALSE(forever.client->gave_up()) << "resolv-retry infinite is the default";
+  EXPECT_GE(forever.of(EventKind::round_failed).size(), 10u);
 }
 
 }  // namespace

@@ -136,6 +136,9 @@ public:
   /// A TCP socket bound to `local` and listening (SO_REUSEADDR set).
   virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& local,
                                                    const ListenOptions& options) = 0;
+  /// A random 64-bit value: the kernel's getrandom() on PosixStack, the world's seeded
+  /// generator in the simulator, so that engine choices stay reproducible there.
+  virtual std::uint64_t random() = 0;
 };
 
 }  // namespace duet::net

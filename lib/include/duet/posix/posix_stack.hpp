@@ -30,6 +30,7 @@ public:
   net::Result<std::unique_ptr<net::StreamSocket>> open_stream(net::Family family) override;
   net::Result<std::unique_ptr<net::Listener>> listen(const net::Endpoint& local,
                                                      const net::ListenOptions& options) override;
+  std::uint64_t random() override;
 
 private:
   struct Impl;

@@ -38,6 +38,8 @@ public:
   [[nodiscard]] std::optional<config::Transport> transport() const;
   /// How many times a connection was made (1 after the first, 2 after one reconnect...).
   [[nodiscard]] std::size_t connections_made() const { return connections_made_; }
+  /// True once resolv-retry ran out: the client stopped trying.
+  [[nodiscard]] bool gave_up() const { return gave_up_; }
   /// Sends one session message on the current connection; false when there is none.
   bool send(std::span<const std::uint8_t> message);
 
@@ -77,6 +79,7 @@ private:
 
   std::size_t connection_ = 0;  ///< index into config_.connections
   std::vector<Candidate> candidates_;
+  std::vector<std::size_t> remote_order_;  ///< indices into the connection's remotes
   std::vector<net::Endpoint> locals_;
   std::unique_ptr<net::PendingOperation> resolving_;
   std::unique_ptr<policy::HappyEyeballs> race_;
@@ -88,6 +91,9 @@ private:
   net::TimePoint round_started_{};
   net::TimePoint last_received_{};
   int failed_rounds_ = 0;
+  std::optional<net::TimePoint> resolve_failing_since_;  ///< for resolv-retry
+  bool resolved_any_ = false;                            ///< in the current round
+  bool gave_up_ = false;
   std::size_t connections_made_ = 0;
   std::uint64_t generation_ = 0;  ///< bumps on every new round; stale callbacks check it
 };
