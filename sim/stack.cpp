@@ -57,7 +57,8 @@ bool claims_overlap(const PortClaim& a, const PortClaim& b) {
 std::error_code SimWorld::Impl::check_bind_address(Host& h, Family family, bool v6only,
                                                    const Address& a) {
   if (a.family() != family) return errc(std::errc::address_family_not_supported);
-  if (a.is_unspecified() || a.is_loopback()) return {};
+  // 127/8 is always local; ::1 only while configured (not with disable_ipv6).
+  if (a.is_unspecified()) return {};
   if (a.is_v4_mapped()) {
     if (v6only) return errc(std::errc::invalid_argument);
     const Address v4 = a.unmapped();

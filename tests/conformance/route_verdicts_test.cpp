@@ -259,6 +259,27 @@ TEST_P(HostBehaviour, DatagramsPastTheIpMaximumAreEmsgsize) {
             net::errc(std::errc::message_size));
 }
 
+TEST_P(HostBehaviour, DisabledIpv6StillBindsTheWildcard) {
+  Topology t;
+  t.hosts = {{"client", false, 1000, 100, 6, true}, {"router", true, 0, 0}};
+  t.links = {{"client", "eth0", "router", "eth0"}};
+  t.addresses = {{"client", "eth0", "198.18.8.2/24"}, {"router", "eth0", "198.18.8.1/24"}};
+  World world(GetParam(), t);
+  auto& stack = world.driver().stack();
+  auto addrs = stack.interface_addresses();
+  ASSERT_TRUE(addrs);
+  for (const auto& a : *addrs) EXPECT_TRUE(a.prefix.address.is_v4()) << a.prefix.to_string();
+  // KERNEL-FACTS.md: the family exists, only the addresses are gone.
+  auto v6 = std::move(*stack.open_datagram(net::Family::v6));
+  EXPECT_FALSE(v6->bind(*net::Endpoint::parse("[::]:0")));
+  auto l = stack.listen(*net::Endpoint::parse("[::]:0"), {true, 4});
+  EXPECT_TRUE(l) << l.error().message();
+  EXPECT_EQ(v6->bind(*net::Endpoint::parse("[::1]:0")), net::errc(std::errc::invalid_argument))
+      << "already bound";
+  auto v6b = std::move(*stack.open_datagram(net::Family::v6));
+  EXPECT_EQ(v6b->bind(*net::Endpoint::parse("[::1]:0")), net::errc(std::errc::address_not_available));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stacks, HostBehaviour, ::testing::Values("sim", "posix"),
                          [](const auto& info) { return info.param; });
 

@@ -70,6 +70,10 @@ Netns::Netns(const Topology& t) {
           " net.ipv4.icmp_ratelimit=" + std::to_string(h.icmp_ratelimit_v4_ms) +
           " net.ipv6.icmp.ratelimit=" + std::to_string(h.icmp_ratelimit_v6_ms));
       if (h.router) run(sysctl + "net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+      if (h.disable_ipv6) {
+        run(sysctl + "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "
+                     "net.ipv6.conf.lo.disable_ipv6=1");
+      }
     }
     int n = 0;
     for (const auto& l : t.links) {

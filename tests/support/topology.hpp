@@ -27,6 +27,7 @@ struct Topology {
     int icmp_ratelimit_v4_ms = 1000;
     int icmp_ratelimit_v6_ms = 100;
     int tcp_syn_retries = 6;
+    bool disable_ipv6 = false;
   };
   std::vector<Host> hosts;
   std::vector<Address> addresses;
@@ -40,6 +41,7 @@ struct Topology {
       s.icmp_ratelimit_v4 = std::chrono::milliseconds(h.icmp_ratelimit_v4_ms);
       s.icmp_ratelimit_v6 = std::chrono::milliseconds(h.icmp_ratelimit_v6_ms);
       s.tcp_syn_retries = h.tcp_syn_retries;
+      s.disable_ipv6 = h.disable_ipv6;
       w.add_host(h.name, s);
     }
     for (const auto& l : links) w.connect(l.host_a, l.if_a, l.host_b, l.if_b);
