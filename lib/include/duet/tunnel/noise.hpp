@@ -1,0 +1,103 @@
+// WireGuard's handshake (Noise_IKpsk2) and transport data messages, as pure functions
+// over byte buffers: no sockets, no clock (timestamps and indices are given), so they are
+// tested byte for byte and against wireguard-go.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "duet/tunnel/constants.hpp"
+#include "duet/tunnel/crypto.hpp"
+
+namespace duet::tunnel {
+
+using Timestamp = std::array<std::uint8_t, kTimestampLength>;
+
+/// TAI64N: 8 bytes big-endian seconds since 1970 plus 2^62, 4 bytes big-endian nanoseconds.
+Timestamp tai64n(std::uint64_t unix_seconds, std::uint32_t nanoseconds);
+
+struct Identity {
+  Key private_key{};
+  Key public_key{};
+  static Identity from_private(const Key& private_key);
+};
+
+/// Session keys from a completed handshake.
+struct Keypair {
+  Key send{};
+  Key receive{};
+  std::uint32_t local_index = 0;   ///< what the peer puts in messages to us
+  std::uint32_t remote_index = 0;  ///< what we put in messages to the peer
+  bool initiator = false;
+};
+
+/// The initiator's state between its initiation and the response.
+struct InitiatorState {
+  Key chaining{};
+  Key hash{};
+  Key ephemeral_private{};
+  Key remote_static{};
+  Key preshared{};
+  std::uint32_t local_index = 0;
+};
+
+/// Builds a handshake initiation (148 bytes) to `peer`. `cookie` (from a cookie reply)
+/// fills mac2; without one mac2 is zero.
+Bytes create_initiation(const Identity& me, const Key& peer, const Key& preshared, std::uint32_t local_index,
+                        const Timestamp& timestamp, InitiatorState& state,
+                        const std::optional<Mac>& cookie = std::nullopt);
+
+/// What a responder learns from a valid initiation.
+struct ReceivedInitiation {
+  Key peer_static{};
+  Timestamp timestamp{};
+  std::uint32_t remote_index = 0;
+  Key remote_ephemeral{};
+  Key chaining{};
+  Key hash{};
+};
+
+/// Checks mac1 (keyed with our public key) and decrypts; nullopt for anything else.
+std::optional<ReceivedInitiation> consume_initiation(const Identity& me, std::span<const std::uint8_t> message);
+
+/// Builds the response (92 bytes) and the responder's keypair.
+Bytes create_response(const Identity& me, const ReceivedInitiation& initiation, const Key& preshared,
+                      std::uint32_t local_index, Keypair& keys);
+
+/// The initiator's side: checks the response and derives the keypair.
+std::optional<Keypair> consume_response(const Identity& me, const InitiatorState& state,
+                                        std::span<const std::uint8_t> message);
+
+/// mac1 of a handshake message as the receiver `receiver_public` checks it.
+bool mac1_valid(const Key& receiver_public, std::span<const std::uint8_t> message);
+
+/// A transport data message: the packet is zero-padded to a multiple of 16 bytes.
+Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet);
+
+struct Decrypted {
+  std::uint64_t counter = 0;
+  Bytes packet;  ///< with its padding (the inner IP header tells the real length)
+};
+/// Authenticates and decrypts; nullopt for a wrong key, a bad tag or a short message.
+std::optional<Decrypted> decrypt_data(const Keypair& keys, std::span<const std::uint8_t> message);
+
+/// The receiver index of a data or response message (to find the keypair), if long enough.
+std::optional<std::uint32_t> receiver_index(std::span<const std::uint8_t> message);
+
+/// Sliding window of received counters (RFC 6479): each counter is accepted once, and
+/// only within kCounterWindowSize of the newest.
+class ReplayWindow {
+public:
+  /// True the first time `counter` is seen inside the window; false for replays, for
+  /// counters too far behind, and past kRejectAfterMessages.
+  bool accept(std::uint64_t counter);
+
+private:
+  static constexpr std::size_t kWords = 8192 / 64;
+  std::array<std::uint64_t, kWords> bits_{};
+  std::uint64_t newest_ = 0;  ///< highest counter + 1 seen (0: none yet)
+};
+
+}  // namespace duet::tunnel

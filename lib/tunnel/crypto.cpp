@@ -1,0 +1,180 @@
+#include "duet/tunnel/crypto.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <sodium.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace duet::tunnel {
+
+bool crypto_init() { return sodium_init() >= 0; }
+
+Key generate_private_key() {
+  Key k;
+  randombytes_buf(k.data(), k.size());
+  // Clamping as RFC 7748 describes; crypto_scalarmult clamps too, this keeps the stored form canonical.
+  k[0] &= 248;
+  k[31] = static_cast<std::uint8_t>((k[31] & 127) | 64);
+  return k;
+}
+
+Key public_key(const Key& private_key) {
+  Key pub;
+  crypto_scalarmult_base(pub.data(), private_key.data());
+  return pub;
+}
+
+std::optional<Key> dh(const Key& private_key, const Key& public_key) {
+  Key out;
+  if (crypto_scalarmult(out.data(), private_key.data(), public_key.data()) != 0) return std::nullopt;
+  return out;
+}
+
+std::string key_to_base64(const Key& key) {
+  char buf[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+  sodium_bin2base64(buf, sizeof buf, key.data(), key.size(), sodium_base64_VARIANT_ORIGINAL);
+  return buf;
+}
+
+std::optional<Key> key_from_base64(std::string_view text) {
+  if (text.size() != 44) return std::nullopt;
+  Key k;
+  std::size_t len = 0;
+  if (sodium_base642bin(k.data(), k.size(), text.data(), text.size(), nullptr, &len, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      len != 32) {
+    return std::nullopt;
+  }
+  return k;
+}
+
+namespace {
+
+struct MdCtx {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~MdCtx() { EVP_MD_CTX_free(ctx); }
+};
+
+Bytes evp_mac(const char* algorithm, std::span<const std::uint8_t> key, std::span<const std::uint8_t> data,
+              OSSL_PARAM* params, std::size_t out_len) {
+  EVP_MAC* m = EVP_MAC_fetch(nullptr, algorithm, nullptr);
+  if (m == nullptr) throw std::runtime_error(std::string("OpenSSL lacks ") + algorithm);
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(m);
+  Bytes out(out_len);
+  std::size_t written = 0;
+  const bool ok = ctx && EVP_MAC_init(ctx, key.data(), key.size(), params) == 1 &&
+                  EVP_MAC_update(ctx, data.data(), data.size()) == 1 &&
+                  EVP_MAC_final(ctx, out.data(), &written, out.size()) == 1 && written == out_len;
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(m);
+  if (!ok) throw std::runtime_error(std::string(algorithm) + " failed");
+  return out;
+}
+
+}  // namespace
+
+Key hash(std::initializer_list<std::span<const std::uint8_t>> parts) {
+  MdCtx c;
+  Key out;
+  unsigned len = 0;
+  bool ok = c.ctx && EVP_DigestInit_ex(c.ctx, EVP_blake2s256(), nullptr) == 1;
+  for (const auto& p : parts) ok = ok && EVP_DigestUpdate(c.ctx, p.data(), p.size()) == 1;
+  ok = ok && EVP_DigestFinal_ex(c.ctx, out.data(), &len) == 1 && len == 32;
+  if (!ok) throw std::runtime_error("BLAKE2s failed");
+  return out;
+}
+
+Mac mac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
+  std::size_t size = 16;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+  const Bytes b = evp_mac("BLAKE2SMAC", key, data, params, 16);
+  Mac out;
+  std::memcpy(out.data(), b.data(), 16);
+  return out;
+}
+
+Key hmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
+  char digest[] = "BLAKE2S-256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  const Bytes b = evp_mac("HMAC", key, data, params, 32);
+  Key out;
+  std::memcpy(out.data(), b.data(), 32);
+  return out;
+}
+
+std::vector<Key> kdf(const Key& key, std::span<const std::uint8_t> input, int n) {
+  const Key t0 = hmac(key, input);
+  std::vector<Key> out;
+  Bytes prev;
+  for (int i = 1; i <= n; ++i) {
+    Bytes in = prev;
+    in.push_back(static_cast<std::uint8_t>(i));
+    const Key ti = hmac(t0, in);
+    out.push_back(ti);
+    prev.assign(ti.begin(), ti.end());
+  }
+  return out;
+}
+
+namespace {
+std::array<std::uint8_t, 12> nonce_of(std::uint64_t counter) {
+  std::array<std::uint8_t, 12> n{};
+  for (int i = 0; i < 8; ++i) n[4 + i] = static_cast<std::uint8_t>(counter >> (8 * i));
+  return n;
+}
+}  // namespace
+
+Bytes aead_encrypt(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> plain,
+                   std::span<const std::uint8_t> auth) {
+  Bytes out(plain.size() + 16);
+  unsigned long long len = 0;
+  const auto n = nonce_of(counter);
+  crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &len, plain.data(), plain.size(), auth.data(), auth.size(),
+                                            nullptr, n.data(), key.data());
+  out.resize(len);
+  return out;
+}
+
+std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> sealed,
+                                  std::span<const std::uint8_t> auth) {
+  if (sealed.size() < 16) return std::nullopt;
+  Bytes out(sealed.size() - 16);
+  unsigned long long len = 0;
+  const auto n = nonce_of(counter);
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(out.data(), &len, nullptr, sealed.data(), sealed.size(), auth.data(),
+                                                auth.size(), n.data(), key.data()) != 0) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+Bytes xaead_encrypt(const Key& key, std::span<const std::uint8_t, 24> nonce, std::span<const std::uint8_t> plain,
+                    std::span<const std::uint8_t> auth) {
+  Bytes out(plain.size() + 16);
+  unsigned long long len = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data(), &len, plain.data(), plain.size(), auth.data(), auth.size(),
+                                             nullptr, nonce.data(), key.data());
+  out.resize(len);
+  return out;
+}
+
+std::optional<Bytes> xaead_decrypt(const Key& key, std::span<const std::uint8_t, 24> nonce,
+                                   std::span<const std::uint8_t> sealed, std::span<const std::uint8_t> auth) {
+  if (sealed.size() < 16) return std::nullopt;
+  Bytes out(sealed.size() - 16);
+  unsigned long long len = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &len, nullptr, sealed.data(), sealed.size(), auth.data(),
+                                                 auth.size(), nonce.data(), key.data()) != 0) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+void random_bytes(std::span<std::uint8_t> out) { randombytes_buf(out.data(), out.size()); }
+
+}  // namespace duet::tunnel
