@@ -65,6 +65,8 @@ public:
   void leave();
   /// Runs a command with "ip netns exec <host's namespace>" before it.
   void exec(const std::string& host, const std::string& command);
+  /// The namespace's name for a host.
+  [[nodiscard]] std::string name(const std::string& host) const { return ns(host); }
 
   /// True when this process may create namespaces.
   static bool available(std::string& why);
