@@ -141,6 +141,11 @@ public:
   TimePoint now() const override { return w_.now(); }
   std::unique_ptr<net::Timer> make_timer() override { return std::make_unique<SimTimer>(w_); }
   void post(std::function<void()> fn) override { w_.after(Duration{0}, std::move(fn)); }
+  /// 2026-01-01T00:00:00Z plus virtual time: fixed, so runs stay reproducible.
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::seconds(1767225600)) +
+           std::chrono::duration_cast<std::chrono::system_clock::duration>(w_.now().time_since_epoch());
+  }
 
 private:
   SimWorld::Impl& w_;

@@ -77,6 +77,8 @@ public:
 
   void post(std::function<void()> fn) override { asio::post(io_, std::move(fn)); }
 
+  std::chrono::system_clock::time_point wall_now() const override { return std::chrono::system_clock::now(); }
+
 private:
   asio::io_context& io_;
   std::chrono::steady_clock::time_point epoch_;

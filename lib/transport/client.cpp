@@ -360,6 +360,7 @@ void Client::established(std::size_t i) {
   last_received_ = stack_.clock().now();
   emit({.kind = EventKind::connected, .endpoint = active_->candidate.remote,
         .transport = active_->candidate.transport, .elapsed = stack_.clock().now() - round_started_});
+  active_->session->attach([a = active_.get()](std::span<const std::uint8_t> m) { a->send(m); });
   keepalive_tick();
 }
 
@@ -380,6 +381,7 @@ void Client::lost(std::error_code ec, const std::string& why) {
   const auto transport = active_->candidate.transport;
   emit({.kind = EventKind::disconnected, .endpoint = remote, .transport = transport, .error = ec, .detail = why});
   keepalive_timer_->cancel();
+  active_->session->attach(nullptr);
   // The socket may be the one whose callback we are in: let go of it on a clean stack.
   stack_.clock().post([this, dead = std::shared_ptr<Attempt>(std::move(active_))] {
     emit({.kind = EventKind::reconnecting, .detail = "resolving again and walking the list again"});

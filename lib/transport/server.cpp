@@ -135,6 +135,7 @@ void Server::receive(UdpListener& l) {
       auto it = l.peers.find(from);
       if (it == l.peers.end() && l.peers.size() < kMaxUdpPeers) {
         it = l.peers.emplace(from, UdpListener::Peer{sessions_.create(from, config::Transport::udp)}).first;
+        it->second.session->attach([&l, from](std::span<const std::uint8_t> m) { (void)l.socket->send_to(from, m); });
       }
       if (it != l.peers.end()) {
         auto reply = it->second.session->receive(data);
@@ -179,6 +180,9 @@ void Server::accept(TcpListener& l) {
         p->remote = remote ? *remote : net::Endpoint{};
         p->stream = std::move(s);
         p->session = sessions_.create(p->remote, config::Transport::tcp);
+        p->session->attach([stream = p->stream.get()](std::span<const std::uint8_t> m) {
+          stream->write(frame(m), [](std::error_code) {});
+        });
         TcpPeer& ref = *p;
         tcp_peers_[p->id] = std::move(p);
         read(ref);
@@ -192,6 +196,7 @@ void Server::read(TcpPeer& p) {
   p.stream->read_some([this, &p](std::error_code ec, std::span<const std::uint8_t> data) {
     const std::uint64_t id = p.id;
     if (ec || data.empty()) {
+      p.session->attach(nullptr);
       tcp_peers_.erase(id);  // EOF or error: this peer is gone, nothing else is touched
       return;
     }
@@ -212,6 +217,7 @@ void Server::read(TcpPeer& p) {
       emit({.kind = EventKind::framing_error, .endpoint = p.remote, .transport = config::Transport::tcp,
             .error = bad, .detail = bad.message()});
       p.stream->close();
+      p.session->attach(nullptr);
       tcp_peers_.erase(id);
       return;
     }

@@ -33,6 +33,9 @@ public:
   virtual std::unique_ptr<Timer> make_timer() = 0;
   /// Runs `fn` on the event loop soon, after the current handler returns.
   virtual void post(std::function<void()> fn) = 0;
+  /// Calendar time, for protocol timestamps only (WireGuard's TAI64N): the system clock
+  /// on PosixStack, a fixed epoch plus virtual time in the simulator.
+  [[nodiscard]] virtual std::chrono::system_clock::time_point wall_now() const = 0;
 };
 
 /// Milliseconds as a double, for log lines and traces.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -28,6 +29,11 @@ public:
   virtual Reply receive(std::span<const std::uint8_t> message) = 0;
   /// A message that keeps the path alive and makes the peer answer.
   virtual std::vector<std::uint8_t> keepalive() = 0;
+
+  using Sender = std::function<void(std::span<const std::uint8_t>)>;
+  /// The engine hands the session a way to send on its path whenever it likes (outgoing
+  /// tunnel traffic), once the path is up; an empty Sender means the path is gone.
+  virtual void attach(Sender send) { (void)send; }
 };
 
 class SessionFactory {

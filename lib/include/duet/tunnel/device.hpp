@@ -1,0 +1,89 @@
+// One duetd's WireGuard state: its identity, its peers with their allowed IPs, and the
+// sessions that carry each peer's traffic. Packets from the TUN are routed to a peer by
+// destination (cryptokey routing); packets from a peer are accepted only from source
+// addresses in that peer's allowed IPs.
+//
+// Not built yet: cookie replies under load (mac2 is sent and ignored), rekeying and the
+// handshake timers beyond what the engine's keepalive does, endpoint roaming.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "duet/net/address.hpp"
+#include "duet/net/clock.hpp"
+#include "duet/transport/session.hpp"
+#include "duet/tunnel/noise.hpp"
+
+namespace duet::tunnel {
+
+struct PeerConfig {
+  Key public_key{};
+  Key preshared{};
+  std::vector<net::Prefix> allowed_ips;
+};
+
+class WgSession;
+
+class Device {
+public:
+  using PacketSink = std::function<void(std::span<const std::uint8_t>)>;
+
+  Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun);
+
+  /// A packet from the TUN: sealed for the peer whose allowed IPs hold its destination.
+  /// False when no peer matches or that peer has no session up.
+  bool route(std::span<const std::uint8_t> ip_packet);
+
+  struct PeerState {
+    PeerConfig config;
+    WgSession* active = nullptr;  ///< the session carrying its traffic now
+    Timestamp last_timestamp{};   ///< newest initiation seen (replayed ones are refused)
+    std::uint64_t rx_bytes = 0, tx_bytes = 0;
+    std::optional<net::TimePoint> last_handshake;
+  };
+  [[nodiscard]] const std::vector<PeerState>& peers() const { return peers_; }
+
+  /// Sessions for the engine: initiators talk to one configured peer; responders learn
+  /// theirs from the initiation.
+  std::unique_ptr<transport::Session> make_initiator(std::size_t peer);
+  std::unique_ptr<transport::Session> make_responder();
+
+private:
+  friend class WgSession;
+  std::optional<std::size_t> find_peer(const Key& public_key) const;
+  std::optional<std::size_t> peer_for_destination(const net::Address& dst) const;
+  std::uint32_t new_index();
+  void deliver(std::size_t peer, std::span<const std::uint8_t> packet);
+
+  Identity me_;
+  std::vector<PeerState> peers_;
+  net::Clock& clock_;
+  PacketSink to_tun_;
+  std::uint32_t next_index_ = 0;
+};
+
+/// A SessionFactory over a Device: initiators for a client, responders for listeners.
+class DeviceSessions final : public transport::SessionFactory {
+public:
+  DeviceSessions(Device& device, std::optional<std::size_t> initiator_peer)
+      : device_(device), peer_(initiator_peer) {}
+  std::unique_ptr<transport::Session> create(const net::Endpoint&, config::Transport) override {
+    return peer_ ? device_.make_initiator(*peer_) : device_.make_responder();
+  }
+
+private:
+  Device& device_;
+  std::optional<std::size_t> peer_;
+};
+
+/// The source and destination of an IPv4 or IPv6 packet, and its real length.
+struct InnerHeader {
+  net::Address source, destination;
+  std::size_t length = 0;
+};
+std::optional<InnerHeader> inner_header(std::span<const std::uint8_t> packet);
+
+}  // namespace duet::tunnel

@@ -1,0 +1,110 @@
+// The WireGuard data channel on the engine, in the simulator: IP packets from one
+// device's TUN side come out of the other's, over UDP or TCP, with cryptokey routing.
+#include <gtest/gtest.h>
+
+#include "../sim/world_fixture.hpp"
+#include "duet/config/loader.hpp"
+#include "duet/transport/client.hpp"
+#include "duet/transport/server.hpp"
+#include "duet/tunnel/device.hpp"
+
+using namespace duet;
+using namespace duet::test;
+using namespace duet::tunnel;
+
+namespace {
+
+Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag) {
+  Bytes p(28, 0);
+  p[0] = 0x45;
+  p[3] = 28;
+  p[8] = 64;
+  p[9] = 17;
+  const auto s = *net::Address::parse(src), d = *net::Address::parse(dst);
+  std::memcpy(&p[12], s.bytes().data(), 4);
+  std::memcpy(&p[16], d.bytes().data(), 4);
+  p[27] = tag;
+  return p;
+}
+
+struct Side {
+  Side(sim::SimWorld& w, const std::string& host, const std::string& cfg_text, Identity me, std::vector<PeerConfig> peers,
+       bool client_side)
+      : loaded(config::load_text(cfg_text, host + ".conf")),
+        device(me, std::move(peers), w.stack(host).clock(), [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }),
+        sessions(device, client_side ? std::optional<std::size_t>(0) : std::nullopt),
+        sockets(w.stack(host)) {
+    EXPECT_TRUE(loaded.ok());
+    if (!loaded.config.listens.empty()) {
+      server = std::make_unique<transport::Server>(w.stack(host), loaded.config, sessions, nullptr);
+      server->start([](bool) {});
+    }
+    if (client_side) {
+      client = std::make_unique<transport::Client>(w.stack(host), sockets, loaded.config, sessions, nullptr);
+      client->start();
+    }
+  }
+  config::LoadResult loaded;
+  std::vector<Bytes> tun;
+  Device device;
+  DeviceSessions sessions;
+  transport::StackSockets sockets;
+  std::unique_ptr<transport::Server> server;
+  std::unique_ptr<transport::Client> client;
+};
+
+class TunnelOver : public ::testing::TestWithParam<const char*> {
+protected:
+  void SetUp() override { ASSERT_TRUE(crypto_init()); }
+};
+
+TEST_P(TunnelOver, PacketsCrossBothWaysAndSpoofedSourcesAreDropped) {
+  sim::SimWorld w(11);
+  build_three_hosts(w);
+  const Identity s = Identity::from_private(generate_private_key());
+  const Identity c = Identity::from_private(generate_private_key());
+  const std::string proto = GetParam();
+  Side server(w, "server", "mode server\nproto " + proto + "\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 " + proto + "\nkeepalive 1 3\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
+  EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 1)));
+  w.run_for(100ms);
+  ASSERT_EQ(server.tun.size(), 1u);
+  EXPECT_EQ(server.tun[0], ipv4_udp("198.18.120.2", "198.18.120.1", 1));
+  // And back: the server routes by the client's allowed IPs.
+  EXPECT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", 2)));
+  w.run_for(100ms);
+  ASSERT_EQ(client.tun.size(), 1u);
+  EXPECT_EQ(client.tun[0][27], 2);
+  // A source outside the client's allowed IPs never reaches the server's TUN.
+  EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.9", "198.18.120.1", 3)));
+  w.run_for(100ms);
+  EXPECT_EQ(server.tun.size(), 1u);
+  // No peer for a destination: nothing is sent.
+  EXPECT_FALSE(client.device.route(ipv4_udp("198.18.120.2", "203.0.113.1", 4)));
+  // Idle for a while: keepalives keep the session (no reconnect).
+  w.run_for(10s);
+  EXPECT_EQ(client.client->connections_made(), 1u);
+  EXPECT_GT(server.device.peers()[0].rx_bytes, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, TunnelOver, ::testing::Values("udp", "tcp"));
+
+TEST(Tunnel, AnUnknownKeyGetsNoAnswer) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(12);
+  build_three_hosts(w);
+  const Identity s = Identity::from_private(generate_private_key());
+  const Identity c = Identity::from_private(generate_private_key());
+  const Identity stranger = Identity::from_private(generate_private_key());
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side intruder(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nconnect-timeout 2\n", stranger,
+                {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+  w.run_for(5s);
+  EXPECT_FALSE(intruder.client->connected());
+  EXPECT_EQ(server.device.peers()[0].last_handshake, std::nullopt);
+}
+
+}  // namespace
