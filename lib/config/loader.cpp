@@ -15,6 +15,7 @@
 #include "duet/config/lexer.hpp"
 #include "duet/policy/compatibility.hpp"
 #include "duet/policy/remote_order.hpp"
+#include "duet/tunnel/crypto.hpp"
 
 namespace duet::config {
 
@@ -46,7 +47,10 @@ struct Raw {
   Opt<std::optional<net::Duration>> resolv_retry;
   std::vector<Plugin> plugins;
   Opt<Proxy> http_proxy, socks_proxy;
-  Opt<std::string> dev, status;
+  Opt<std::string> dev, status, private_key;
+  std::vector<Peer> peers;
+  std::vector<net::Prefix> ifconfig;
+  Opt<int> tun_mtu;
   Opt<int> verb;
   SourceLocation where;
 };
@@ -168,6 +172,8 @@ public:
 // --- the directives -----------------------------------------------------------------------
 
 void set_flag(Opt<bool>& o, const Directive& d) { o = Set<bool>{true, d.where}; }
+
+bool valid_key(const std::string& text) { return tunnel::key_from_base64(text).has_value(); }
 
 const Spec kSpecs[] = {
     {"proto", 1, 1, kTop | kConnection | kListen,
@@ -346,6 +352,59 @@ const Spec kSpecs[] = {
     {"status", 1, 1, kTop,
      [](Loader&, Raw& r, const Directive& d) { r.status = Set<std::string>{d.args[0].text, d.where}; },
      "status FILE"},
+    {"private-key", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       const std::string& k = d.args[0].text;
+       // A key is 44 characters of base64 ending in '='; anything else is a file name.
+       const bool looks_like_key = k.size() == 44 && k.back() == '=';
+       if (looks_like_key && !valid_key(k)) {
+         l.diag.error(at_arg(d, 0), "private-key is not a WireGuard key (44 characters of base64)");
+         return;
+       }
+       r.private_key = Set<std::string>{k, d.where};
+     },
+     "private-key KEY|FILE"},
+    {"peer", 2, 2, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (!valid_key(d.args[0].text)) {
+         l.diag.error(at_arg(d, 0), "'" + d.args[0].text + "' is not a WireGuard public key (44 characters of base64)");
+         return;
+       }
+       Peer p;
+       p.public_key = d.args[0].text;
+       p.where = d.where;
+       std::string list = d.args[1].text;
+       std::size_t start = 0;
+       while (start <= list.size()) {
+         const auto comma = list.find(',', start);
+         const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+         auto prefix = net::Prefix::parse(item);
+         if (!prefix) {
+           l.diag.error(at_arg(d, 1), "'" + item + "' is not an allowed IP prefix (like 198.18.120.0/24)");
+           return;
+         }
+         p.allowed_ips.push_back(prefix->network());
+         if (comma == std::string::npos) break;
+         start = comma + 1;
+       }
+       r.peers.push_back(std::move(p));
+     },
+     "peer PUBLIC_KEY ALLOWED_IP[,ALLOWED_IP...]"},
+    {"ifconfig", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       auto p = net::Prefix::parse(d.args[0].text);
+       if (!p || d.args[0].text.find('/') == std::string::npos) {
+         l.diag.error(at_arg(d, 0), "ifconfig wants ADDRESS/LENGTH, not '" + d.args[0].text + "'");
+         return;
+       }
+       r.ifconfig.push_back(*p);
+     },
+     "ifconfig ADDRESS/LENGTH"},
+    {"tun-mtu", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (auto v = l.number(d, 0, 576, 65535, "'tun-mtu'")) r.tun_mtu = Set<int>{static_cast<int>(*v), d.where};
+     },
+     "tun-mtu BYTES"},
     {"config", 1, 1, kTop, nullptr, "config FILE"},
 };
 
@@ -637,6 +696,10 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   if (top.dev) cfg.dev = top.dev->value;
   if (top.verb) cfg.verb = top.verb->value;
   if (top.status) cfg.status_file = top.status->value;
+  if (top.private_key) cfg.private_key = top.private_key->value;
+  cfg.peers = top.peers;
+  cfg.ifconfig = top.ifconfig;
+  if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;
   if (top.socks_proxy) cfg.socks_proxy = top.socks_proxy->value;
   if (cfg.http_proxy && cfg.socks_proxy) {

@@ -82,6 +82,13 @@ struct Proxy {
   SourceLocation where;
 };
 
+/// peer PUBLIC_KEY ALLOWED_IP[,ALLOWED_IP...]
+struct Peer {
+  std::string public_key;  ///< WireGuard base64
+  std::vector<net::Prefix> allowed_ips;
+  SourceLocation where;
+};
+
 struct Config {
   Mode mode = Mode::p2p;
   /// Tried in order (client and p2p); empty for a server.
@@ -95,6 +102,10 @@ struct Config {
   std::optional<Proxy> http_proxy;
   std::optional<Proxy> socks_proxy;
   std::string dev = "duet0";
+  std::string private_key;            ///< base64, or a file holding it
+  std::vector<Peer> peers;
+  std::vector<net::Prefix> ifconfig;  ///< addresses of the TUN device
+  int tun_mtu = 1420;
   int verb = 3;
   std::string status_file;
   std::vector<std::string> files;  ///< every file read, in order

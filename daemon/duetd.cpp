@@ -1,0 +1,179 @@
+// duetd: the daemon. The engine (lib/transport) on PosixStack, the WireGuard data
+// channel (lib/tunnel) as its session, and a TUN device.
+//
+//   duetd genkey                      a new private key (WireGuard base64)
+//   duetd pubkey < private.key        its public key
+//   duetd --config FILE [--directive args...]
+//
+// Not built yet (see README): SIGHUP reload, privilege drop, systemd notification,
+// duetctl and the status socket, cookie replies under load, rekey timers.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+
+#include <boost/asio.hpp>
+#include <fstream>
+#include <iostream>
+#include <spawn.h>
+
+#include "duet/config/loader.hpp"
+#include "duet/posix/posix_stack.hpp"
+#include "duet/posix/tun.hpp"
+#include "duet/transport/client.hpp"
+#include "duet/transport/server.hpp"
+#include "duet/tunnel/device.hpp"
+
+extern char** environ;
+
+using namespace duet;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: duetd genkey | duetd pubkey < KEY | duetd --config FILE [--directive args...]\n";
+
+spdlog::level::level_enum level_for_verb(int verb) {
+  if (verb <= 0) return spdlog::level::err;
+  if (verb <= 2) return spdlog::level::warn;
+  if (verb == 3) return spdlog::level::info;
+  if (verb == 4) return spdlog::level::debug;
+  return spdlog::level::trace;
+}
+
+/// Runs a command without a shell and waits; the daemon logs each one it runs.
+bool run(spdlog::logger& log, std::vector<std::string> argv) {
+  std::string line;
+  for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+  log.info("running: {}", line);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) return false;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::optional<tunnel::Key> read_private_key(const std::string& value, std::string& error) {
+  if (auto k = tunnel::key_from_base64(value)) return k;
+  std::ifstream in(value);
+  std::string text;
+  if (!in || !(in >> text)) {
+    error = "cannot read the private key file '" + value + "'";
+    return std::nullopt;
+  }
+  if (auto k = tunnel::key_from_base64(text)) return k;
+  error = "'" + value + "' does not hold a WireGuard private key";
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!tunnel::crypto_init()) {
+    std::cerr << "duetd: cannot initialise libsodium\n";
+    return 1;
+  }
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "genkey") {
+    std::cout << tunnel::key_to_base64(tunnel::generate_private_key()) << "\n";
+    return 0;
+  }
+  if (args[0] == "pubkey") {
+    std::string text;
+    std::cin >> text;
+    auto k = tunnel::key_from_base64(text);
+    if (!k) {
+      std::cerr << "duetd: standard input is not a WireGuard private key\n";
+      return 1;
+    }
+    std::cout << tunnel::key_to_base64(tunnel::public_key(*k)) << "\n";
+    return 0;
+  }
+
+  const auto loaded = config::load_command_line(args);
+  for (const auto& d : loaded.diagnostics.all()) std::cerr << d.to_string() << "\n";
+  if (!loaded.ok()) return 1;
+  const config::Config& cfg = loaded.config;
+
+  auto log = spdlog::stdout_color_mt("duetd");
+  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  log->set_level(level_for_verb(cfg.verb));
+
+  std::string key_error;
+  if (cfg.private_key.empty()) {
+    log->error("no 'private-key': make one with 'duetd genkey'");
+    return 1;
+  }
+  const auto private_key = read_private_key(cfg.private_key, key_error);
+  if (!private_key) {
+    log->error("{}", key_error);
+    return 1;
+  }
+  if (cfg.peers.empty()) {
+    log->error("no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
+    return 1;
+  }
+  std::vector<tunnel::PeerConfig> peers;
+  for (const auto& p : cfg.peers) peers.push_back({*tunnel::key_from_base64(p.public_key), {}, p.allowed_ips});
+
+  boost::asio::io_context io;
+  posix::PosixStack stack(io);
+  auto tun = posix::Tun::open(io, cfg.dev);
+  if (!tun) {
+    log->error("cannot open TUN device '{}': {} (needs CAP_NET_ADMIN and /dev/net/tun)", cfg.dev, tun.error().message());
+    return 1;
+  }
+  const std::string dev = (*tun)->name();
+  for (const auto& a : cfg.ifconfig) {
+    if (!run(*log, {"ip", "address", "add", a.to_string(), "dev", dev})) log->warn("could not add {} to {}", a.to_string(), dev);
+  }
+  if (!run(*log, {"ip", "link", "set", "dev", dev, "mtu", std::to_string(cfg.tun_mtu), "up"})) {
+    log->error("could not bring {} up", dev);
+    return 1;
+  }
+
+  tunnel::Device device(tunnel::Identity::from_private(*private_key), peers, stack.clock(),
+                        [&tun](std::span<const std::uint8_t> p) { (*tun)->write(p); });
+  tunnel::DeviceSessions responders(device, std::nullopt);
+  tunnel::DeviceSessions initiators(device, std::size_t{0});
+  transport::StackSockets sockets(stack);
+  auto events = [&log](const transport::Event& e) { transport::log_event(*log, e); };
+
+  std::unique_ptr<transport::Server> server;
+  std::unique_ptr<transport::Client> client;
+  if (!cfg.listens.empty()) {
+    server = std::make_unique<transport::Server>(stack, cfg, responders, events);
+    server->start([&io, &log](bool ok) {
+      if (!ok) {
+        log->error("no listening socket: stopping");
+        io.stop();
+      }
+    });
+  }
+  bool has_remote = false;
+  for (const auto& c : cfg.connections) has_remote = has_remote || !c.remotes.empty();
+  if (has_remote) {
+    client = std::make_unique<transport::Client>(stack, sockets, cfg, initiators, events, server.get());
+    client->start();
+  }
+  (*tun)->start_reading([&device, &log](std::span<const std::uint8_t> packet) {
+    if (!device.route(packet)) log->trace("no peer (or no session) for a {}-byte packet", packet.size());
+  });
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log->info("signal {}: shutting down", sig);
+    io.stop();
+  });
+  log->info("duetd running: mode {}, device {}, {} peer{}", config::to_string(cfg.mode), dev, peers.size(),
+            peers.size() == 1 ? "" : "s");
+  io.run();
+  return 0;
+}
