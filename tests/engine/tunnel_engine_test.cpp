@@ -108,3 +108,65 @@ TEST(Tunnel, AnUnknownKeyGetsNoAnswer) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(13);
+  build_three_hosts(w);
+  // An attacker beside the client, with 64 addresses to flood from.
+  w.add_host("attacker");
+  w.connect("attacker", "eth0", "router", "eth2");
+  w.add_address("router", "eth2", "198.18.9.1/24");
+  for (int i = 2; i < 66; ++i) w.add_address("attacker", "eth0", "198.18.9." + std::to_string(i) + "/24");
+  w.add_route("attacker", "default", sim::RouteVerdict::forward, "eth0");
+  const Identity s = Identity::from_private(generate_private_key());
+  const Identity c = Identity::from_private(generate_private_key());
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nkeepalive 1 5\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
+
+  auto& stack = w.stack("attacker");
+  std::vector<std::unique_ptr<net::DatagramSocket>> sockets;
+  for (int i = 2; i < 66; ++i) {
+    auto sock = std::move(*stack.open_datagram(net::Family::v4));
+    ASSERT_FALSE(sock->bind(*net::Endpoint::parse(("198.18.9." + std::to_string(i) + ":0").c_str())));
+    sockets.push_back(std::move(sock));
+  }
+  const auto target = *net::Endpoint::parse("198.18.2.2:1194");
+  sim::Random rng(99);
+  // Garbage of every size and type byte, and truncated real-looking messages.
+  for (std::size_t n = 0; n < 300; ++n) {
+    Bytes junk(n % 200);
+    for (auto& b : junk) b = static_cast<std::uint8_t>(rng.next());
+    if (!junk.empty()) junk[0] = static_cast<std::uint8_t>(1 + n % 4);
+    (void)sockets[n % sockets.size()]->send_to(target, junk);
+  }
+  // A stranger's perfectly valid handshake, from 64 sources, 20 times each.
+  const Identity stranger = Identity::from_private(generate_private_key());
+  for (int round = 0; round < 20; ++round) {
+    for (auto& sock : sockets) {
+      InitiatorState st;
+      (void)sock->send_to(target, create_initiation(stranger, s.public_key, Key{}, 1, tai64n(1000 + round, 0), st));
+    }
+  }
+  // A replay of the client's own kind of initiation with an old timestamp.
+  InitiatorState st;
+  (void)sockets[0]->send_to(target, create_initiation(c, s.public_key, Key{}, 1, tai64n(1, 0), st));
+  w.run_for(2s);
+
+  EXPECT_TRUE(server.tun.empty()) << "nothing reached the server's TUN";
+  EXPECT_TRUE(client.client->connected());
+  EXPECT_EQ(client.client->connections_made(), 1u) << "the tunnel was never disturbed";
+  EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 42)));
+  EXPECT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", 43)));
+  w.run_for(100ms);
+  ASSERT_EQ(server.tun.size(), 1u);
+  EXPECT_EQ(server.tun[0][27], 42);
+  ASSERT_FALSE(client.tun.empty());
+  EXPECT_EQ(client.tun.back()[27], 43);
+}
+
+}  // namespace
