@@ -9,7 +9,9 @@
 // duetctl and the status socket, cookie replies under load, rekey timers.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
+#include "status.hpp"
 
 extern char** environ;
 
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
   auto log = spdlog::stdout_color_mt("duetd");
   log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   log->set_level(level_for_verb(cfg.verb));
+  log->flush_on(spdlog::level::trace);  // a daemon's log is read while it runs
 
   std::string key_error;
   if (cfg.private_key.empty()) {
@@ -143,7 +147,13 @@ int main(int argc, char** argv) {
   tunnel::DeviceSessions responders(device, std::nullopt);
   tunnel::DeviceSessions initiators(device, std::size_t{0});
   transport::StackSockets sockets(stack);
-  auto events = [&log](const transport::Event& e) { transport::log_event(*log, e); };
+  std::string last_error;
+  auto events = [&log, &last_error](const transport::Event& e) {
+    transport::log_event(*log, e);
+    if (e.error || e.kind == transport::EventKind::bind_remote_error || e.kind == transport::EventKind::startup_failed) {
+      last_error = e.describe();
+    }
+  };
 
   std::unique_ptr<transport::Server> server;
   std::unique_ptr<transport::Client> client;
@@ -166,6 +176,41 @@ int main(int argc, char** argv) {
     if (!device.route(packet)) log->trace("no peer (or no session) for a {}-byte packet", packet.size());
   });
 
+  // duetctl's control socket: root or the daemon's group only (0660).
+  namespace local = boost::asio::local;
+  const std::string control = cfg.control_socket.empty() ? "/run/duetd-" + dev + ".sock" : cfg.control_socket;
+  ::unlink(control.c_str());
+  boost::system::error_code control_ec;
+  local::stream_protocol::acceptor control_acceptor(io);
+  control_acceptor.open(local::stream_protocol(), control_ec);
+  if (!control_ec) control_acceptor.bind(local::stream_protocol::endpoint(control), control_ec);
+  if (!control_ec) control_acceptor.listen(8, control_ec);
+  if (control_ec) {
+    log->warn("no control socket at {}: {} (duetctl will not reach this daemon)", control, control_ec.message());
+  } else {
+    ::chmod(control.c_str(), 0660);
+    log->info("control socket {}", control);
+  }
+  std::function<void()> serve_control = [&] {
+    control_acceptor.async_accept([&](const boost::system::error_code& ec, local::stream_protocol::socket peer) {
+      if (ec) return;
+      auto sock = std::make_shared<local::stream_protocol::socket>(std::move(peer));
+      auto request = std::make_shared<boost::asio::streambuf>(256);
+      // Read the request line first: closing a Unix socket with unread data resets the peer.
+      boost::asio::async_read_until(*sock, *request, '\n', [&, sock, request](const boost::system::error_code& rec, std::size_t) {
+        if (rec) return;
+        const auto status = daemon::status_json({cfg, dev, device, server.get(), client.get(), stack.clock().now(), last_error});
+        auto reply = std::make_shared<std::string>(status.dump());
+        boost::asio::async_write(*sock, boost::asio::buffer(*reply), [sock, reply](const boost::system::error_code&, std::size_t) {
+          boost::system::error_code ignored;
+          sock->shutdown(local::stream_protocol::socket::shutdown_send, ignored);
+        });
+      });
+      serve_control();
+    });
+  };
+  if (!control_ec) serve_control();
+
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -175,5 +220,6 @@ int main(int argc, char** argv) {
   log->info("duetd running: mode {}, device {}, {} peer{}", config::to_string(cfg.mode), dev, peers.size(),
             peers.size() == 1 ? "" : "s");
   io.run();
+  ::unlink(control.c_str());
   return 0;
 }

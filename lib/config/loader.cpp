@@ -47,7 +47,7 @@ struct Raw {
   Opt<std::optional<net::Duration>> resolv_retry;
   std::vector<Plugin> plugins;
   Opt<Proxy> http_proxy, socks_proxy;
-  Opt<std::string> dev, status, private_key;
+  Opt<std::string> dev, status, private_key, control_socket;
   std::vector<Peer> peers;
   std::vector<net::Prefix> ifconfig;
   Opt<int> tun_mtu;
@@ -405,6 +405,9 @@ const Spec kSpecs[] = {
        if (auto v = l.number(d, 0, 576, 65535, "'tun-mtu'")) r.tun_mtu = Set<int>{static_cast<int>(*v), d.where};
      },
      "tun-mtu BYTES"},
+    {"control-socket", 1, 1, kTop,
+     [](Loader&, Raw& r, const Directive& d) { r.control_socket = Set<std::string>{d.args[0].text, d.where}; },
+     "control-socket PATH"},
     {"config", 1, 1, kTop, nullptr, "config FILE"},
 };
 
@@ -697,6 +700,7 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   if (top.verb) cfg.verb = top.verb->value;
   if (top.status) cfg.status_file = top.status->value;
   if (top.private_key) cfg.private_key = top.private_key->value;
+  if (top.control_socket) cfg.control_socket = top.control_socket->value;
   cfg.peers = top.peers;
   cfg.ifconfig = top.ifconfig;
   if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;

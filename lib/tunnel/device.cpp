@@ -28,7 +28,8 @@ std::optional<InnerHeader> inner_header(std::span<const std::uint8_t> p) {
 /// One peer connection's WireGuard state, as the engine's session.
 class WgSession final : public transport::Session {
 public:
-  WgSession(Device& d, std::optional<std::size_t> peer) : d_(d), peer_(peer), initiator_(peer.has_value()) {}
+  WgSession(Device& d, std::optional<std::size_t> peer, net::Endpoint remote, config::Transport transport)
+      : d_(d), peer_(peer), initiator_(peer.has_value()), remote_(remote), transport_(transport) {}
   ~WgSession() override {
     if (peer_ && d_.peers_[*peer_].active == this) d_.peers_[*peer_].active = nullptr;
   }
@@ -100,7 +101,13 @@ public:
 
   void attach(Sender send) override {
     sender_ = std::move(send);
-    if (peer_ && keys_) d_.peers_[*peer_].active = sender_ ? this : nullptr;
+    if (peer_ && keys_) {
+      d_.peers_[*peer_].active = sender_ ? this : nullptr;
+      if (sender_) {
+        d_.peers_[*peer_].endpoint = remote_;
+        d_.peers_[*peer_].transport = transport_;
+      }
+    }
   }
 
   bool send_packet(std::span<const std::uint8_t> packet) {
@@ -119,7 +126,11 @@ private:
     replay_ = ReplayWindow{};
     auto& ps = d_.peers_[peer];
     ps.last_handshake = d_.clock_.now();
-    if (sender_ || !initiator_) ps.active = this;
+    if (sender_ || !initiator_) {
+      ps.active = this;
+      ps.endpoint = remote_;
+      ps.transport = transport_;
+    }
   }
 
   Device& d_;
@@ -131,6 +142,8 @@ private:
   std::uint64_t send_counter_ = 0;
   ReplayWindow replay_;
   Sender sender_;
+  net::Endpoint remote_;
+  config::Transport transport_;
 };
 
 Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun)
@@ -139,10 +152,13 @@ Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, Pa
   random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&next_index_), sizeof next_index_));
 }
 
-std::unique_ptr<transport::Session> Device::make_initiator(std::size_t peer) {
-  return std::make_unique<WgSession>(*this, peer);
+std::unique_ptr<transport::Session> Device::make_initiator(std::size_t peer, const net::Endpoint& remote,
+                                                           config::Transport transport) {
+  return std::make_unique<WgSession>(*this, peer, remote, transport);
 }
-std::unique_ptr<transport::Session> Device::make_responder() { return std::make_unique<WgSession>(*this, std::nullopt); }
+std::unique_ptr<transport::Session> Device::make_responder(const net::Endpoint& remote, config::Transport transport) {
+  return std::make_unique<WgSession>(*this, std::nullopt, remote, transport);
+}
 
 std::optional<std::size_t> Device::find_peer(const Key& public_key) const {
   for (std::size_t i = 0; i < peers_.size(); ++i) {

@@ -11,9 +11,9 @@
 # Each case starts both daemons, pings through the tunnel, and stops them. The last
 # case blackholes the server's IPv6 address on the router: a client given both
 # addresses must get through over IPv4 without waiting for a timeout.
-# Usage: duetd_test.sh PATH/TO/duetd   (root; every namespace is deleted on exit)
+# Usage: duetd_test.sh PATH/TO/duetd PATH/TO/duetctl   (root; every namespace is deleted on exit)
 set -u
-duetd=$1
+duetd=$1 duetctl=$2
 p=dd$$
 C=${p}_c R=${p}_r S=${p}_s
 dir=$(mktemp -d)
@@ -51,6 +51,7 @@ mode server
 dev duet0
 verb 4
 private-key $dir/server.key
+control-socket $dir/server.sock
 peer $cpub 198.18.140.2/32
 ifconfig 198.18.140.1/24
 <listen>
@@ -66,18 +67,29 @@ case_() {  # case_ NAME EXPECTED_LOG_PATTERN REMOTE_LINE...
   local name=$1 pattern=$2; shift 2
   { printf 'mode client\ndev duet0\nverb 4\nkeepalive 2 10\nconnect-timeout 10\n'
     printf 'private-key %s\npeer %s 198.18.140.0/24\nifconfig 198.18.140.2/24\n' "$dir/client.key" "$spub"
+    printf 'control-socket %s\n' "$dir/client.sock"
     printf '%s\n' "$@"; } > "$dir/client.conf"
   ip netns exec $S "$duetd" --config "$dir/server.conf" > "$dir/server.log" 2>&1 & pids+=($!)
   ip netns exec $C "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & pids+=($!)
   local ok=0 start=$SECONDS
   for _ in $(seq 1 20); do
     if ip netns exec $C ping -c 1 -W 1 198.18.140.1 >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.2
   done
-  if [[ $ok -eq 1 ]] && grep -qE "$pattern" "$dir/client.log"; then
-    echo "ok   $name (ping through the tunnel after $((SECONDS - start)) s)"; passed=$((passed + 1))
+  local status="" server_status="" json=""
+  if [[ $ok -eq 1 ]]; then
+    status=$(ip netns exec $C "$duetctl" status --socket "$dir/client.sock")
+    json=$(ip netns exec $C "$duetctl" status --json --socket "$dir/client.sock")
+    server_status=$(ip netns exec $S "$duetctl" status --socket "$dir/server.sock")
+  fi
+  if [[ $ok -eq 1 ]] && grep -qE "$pattern" "$dir/client.log" \
+     && grep -q "latest handshake: [0-9]* seconds ago" <<<"$status" && grep -q '"rx_bytes": [1-9]' <<<"$json" \
+     && grep -q "listening: 0.0.0.0:1194/udp, \[::\]:1194/udp, 0.0.0.0:1194/tcp, \[::\]:1194/tcp" <<<"$server_status"; then
+    echo "ok   $name (ping through the tunnel after $((SECONDS - start)) s; duetctl status agrees)"; passed=$((passed + 1))
   else
     echo "FAIL $name"; failed=$((failed + 1))
     echo "--- client log"; tail -n 20 "$dir/client.log"; echo "--- server log"; tail -n 20 "$dir/server.log"
+    echo "--- duetctl status (client)"; echo "$status"; echo "--- duetctl status (server)"; echo "$server_status"
   fi
   stop_daemons
 }
@@ -120,6 +132,7 @@ remote 198.18.131.2 1194 udp
   local ok=0 start=$SECONDS
   for _ in $(seq 1 20); do
     if ip netns exec $C ping -c 1 -W 1 198.18.140.1 >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.2
   done
   if [[ $ok -eq 1 ]]; then
     echo "ok   $name (ping through the tunnel after $((SECONDS - start)) s)"; passed=$((passed + 1))

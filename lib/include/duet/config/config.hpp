@@ -108,6 +108,7 @@ struct Config {
   int tun_mtu = 1420;
   int verb = 3;
   std::string status_file;
+  std::string control_socket;  ///< duetctl's socket ("" = /run/duetd-DEV.sock)
   std::vector<std::string> files;  ///< every file read, in order
 };
 

@@ -43,13 +43,17 @@ public:
     Timestamp last_timestamp{};   ///< newest initiation seen (replayed ones are refused)
     std::uint64_t rx_bytes = 0, tx_bytes = 0;
     std::optional<net::TimePoint> last_handshake;
+    std::optional<net::Endpoint> endpoint;  ///< where its current session talks to
+    config::Transport transport = config::Transport::udp;
   };
   [[nodiscard]] const std::vector<PeerState>& peers() const { return peers_; }
 
   /// Sessions for the engine: initiators talk to one configured peer; responders learn
   /// theirs from the initiation.
-  std::unique_ptr<transport::Session> make_initiator(std::size_t peer);
-  std::unique_ptr<transport::Session> make_responder();
+  std::unique_ptr<transport::Session> make_initiator(std::size_t peer, const net::Endpoint& remote,
+                                                     config::Transport transport);
+  std::unique_ptr<transport::Session> make_responder(const net::Endpoint& remote, config::Transport transport);
+  [[nodiscard]] const Identity& identity() const { return me_; }
 
 private:
   friend class WgSession;
@@ -70,8 +74,8 @@ class DeviceSessions final : public transport::SessionFactory {
 public:
   DeviceSessions(Device& device, std::optional<std::size_t> initiator_peer)
       : device_(device), peer_(initiator_peer) {}
-  std::unique_ptr<transport::Session> create(const net::Endpoint&, config::Transport) override {
-    return peer_ ? device_.make_initiator(*peer_) : device_.make_responder();
+  std::unique_ptr<transport::Session> create(const net::Endpoint& remote, config::Transport transport) override {
+    return peer_ ? device_.make_initiator(*peer_, remote, transport) : device_.make_responder(remote, transport);
   }
 
 private:

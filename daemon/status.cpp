@@ -1,0 +1,84 @@
+#include "status.hpp"
+
+#include "duet/tunnel/crypto.hpp"
+
+namespace duet::daemon {
+
+nlohmann::ordered_json status_json(const StatusSources& s) {
+  nlohmann::ordered_json j;
+  j["interface"] = s.device_name;
+  j["public_key"] = tunnel::key_to_base64(s.device.identity().public_key);
+  j["mode"] = std::string(config::to_string(s.config.mode));
+  j["listening"] = nlohmann::ordered_json::array();
+  if (s.server) {
+    for (const auto& l : s.server->listening()) j["listening"].push_back(l.to_string());
+  }
+  if (s.client) j["connected"] = s.client->connected();
+  j["peers"] = nlohmann::ordered_json::array();
+  for (const auto& p : s.device.peers()) {
+    nlohmann::ordered_json pj;
+    pj["public_key"] = tunnel::key_to_base64(p.config.public_key);
+    pj["allowed_ips"] = nlohmann::ordered_json::array();
+    for (const auto& a : p.config.allowed_ips) pj["allowed_ips"].push_back(a.to_string());
+    if (p.endpoint) {
+      pj["endpoint"] = p.endpoint->to_string();
+      pj["transport"] = std::string(config::to_string(p.transport));
+      pj["family"] = std::string(net::to_string(p.endpoint->family()));
+    } else {
+      pj["endpoint"] = nullptr;
+    }
+    pj["latest_handshake_seconds_ago"] =
+        p.last_handshake ? nlohmann::ordered_json(std::chrono::duration_cast<std::chrono::seconds>(s.now - *p.last_handshake).count())
+                         : nlohmann::ordered_json(nullptr);
+    pj["rx_bytes"] = p.rx_bytes;
+    pj["tx_bytes"] = p.tx_bytes;
+    j["peers"].push_back(pj);
+  }
+  j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error);
+  return j;
+}
+
+namespace {
+std::string bytes(std::uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+}  // namespace
+
+std::string status_text(const nlohmann::ordered_json& j) {
+  std::string out = "interface: " + j["interface"].get<std::string>() + "\n";
+  out += "  public key: " + j["public_key"].get<std::string>() + "\n";
+  out += "  mode: " + j["mode"].get<std::string>() + "\n";
+  if (!j["listening"].empty()) {
+    std::string l;
+    for (const auto& x : j["listening"]) l += (l.empty() ? "" : ", ") + x.get<std::string>();
+    out += "  listening: " + l + "\n";
+  }
+  if (!j["last_error"].is_null()) out += "  last error: " + j["last_error"].get<std::string>() + "\n";
+  for (const auto& p : j["peers"]) {
+    out += "\npeer: " + p["public_key"].get<std::string>() + "\n";
+    if (!p["endpoint"].is_null()) {
+      out += "  endpoint: " + p["endpoint"].get<std::string>() + " (" + p["transport"].get<std::string>() + ", " +
+             p["family"].get<std::string>() + ")\n";
+    }
+    std::string a;
+    for (const auto& x : p["allowed_ips"]) a += (a.empty() ? "" : ", ") + x.get<std::string>();
+    out += "  allowed ips: " + a + "\n";
+    if (!p["latest_handshake_seconds_ago"].is_null()) {
+      out += "  latest handshake: " + std::to_string(p["latest_handshake_seconds_ago"].get<long long>()) + " seconds ago\n";
+    }
+    out += "  transfer: " + bytes(p["rx_bytes"].get<std::uint64_t>()) + " received, " +
+           bytes(p["tx_bytes"].get<std::uint64_t>()) + " sent\n";
+  }
+  return out;
+}
+
+}  // namespace duet::daemon
