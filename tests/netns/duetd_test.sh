@@ -108,11 +108,13 @@ r ip -6 route del blackhole fd00:131::2/128
 wg_case() {  # wg_case NAME NS_OF_WIREGUARD_GO
   local name=$1 wgns=$2
   rm -f "$dir/wg.log"
-  ip netns exec "$wgns" wireguard-go -f wg0 > "$dir/wg.log" 2>&1 & pids+=($!)
-  for _ in $(seq 1 50); do ip -n "$wgns" link show wg0 >/dev/null 2>&1 && break; sleep 0.1; done
+  # wireguard-go's control socket is global (/var/run/wireguard/NAME.sock): a unique name.
+  local wgif=wg$p
+  ip netns exec "$wgns" wireguard-go -f "$wgif" > "$dir/wg.log" 2>&1 & pids+=($!)
+  for _ in $(seq 1 50); do ip -n "$wgns" link show "$wgif" >/dev/null 2>&1 && break; sleep 0.1; done
   if [[ $wgns == "$S" ]]; then
-    s wg set wg0 private-key "$dir/server.key" listen-port 1194 peer "$cpub" allowed-ips 198.18.140.2/32
-    s ip addr add 198.18.140.1/24 dev wg0; s ip link set wg0 up
+    s wg set "$wgif" private-key "$dir/server.key" listen-port 1194 peer "$cpub" allowed-ips 198.18.140.2/32
+    s ip addr add 198.18.140.1/24 dev "$wgif"; s ip link set "$wgif" up
     { printf 'mode client
 dev duet0
 verb 4
@@ -126,8 +128,8 @@ remote 198.18.131.2 1194 udp
     ip netns exec $C "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & pids+=($!)
   else
     ip netns exec $S "$duetd" --config "$dir/server.conf" > "$dir/server.log" 2>&1 & pids+=($!)
-    c wg set wg0 private-key "$dir/client.key" peer "$spub" allowed-ips 198.18.140.0/24 endpoint 198.18.131.2:1194
-    c ip addr add 198.18.140.2/24 dev wg0; c ip link set wg0 up
+    c wg set "$wgif" private-key "$dir/client.key" peer "$spub" allowed-ips 198.18.140.0/24 endpoint 198.18.131.2:1194
+    c ip addr add 198.18.140.2/24 dev "$wgif"; c ip link set "$wgif" up
   fi
   local ok=0 start=$SECONDS
   for _ in $(seq 1 20); do

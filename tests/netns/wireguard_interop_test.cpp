@@ -85,9 +85,12 @@ protected:
     t.links = {{"duet", "eth0", "wg", "eth0"}};
     t.addresses = {{"duet", "eth0", "198.18.100.2/24"}, {"wg", "eth0", "198.18.100.1/24"}};
     netns_ = std::make_unique<Netns>(t);
-    // wireguard-go in the foreground, as our child, in the wg namespace.
+    // wireguard-go in the foreground, as our child, in the wg namespace. Its control
+    // socket lives at a global path (/var/run/wireguard/NAME.sock), so the interface
+    // name must be unique among tests running at the same time.
     const std::string ns = netns_->name("wg");
-    const char* argv[] = {"ip", "netns", "exec", ns.c_str(), "wireguard-go", "-f", "wg0", nullptr};
+    wg_if_ = "wgt" + std::to_string(getpid() % 1000000) + std::to_string(++instance_counter_);
+    const char* argv[] = {"ip", "netns", "exec", ns.c_str(), "wireguard-go", "-f", wg_if_.c_str(), nullptr};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -96,18 +99,18 @@ protected:
     posix_spawn_file_actions_destroy(&fa);
     bool up = false;
     for (int i = 0; i < 100 && !up; ++i) {
-      up = std::system(("ip -n " + ns + " link show wg0 >/dev/null 2>&1").c_str()) == 0;
+      up = std::system(("ip -n " + ns + " link show " + wg_if_ + " >/dev/null 2>&1").c_str()) == 0;
       if (!up) usleep(50000);
     }
-    ASSERT_TRUE(up) << "wireguard-go did not create wg0";
+    ASSERT_TRUE(up) << "wireguard-go did not create " << wg_if_;
     wg_ = Identity::from_private(generate_private_key());
     me_ = Identity::from_private(generate_private_key());
     key_file_ = ::testing::TempDir() + "/duet-wg-key-" + std::to_string(getpid());
     std::ofstream(key_file_) << key_to_base64(wg_.private_key) << "\n";
-    netns_->exec("wg", "wg set wg0 private-key " + key_file_ + " listen-port 51820 peer " +
+    netns_->exec("wg", "wg set " + wg_if_ + " private-key " + key_file_ + " listen-port 51820 peer " +
                            key_to_base64(me_.public_key) + " allowed-ips 198.18.101.2/32");
-    netns_->exec("wg", "ip addr add 198.18.101.1/24 dev wg0");
-    netns_->exec("wg", "ip link set wg0 up");
+    netns_->exec("wg", "ip addr add 198.18.101.1/24 dev " + wg_if_);
+    netns_->exec("wg", "ip link set " + wg_if_ + " up");
     netns_->enter("duet");
     driver_ = std::make_unique<PosixDriver>();
     socket_ = std::move(*driver_->stack().open_datagram(net::Family::v4));
@@ -138,6 +141,8 @@ protected:
 
   std::unique_ptr<Netns> netns_;
   pid_t wg_pid_ = -1;
+  std::string wg_if_;
+  static inline int instance_counter_ = 0;
   Identity wg_, me_;
   std::string key_file_;
   std::unique_ptr<PosixDriver> driver_;
@@ -177,7 +182,7 @@ TEST_F(WireguardGo, DuetInitiatesAndAPingComesBack) {
 
 TEST_F(WireguardGo, WireguardGoInitiatesAndItsTrafficArrives) {
   const auto local = *socket_->local_endpoint();
-  netns_->exec("wg", "wg set wg0 peer " + key_to_base64(me_.public_key) + " endpoint " + local.to_string());
+  netns_->exec("wg", "wg set " + wg_if_ + " peer " + key_to_base64(me_.public_key) + " endpoint " + local.to_string());
   // Traffic for the peer makes wireguard-go start a handshake: UDP datagrams from bash
   // (no ping needed) to duet's tunnel address.
   netns_->exec("wg", "bash -c 'for i in 1 2 3 4; do echo duet > /dev/udp/198.18.101.2/9; sleep 0.5; done >/dev/null 2>&1 &'");
