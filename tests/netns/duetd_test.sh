@@ -83,6 +83,35 @@ r ip -6 route add blackhole fd00:131::2/128
 case_ "dual stack, IPv6 blackholed: over IPv4 at once" "connected to 198.18.131.2:1194/udp over IPv4 after [0-9]{1,3} ms" \
   "remote fd00:131::2 1194 udp" "remote 198.18.131.2 1194 udp"
 r ip -6 route del blackhole fd00:131::2/128
+# One server, two clients at once: one over UDP (duet0, .2), one over TCP (duet1, .3).
+two_clients() {
+  rm -f "$dir"/*.log
+  "$duetd" genkey > "$dir/client2.key"; local c2pub; c2pub=$("$duetd" pubkey < "$dir/client2.key")
+  { cat "$dir/server.conf"; echo "peer $c2pub 198.18.140.3/32"; } > "$dir/server2.conf"
+  tb_client_conf "$dir" "remote 198.18.131.2 1194 udp"
+  sed -e "s|$dir/client.key|$dir/client2.key|" -e 's/^dev duet0/dev duet1/' -e 's|198.18.140.2/24|198.18.140.3/24|' \
+      -e "s|$dir/client.sock|$dir/client2.sock|" -e 's/1194 udp$/1194 tcp/' "$dir/client.conf" > "$dir/client2.conf"
+  ip netns exec "$S" "$duetd" --config "$dir/server2.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
+  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
+  ip netns exec "$C" "$duetd" --config "$dir/client2.conf" > "$dir/client2.log" 2>&1 & tb_pids+=($!)
+  local ok=0 start=$SECONDS _ a=0 b=0
+  for _ in $(seq 1 25); do
+    [[ $a -eq 1 ]] || { ip netns exec "$C" ping -c 1 -W 1 -I duet0 198.18.140.1 >/dev/null 2>&1 && a=1; }
+    [[ $b -eq 1 ]] || { ip netns exec "$C" ping -c 1 -W 1 -I duet1 198.18.140.1 >/dev/null 2>&1 && b=1; }
+    [[ $a -eq 1 && $b -eq 1 ]] && break
+    sleep 0.2
+  done
+  local st=""
+  if [[ $a -eq 1 && $b -eq 1 ]]; then
+    st=$(ip netns exec "$S" "$duetctl" status --socket "$dir/server.sock")
+    [[ $(grep -c "latest handshake" <<<"$st") -eq 2 ]] && grep -q "(udp, IPv4)" <<<"$st" && grep -q "(tcp, IPv4)" <<<"$st" && ok=1
+  fi
+  [[ $ok -eq 1 ]] || { echo "--- server status"; echo "$st"; tail -n 10 "$dir/client2.log"; }
+  report "one server, two clients at once (UDP and TCP)" $ok "both ping through after $((SECONDS - start)) s; duetctl shows both peers"
+  tb_stop
+}
+two_clients
+
 if command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
   wg_case "duetd client, wireguard-go server" "$S"
   wg_case "wireguard-go client, duetd server" "$C"
