@@ -24,6 +24,7 @@
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
+#include "privileges.hpp"
 #include "status.hpp"
 
 extern char** environ;
@@ -119,6 +120,12 @@ int main(int argc, char** argv) {
     log->error("{}", key_error);
     return 1;
   }
+  daemon::Identity drop_to;
+  std::string identity_error;
+  if (!daemon::lookup_identity(cfg.user, cfg.group, drop_to, identity_error)) {
+    log->error("{}", identity_error);
+    return 1;
+  }
   if (cfg.peers.empty()) {
     log->error("no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
     return 1;
@@ -189,6 +196,9 @@ int main(int argc, char** argv) {
     log->warn("no control socket at {}: {} (duetctl will not reach this daemon)", control, control_ec.message());
   } else {
     ::chmod(control.c_str(), 0660);
+    if (!cfg.group.empty() && ::chown(control.c_str(), static_cast<uid_t>(-1), drop_to.gid) != 0) {
+      log->warn("cannot give {} to group {}", control, cfg.group);
+    }
     log->info("control socket {}", control);
   }
   std::function<void()> serve_control = [&] {
@@ -217,8 +227,20 @@ int main(int argc, char** argv) {
     log->info("signal {}: shutting down", sig);
     io.stop();
   });
+  // Everything privileged is done: the TUN, its addresses, the listening sockets.
+  if (!cfg.user.empty() || !cfg.group.empty()) {
+    std::string drop_error;
+    if (!daemon::drop_privileges(drop_to, drop_error)) {
+      log->error("{}", drop_error);
+      return 1;
+    }
+    log->info("running as uid {} gid {}", drop_to.uid, drop_to.gid);
+  }
   log->info("duetd running: mode {}, device {}, {} peer{}", config::to_string(cfg.mode), dev, peers.size(),
             peers.size() == 1 ? "" : "s");
+  if (daemon::notify_ready("running: mode " + std::string(config::to_string(cfg.mode)) + ", device " + dev)) {
+    log->debug("told systemd we are ready");
+  }
   io.run();
   ::unlink(control.c_str());
   return 0;

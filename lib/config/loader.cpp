@@ -47,7 +47,7 @@ struct Raw {
   Opt<std::optional<net::Duration>> resolv_retry;
   std::vector<Plugin> plugins;
   Opt<Proxy> http_proxy, socks_proxy;
-  Opt<std::string> dev, status, private_key, control_socket;
+  Opt<std::string> dev, status, private_key, control_socket, user, group;
   std::vector<Peer> peers;
   std::vector<net::Prefix> ifconfig;
   Opt<int> tun_mtu;
@@ -408,6 +408,12 @@ const Spec kSpecs[] = {
     {"control-socket", 1, 1, kTop,
      [](Loader&, Raw& r, const Directive& d) { r.control_socket = Set<std::string>{d.args[0].text, d.where}; },
      "control-socket PATH"},
+    {"user", 1, 1, kTop,
+     [](Loader&, Raw& r, const Directive& d) { r.user = Set<std::string>{d.args[0].text, d.where}; },
+     "user NAME"},
+    {"group", 1, 1, kTop,
+     [](Loader&, Raw& r, const Directive& d) { r.group = Set<std::string>{d.args[0].text, d.where}; },
+     "group NAME"},
     {"config", 1, 1, kTop, nullptr, "config FILE"},
 };
 
@@ -701,6 +707,8 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   if (top.status) cfg.status_file = top.status->value;
   if (top.private_key) cfg.private_key = top.private_key->value;
   if (top.control_socket) cfg.control_socket = top.control_socket->value;
+  if (top.user) cfg.user = top.user->value;
+  if (top.group) cfg.group = top.group->value;
   cfg.peers = top.peers;
   cfg.ifconfig = top.ifconfig;
   if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;

@@ -83,6 +83,24 @@ r ip -6 route add blackhole fd00:131::2/128
 case_ "dual stack, IPv6 blackholed: over IPv4 at once" "connected to 198.18.131.2:1194/udp over IPv4 after [0-9]{1,3} ms" \
   "remote fd00:131::2 1194 udp" "remote 198.18.131.2 1194 udp"
 r ip -6 route del blackhole fd00:131::2/128
+# The server drops to nobody once its TUN and sockets are open, and still serves.
+dropped() {
+  rm -f "$dir"/*.log
+  { cat "$dir/server.conf"; printf 'user nobody\ngroup nogroup\n'; } > "$dir/server-nobody.conf"
+  tb_client_conf "$dir" "remote 198.18.131.2 1194 udp"
+  ip netns exec "$S" "$duetd" --config "$dir/server-nobody.conf" > "$dir/server.log" 2>&1 & local spid=$!; tb_pids+=($spid)
+  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
+  local ok=0 start=$SECONDS uid=""
+  if tb_ping_tunnel; then
+    uid=$(ps -o uid= -p "$spid" | tr -d ' ')
+    [[ $uid == "$(id -u nobody)" ]] && grep -q "running as uid" "$dir/server.log" \
+      && ip netns exec "$S" "$duetctl" status --socket "$dir/server.sock" | grep -q "latest handshake" && ok=1
+  fi
+  report "server drops to user nobody and keeps serving" $ok "uid $uid, ping after $((SECONDS - start)) s"
+  tb_stop
+}
+dropped
+
 # One server, two clients at once: one over UDP (duet0, .2), one over TCP (duet1, .3).
 two_clients() {
   rm -f "$dir"/*.log

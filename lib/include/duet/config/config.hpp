@@ -109,6 +109,8 @@ struct Config {
   int verb = 3;
   std::string status_file;
   std::string control_socket;  ///< duetctl's socket ("" = /run/duetd-DEV.sock)
+  std::string user;            ///< drop to this user once the TUN and sockets are open
+  std::string group;           ///< ...and this group (also the control socket's group)
   std::vector<std::string> files;  ///< every file read, in order
 };
 
