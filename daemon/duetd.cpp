@@ -72,6 +72,37 @@ std::optional<tunnel::Key> read_private_key(const std::string& value, std::strin
   return std::nullopt;
 }
 
+/// What decides whether a reload must rebuild the listeners...
+std::string listens_key(const config::Config& c) {
+  std::string k = std::string(config::to_string(c.mode));
+  for (const auto& l : c.listens) {
+    k += "|" + std::string(config::to_string(l.proto)) + "," + std::string(config::to_string(l.family)) + "," +
+         std::to_string(l.port);
+    for (const auto& a : l.locals) k += "," + a;
+  }
+  return k;
+}
+
+/// ...and whether it must rebuild the outgoing connections.
+std::string connections_key(const config::Config& c) {
+  std::string k = std::string(config::to_string(c.mode)) + (c.remote_random ? "r" : "");
+  for (const auto& x : c.connections) {
+    k += "|" + std::string(config::to_string(x.proto)) + "," + std::string(config::to_string(x.family)) + "," +
+         std::to_string(x.lport) + "," + std::to_string(static_cast<int>(x.bind)) + "," +
+         std::to_string(x.connect_timeout.count()) + "," + std::to_string(x.happy_eyeballs_delay.count()) + "," +
+         std::to_string(x.keepalive_interval.count()) + "," + std::to_string(x.keepalive_timeout.count());
+    for (const auto& r : x.remotes) k += "," + r.host + ":" + std::to_string(r.port) + "/" + std::string(config::to_string(r.proto));
+    for (const auto& a : x.locals) k += ",l" + a;
+  }
+  return k;
+}
+
+std::vector<tunnel::PeerConfig> peer_configs(const config::Config& c) {
+  std::vector<tunnel::PeerConfig> out;
+  for (const auto& p : c.peers) out.push_back({*tunnel::key_from_base64(p.public_key), {}, p.allowed_ips});
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,7 +134,11 @@ int main(int argc, char** argv) {
   const auto loaded = config::load_command_line(args);
   for (const auto& d : loaded.diagnostics.all()) std::cerr << d.to_string() << "\n";
   if (!loaded.ok()) return 1;
-  const config::Config& cfg = loaded.config;
+  // The server and the client each keep the configuration they were built from, so a
+  // reload can replace one without the other.
+  auto server_cfg = std::make_shared<const config::Config>(loaded.config);
+  auto client_cfg = server_cfg;
+  const config::Config& cfg = *server_cfg;  // what cannot change without a restart
 
   auto log = spdlog::stdout_color_mt("duetd");
   log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
@@ -130,8 +165,7 @@ int main(int argc, char** argv) {
     log->error("no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
     return 1;
   }
-  std::vector<tunnel::PeerConfig> peers;
-  for (const auto& p : cfg.peers) peers.push_back({*tunnel::key_from_base64(p.public_key), {}, p.allowed_ips});
+  const std::vector<tunnel::PeerConfig> peers = peer_configs(cfg);
 
   boost::asio::io_context io;
   posix::PosixStack stack(io);
@@ -152,7 +186,7 @@ int main(int argc, char** argv) {
   tunnel::Device device(tunnel::Identity::from_private(*private_key), peers, stack.clock(),
                         [&tun](std::span<const std::uint8_t> p) { (*tun)->write(p); });
   tunnel::DeviceSessions responders(device, std::nullopt);
-  tunnel::DeviceSessions initiators(device, std::size_t{0});
+  auto initiators = std::make_unique<tunnel::DeviceSessions>(device, std::size_t{0});
   transport::StackSockets sockets(stack);
   std::string last_error;
   auto events = [&log, &last_error](const transport::Event& e) {
@@ -164,21 +198,30 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<transport::Server> server;
   std::unique_ptr<transport::Client> client;
-  if (!cfg.listens.empty()) {
-    server = std::make_unique<transport::Server>(stack, cfg, responders, events);
+  auto start_server = [&] {
+    server.reset();
+    if (server_cfg->listens.empty()) return;
+    server = std::make_unique<transport::Server>(stack, *server_cfg, responders, events);
     server->start([&io, &log](bool ok) {
       if (!ok) {
         log->error("no listening socket: stopping");
         io.stop();
       }
     });
-  }
-  bool has_remote = false;
-  for (const auto& c : cfg.connections) has_remote = has_remote || !c.remotes.empty();
-  if (has_remote) {
-    client = std::make_unique<transport::Client>(stack, sockets, cfg, initiators, events, server.get());
+  };
+  auto start_client = [&] {
+    client.reset();
+    bool has_remote = false;
+    for (const auto& c : client_cfg->connections) has_remote = has_remote || !c.remotes.empty();
+    if (!has_remote) return;
+    // A client talks to its first peer; after a reload, find it by key.
+    const auto first = tunnel::key_from_base64(client_cfg->peers.front().public_key);
+    initiators = std::make_unique<tunnel::DeviceSessions>(device, device.peer_index(*first));
+    client = std::make_unique<transport::Client>(stack, sockets, *client_cfg, *initiators, events, server.get());
     client->start();
-  }
+  };
+  start_server();
+  start_client();
   (*tun)->start_reading([&device, &log](std::span<const std::uint8_t> packet) {
     if (!device.route(packet)) log->trace("no peer (or no session) for a {}-byte packet", packet.size());
   });
@@ -220,6 +263,42 @@ int main(int argc, char** argv) {
     });
   };
   if (!control_ec) serve_control();
+
+  // SIGHUP: read the configuration again; keep what did not change.
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      log->info("SIGHUP: reloading the configuration");
+      const auto again = config::load_command_line(args);
+      for (const auto& d : again.diagnostics.all()) log->warn("{}", d.to_string());
+      if (!again.ok()) {
+        log->error("the new configuration has errors: keeping the running one");
+      } else if (again.config.private_key != cfg.private_key || again.config.dev != cfg.dev ||
+                 again.config.ifconfig != cfg.ifconfig || again.config.peers.empty()) {
+        log->warn("private-key, dev, ifconfig or the peer list's presence changed: restart duetd to apply them");
+      } else {
+        auto next = std::make_shared<const config::Config>(again.config);
+        const auto changes = device.update_peers(peer_configs(*next));
+        log->info("peers: {} kept, {} added, {} removed", changes.kept, changes.added, changes.removed);
+        const bool listens_changed = listens_key(*next) != listens_key(*server_cfg);
+        const bool connections_changed = connections_key(*next) != connections_key(*client_cfg);
+        if (listens_changed) {
+          log->info("listen blocks changed: reopening the listening sockets");
+          server_cfg = next;
+          start_server();
+        }
+        if (connections_changed || listens_changed) {
+          log->info("{}: reconnecting", connections_changed ? "connections changed" : "the shared sockets changed");
+          client_cfg = next;
+          start_client();
+        }
+        if (!listens_changed && !connections_changed) log->info("listeners and connections unchanged: kept as they are");
+      }
+      on_hangup();
+    });
+  };
+  on_hangup();
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {

@@ -162,15 +162,41 @@ std::unique_ptr<transport::Session> Device::make_responder(const net::Endpoint& 
 
 std::optional<std::size_t> Device::find_peer(const Key& public_key) const {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
-    if (peers_[i].config.public_key == public_key) return i;
+    if (!peers_[i].removed && peers_[i].config.public_key == public_key) return i;
   }
   return std::nullopt;
+}
+
+Device::PeerChanges Device::update_peers(const std::vector<PeerConfig>& peers) {
+  PeerChanges c;
+  std::vector<bool> seen(peers_.size(), false);
+  for (const auto& p : peers) {
+    if (auto i = find_peer(p.public_key)) {
+      peers_[*i].config = p;
+      seen[*i] = true;
+      ++c.kept;
+    } else {
+      peers_.push_back({p});
+      seen.push_back(true);
+      ++c.added;
+    }
+  }
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    if (!seen[i] && !peers_[i].removed) {
+      peers_[i].removed = true;
+      peers_[i].config.allowed_ips.clear();  // routes nothing, accepts nothing
+      peers_[i].active = nullptr;
+      ++c.removed;
+    }
+  }
+  return c;
 }
 
 std::optional<std::size_t> Device::peer_for_destination(const net::Address& dst) const {
   std::optional<std::size_t> best;
   int best_len = -1;
   for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i].removed) continue;
     for (const auto& p : peers_[i].config.allowed_ips) {
       if (p.contains(dst) && p.length > best_len) {
         best = i;

@@ -101,6 +101,34 @@ dropped() {
 }
 dropped
 
+# SIGHUP reloads: a new peer on the server, nothing new on the client, then a broken
+# file; the established tunnel is kept through all three.
+reload() {
+  rm -f "$dir"/*.log
+  cp "$dir/server.conf" "$dir/server-reload.conf"
+  tb_client_conf "$dir" "remote 198.18.131.2 1194 udp"
+  ip netns exec "$S" "$duetd" --config "$dir/server-reload.conf" > "$dir/server.log" 2>&1 & local spid=$!; tb_pids+=($spid)
+  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & local cpid=$!; tb_pids+=($cpid)
+  local ok=0 start=$SECONDS
+  if tb_ping_tunnel; then
+    echo "peer $("$duetd" pubkey < <("$duetd" genkey)) 198.18.140.9/32" >> "$dir/server-reload.conf"
+    kill -HUP "$spid" "$cpid"; sleep 1
+    echo "this is not a directive" >> "$dir/server-reload.conf"
+    kill -HUP "$spid"; sleep 1
+    if ip netns exec "$C" ping -c 2 -i 0.3 -W 1 198.18.140.1 >/dev/null 2>&1 \
+       && [[ $(grep -c "connected to" "$dir/client.log") -eq 1 ]] \
+       && grep -q "peers: 1 kept, 1 added, 0 removed" "$dir/server.log" \
+       && grep -q "listeners and connections unchanged: kept as they are" "$dir/client.log" \
+       && grep -q "keeping the running one" "$dir/server.log" \
+       && [[ $(ip netns exec "$S" "$duetctl" status --socket "$dir/server.sock" | grep -c "^peer:") -eq 2 ]]; then
+      ok=1
+    fi
+  fi
+  report "SIGHUP reload keeps the established tunnel" $ok "one connection throughout, $((SECONDS - start)) s"
+  tb_stop
+}
+reload
+
 # One server, two clients at once: one over UDP (duet0, .2), one over TCP (duet1, .3).
 two_clients() {
   rm -f "$dir"/*.log

@@ -39,6 +39,7 @@ public:
 
   struct PeerState {
     PeerConfig config;
+    bool removed = false;         ///< dropped by a reload (kept so indices stay valid)
     WgSession* active = nullptr;  ///< the session carrying its traffic now
     Timestamp last_timestamp{};   ///< newest initiation seen (replayed ones are refused)
     std::uint64_t rx_bytes = 0, tx_bytes = 0;
@@ -47,6 +48,16 @@ public:
     config::Transport transport = config::Transport::udp;
   };
   [[nodiscard]] const std::vector<PeerState>& peers() const { return peers_; }
+
+  /// A reload: peers with the same key keep their state and session (their allowed IPs
+  /// and preshared key are updated), new ones are added, missing ones are disabled.
+  /// Returns how many were (kept, added, removed).
+  struct PeerChanges {
+    std::size_t kept = 0, added = 0, removed = 0;
+  };
+  PeerChanges update_peers(const std::vector<PeerConfig>& peers);
+  /// Index of a live peer by key (for the initiator side of a client after a reload).
+  [[nodiscard]] std::optional<std::size_t> peer_index(const Key& public_key) const { return find_peer(public_key); }
 
   /// Sessions for the engine: initiators talk to one configured peer; responders learn
   /// theirs from the initiation.
