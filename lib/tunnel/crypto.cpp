@@ -120,6 +120,18 @@ std::vector<Key> kdf(const Key& key, std::span<const std::uint8_t> input, int n)
 }
 
 namespace {
+
+/// libsodium declares its output (and some input) pointers non-null even for zero
+/// lengths; an empty vector's data() may be null, so empty buffers point here instead.
+std::uint8_t* nonnull(Bytes& b) {
+  static std::uint8_t empty = 0;
+  return b.empty() ? &empty : b.data();
+}
+const std::uint8_t* nonnull(std::span<const std::uint8_t> b) {
+  static const std::uint8_t empty = 0;
+  return b.empty() ? &empty : b.data();
+}
+
 std::array<std::uint8_t, 12> nonce_of(std::uint64_t counter) {
   std::array<std::uint8_t, 12> n{};
   for (int i = 0; i < 8; ++i) n[4 + i] = static_cast<std::uint8_t>(counter >> (8 * i));
@@ -132,7 +144,7 @@ Bytes aead_encrypt(const Key& key, std::uint64_t counter, std::span<const std::u
   Bytes out(plain.size() + 16);
   unsigned long long len = 0;
   const auto n = nonce_of(counter);
-  crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &len, plain.data(), plain.size(), auth.data(), auth.size(),
+  crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &len, nonnull(plain), plain.size(), nonnull(auth), auth.size(),
                                             nullptr, n.data(), key.data());
   out.resize(len);
   return out;
@@ -144,7 +156,7 @@ std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter, std::sp
   Bytes out(sealed.size() - 16);
   unsigned long long len = 0;
   const auto n = nonce_of(counter);
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(out.data(), &len, nullptr, sealed.data(), sealed.size(), auth.data(),
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(nonnull(out), &len, nullptr, sealed.data(), sealed.size(), nonnull(auth),
                                                 auth.size(), n.data(), key.data()) != 0) {
     return std::nullopt;
   }
@@ -156,7 +168,7 @@ Bytes xaead_encrypt(const Key& key, std::span<const std::uint8_t, 24> nonce, std
                     std::span<const std::uint8_t> auth) {
   Bytes out(plain.size() + 16);
   unsigned long long len = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data(), &len, plain.data(), plain.size(), auth.data(), auth.size(),
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data(), &len, nonnull(plain), plain.size(), nonnull(auth), auth.size(),
                                              nullptr, nonce.data(), key.data());
   out.resize(len);
   return out;
@@ -167,14 +179,16 @@ std::optional<Bytes> xaead_decrypt(const Key& key, std::span<const std::uint8_t,
   if (sealed.size() < 16) return std::nullopt;
   Bytes out(sealed.size() - 16);
   unsigned long long len = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &len, nullptr, sealed.data(), sealed.size(), auth.data(),
-                                                 auth.size(), nonce.data(), key.data()) != 0) {
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(nonnull(out), &len, nullptr, sealed.data(), sealed.size(),
+                                                 nonnull(auth), auth.size(), nonce.data(), key.data()) != 0) {
     return std::nullopt;
   }
   out.resize(len);
   return out;
 }
 
-void random_bytes(std::span<std::uint8_t> out) { randombytes_buf(out.data(), out.size()); }
+void random_bytes(std::span<std::uint8_t> out) {
+  if (!out.empty()) randombytes_buf(out.data(), out.size());  // declared non-null
+}
 
 }  // namespace duet::tunnel
