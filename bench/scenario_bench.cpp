@@ -33,22 +33,25 @@ sim::RunResult run(const std::string& body, std::uint64_t seed = 1) {
 
 double ms(net::Duration d) { return net::to_ms(d); }
 
+/// The server's IPv6 address blackholed on the router at `fault_at`; a client of `transport`
+/// with `extra` configuration lines.
+sim::RunResult blackhole(const std::string& transport, const std::string& extra, const std::string& fault_at,
+                         const std::string& duration, const std::string& expectation) {
+  return run("name = \"bench\"\nduration = \"" + duration + "\"\nexpect = [\"" + expectation + "\"]\n"
+             "[[fault]]\nat = \"" + fault_at + "\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
+             "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " + transport + "\\n\"\n"
+             "[[instance]]\nname = \"client\"\nhost = \"client\"\nconfig = \"mode client\\nremote vpn.test 1194 " +
+             transport + "\\n" + extra + "\"\n");
+}
+
 double connect_ms(const std::string& transport, const std::string& extra) {
-  const auto r = run("name = \"bench\"\nduration = \"300s\"\nexpect = [\"client connects over IPv4\"]\n"
-                     "[[fault]]\nat = \"0s\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
-                     "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " + transport + "\\n\"\n"
-                     "[[instance]]\nname = \"client\"\nhost = \"client\"\nconfig = \"mode client\\nremote vpn.test 1194 " +
-                     transport + "\\n" + extra + "\"\n");
+  const auto r = blackhole(transport, extra, "0s", "300s", "client connects over IPv4");
   if (!r.passed()) return -1;
   return ms(r.connected_at.at("client").front().time_since_epoch());
 }
 
 double failover_ms(const std::string& transport, const std::string& keepalive) {
-  const auto r = run("name = \"bench\"\nduration = \"200s\"\nexpect = [\"client ends connected over IPv4\"]\n"
-                     "[[fault]]\nat = \"5s\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
-                     "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " + transport + "\\n\"\n"
-                     "[[instance]]\nname = \"client\"\nhost = \"client\"\nconfig = \"mode client\\nremote vpn.test 1194 " +
-                     transport + "\\n" + keepalive + "\"\n");
+  const auto r = blackhole(transport, keepalive, "5s", "200s", "client ends connected over IPv4");
   if (!r.passed() || r.connected_at.at("client").size() < 2) return -1;
   return ms(r.connected_at.at("client")[1].time_since_epoch()) - 5000;
 }
