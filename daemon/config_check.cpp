@@ -14,6 +14,8 @@
 #include "duet/policy/remote_order.hpp"
 #include "duet/posix/posix_stack.hpp"
 
+#include "config_check.hpp"
+
 using namespace duet;
 using json = nlohmann::ordered_json;
 
@@ -21,6 +23,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: duet-config check [--json] [--no-resolve] [FILE] [--directive args...]\n"
+    "       duetd --test-config [--json] [--no-resolve] [FILE] [--directive args...]\n"
     "  Loads FILE (same as --config FILE) and the directives after it, and prints the\n"
     "  effective options and the socket plan. Exit status: 0 fine, 1 errors, 2 usage.\n";
 
@@ -246,13 +249,9 @@ void print_human(const config::LoadResult& loaded, const Plan& plan, bool resolv
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] != "check") {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  args.erase(args.begin());
+namespace duet::daemon {
+
+int config_check(std::vector<std::string> args) {
   bool as_json = false;
   bool resolve = true;
   std::vector<std::string> rest;
@@ -299,3 +298,5 @@ int main(int argc, char** argv) {
   }
   return ok ? 0 : 1;
 }
+
+}  // namespace duet::daemon

@@ -24,6 +24,7 @@
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
+#include "config_check.hpp"
 #include "privileges.hpp"
 #include "status.hpp"
 
@@ -34,7 +35,8 @@ using namespace duet;
 namespace {
 
 constexpr const char* kUsage =
-    "usage: duetd genkey | duetd pubkey < KEY | duetd --config FILE [--directive args...]\n";
+    "usage: duetd genkey | duetd pubkey < KEY | duetd --config FILE [--directive args...]\n"
+    "       duetd --test-config [--json] [--no-resolve] [FILE] [--directive args...]\n";
 
 spdlog::level::level_enum level_for_verb(int verb) {
   if (verb <= 0) return spdlog::level::err;
@@ -114,6 +116,10 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--test-config") {
+    args.erase(args.begin());
+    return daemon::config_check(args);
   }
   if (args[0] == "genkey") {
     std::cout << tunnel::key_to_base64(tunnel::generate_private_key()) << "\n";

@@ -48,5 +48,16 @@ else
   echo "FAIL json errors"; failed=$((failed+1))
 fi
 
+# duetd --test-config is the same check.
+duetd=$(dirname "$bin")/duetd
+if [[ -x $duetd ]]; then
+  out=$("$duetd" --test-config "$examples/server.conf" 2>&1); rc=$?
+  if [[ $rc -eq 0 ]] && grep -qE 'bind \[::\]:443 +tcp +IPV6_V6ONLY=1' <<<"$out"; then
+    echo "ok   duetd --test-config prints the same plan"; passed=$((passed+1))
+  else
+    echo "FAIL duetd --test-config: exit $rc"; echo "$out" | sed 's/^/    /'; failed=$((failed+1))
+  fi
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
