@@ -12,13 +12,17 @@ namespace duet::tunnel {
 
 bool crypto_init() { return sodium_init() >= 0; }
 
-Key generate_private_key() {
-  Key k;
-  randombytes_buf(k.data(), k.size());
+Key clamp_private_key(Key k) {
   // Clamping as RFC 7748 describes; crypto_scalarmult clamps too, this keeps the stored form canonical.
   k[0] &= 248;
   k[31] = static_cast<std::uint8_t>((k[31] & 127) | 64);
   return k;
+}
+
+Key generate_private_key() {
+  Key k;
+  randombytes_buf(k.data(), k.size());
+  return clamp_private_key(k);
 }
 
 Key public_key(const Key& private_key) {

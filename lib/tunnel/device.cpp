@@ -43,7 +43,7 @@ public:
     local_index_ = d_.new_index();
     return create_initiation(d_.me_, pc.public_key, pc.preshared, local_index_,
                              tai64n(static_cast<std::uint64_t>(s.count()), static_cast<std::uint32_t>(ns.count())),
-                             state_);
+                             d_.new_ephemeral(), state_);
   }
 
   Reply receive(std::span<const std::uint8_t> m) override {
@@ -59,7 +59,7 @@ public:
         if (in->timestamp <= ps.last_timestamp) return r;  // a replayed initiation
         ps.last_timestamp = in->timestamp;
         Keypair k;
-        r.send.push_back(create_response(d_.me_, *in, ps.config.preshared, d_.new_index(), k));
+        r.send.push_back(create_response(d_.me_, *in, ps.config.preshared, d_.new_index(), d_.new_ephemeral(), k));
         install(*peer, k);
         return r;
       }
@@ -146,10 +146,16 @@ private:
   config::Transport transport_;
 };
 
-Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun)
-    : me_(me), clock_(clock), to_tun_(std::move(to_tun)) {
+Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun, RandomSource random)
+    : me_(me), clock_(clock), to_tun_(std::move(to_tun)), random_(std::move(random)) {
   for (auto& p : peers) peers_.push_back({std::move(p)});
-  random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&next_index_), sizeof next_index_));
+  random_(std::span(reinterpret_cast<std::uint8_t*>(&next_index_), sizeof next_index_));
+}
+
+Key Device::new_ephemeral() {
+  Key k;
+  random_(k);
+  return clamp_private_key(k);
 }
 
 std::unique_ptr<transport::Session> Device::make_initiator(std::size_t peer, const net::Endpoint& remote,

@@ -82,13 +82,14 @@ bool mac1_valid(const Key& receiver_public, Span message) {
 }
 
 Bytes create_initiation(const Identity& me, const Key& peer, const Key& preshared, std::uint32_t local_index,
-                        const Timestamp& timestamp, InitiatorState& st, const std::optional<Mac>& cookie) {
+                        const Timestamp& timestamp, const Key& ephemeral, InitiatorState& st,
+                        const std::optional<Mac>& cookie) {
   Bytes msg(kInitiationLength, 0);
   msg[0] = kMessageHandshakeInitiation;
   put_le32(&msg[4], local_index);
   Key c, h;
   initial_state(peer, c, h);
-  st.ephemeral_private = generate_private_key();
+  st.ephemeral_private = ephemeral;
   const Key e_pub = public_key(st.ephemeral_private);
   mix_key(c, e_pub);
   mix_hash(h, e_pub);
@@ -142,14 +143,14 @@ std::optional<ReceivedInitiation> consume_initiation(const Identity& me, Span m)
 }
 
 Bytes create_response(const Identity& me, const ReceivedInitiation& in, const Key& preshared, std::uint32_t local_index,
-                      Keypair& keys) {
+                      const Key& ephemeral, Keypair& keys) {
   (void)me;
   Bytes msg(kResponseLength, 0);
   msg[0] = kMessageHandshakeResponse;
   put_le32(&msg[4], local_index);
   put_le32(&msg[8], in.remote_index);
   Key c = in.chaining, h = in.hash;
-  const Key e_priv = generate_private_key();
+  const Key& e_priv = ephemeral;
   const Key e_pub = public_key(e_priv);
   mix_key(c, e_pub);
   mix_hash(h, e_pub);

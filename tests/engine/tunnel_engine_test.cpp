@@ -149,12 +149,12 @@ TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
   for (int round = 0; round < 20; ++round) {
     for (auto& sock : sockets) {
       InitiatorState st;
-      (void)sock->send_to(target, create_initiation(stranger, s.public_key, Key{}, 1, tai64n(1000 + round, 0), st));
+      (void)sock->send_to(target, create_initiation(stranger, s.public_key, Key{}, 1, tai64n(1000 + round, 0), generate_private_key(), st));
     }
   }
   // A replay of the client's own kind of initiation with an old timestamp.
   InitiatorState st;
-  (void)sockets[0]->send_to(target, create_initiation(c, s.public_key, Key{}, 1, tai64n(1, 0), st));
+  (void)sockets[0]->send_to(target, create_initiation(c, s.public_key, Key{}, 1, tai64n(1, 0), generate_private_key(), st));
   w.run_for(2s);
 
   EXPECT_TRUE(server.tun.empty()) << "nothing reached the server's TUN";
@@ -167,6 +167,27 @@ TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
   EXPECT_EQ(server.tun[0][27], 42);
   ASSERT_FALSE(client.tun.empty());
   EXPECT_EQ(client.tun.back()[27], 43);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Tunnel, ASeededRandomSourceMakesHandshakesReproducible) {
+  ASSERT_TRUE(crypto_init());
+  const Identity me = Identity::from_private(clamp_private_key(Key{7}));
+  const Identity peer = Identity::from_private(clamp_private_key(Key{9}));
+  auto hello_with_seed = [&](std::uint64_t seed) {
+    sim::SimWorld w(1);
+    w.add_host("h");
+    auto rng = std::make_shared<sim::Random>(seed);
+    Device d(me, {{peer.public_key, {}, {}}}, w.stack("h").clock(), nullptr, [rng](std::span<std::uint8_t> out) {
+      for (auto& b : out) b = static_cast<std::uint8_t>(rng->next());
+    });
+    return d.make_initiator(0, ep("198.18.0.1:1"), config::Transport::udp)->hello();
+  };
+  EXPECT_EQ(hello_with_seed(5), hello_with_seed(5)) << "same seed, same ephemeral key and index, same bytes";
+  EXPECT_NE(hello_with_seed(5), hello_with_seed(6));
 }
 
 }  // namespace

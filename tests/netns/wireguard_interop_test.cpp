@@ -152,7 +152,7 @@ protected:
 
 TEST_F(WireguardGo, DuetInitiatesAndAPingComesBack) {
   InitiatorState st;
-  const Bytes init = create_initiation(me_, wg_.public_key, Key{}, 0x0d0e0001, now_tai64n(), st);
+  const Bytes init = create_initiation(me_, wg_.public_key, Key{}, 0x0d0e0001, now_tai64n(), generate_private_key(), st);
   ASSERT_FALSE(socket_->send_to(wg_endpoint_, init));
   auto resp = receive();
   ASSERT_TRUE(resp && !resp->empty()) << "no handshake response from wireguard-go";
@@ -192,7 +192,7 @@ TEST_F(WireguardGo, WireguardGoInitiatesAndItsTrafficArrives) {
   ASSERT_TRUE(got) << "duet could not verify wireguard-go's initiation";
   EXPECT_EQ(got->peer_static, wg_.public_key);
   Keypair keys;
-  ASSERT_FALSE(socket_->send_to(wg_endpoint_, create_response(me_, *got, Key{}, 0x0d0e0002, keys)));
+  ASSERT_FALSE(socket_->send_to(wg_endpoint_, create_response(me_, *got, Key{}, 0x0d0e0002, generate_private_key(), keys)));
   for (int i = 0; i < 8; ++i) {
     auto msg = receive();
     ASSERT_TRUE(msg && !msg->empty()) << "no data after the handshake";

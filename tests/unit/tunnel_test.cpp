@@ -73,7 +73,7 @@ TEST_F(Tunnel, HandshakeGivesBothSidesTheSameKeys) {
     Pair p;
     if (with_psk) random_bytes(p.psk);
     InitiatorState st;
-    const Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 0x11223344, tai64n(1000, 5), st);
+    const Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 0x11223344, tai64n(1000, 5), generate_private_key(), st);
     ASSERT_EQ(init.size(), kInitiationLength);
     EXPECT_TRUE(mac1_valid(p.responder.public_key, init));
     auto got = consume_initiation(p.responder, init);
@@ -82,7 +82,7 @@ TEST_F(Tunnel, HandshakeGivesBothSidesTheSameKeys) {
     EXPECT_EQ(got->timestamp, tai64n(1000, 5));
     EXPECT_EQ(got->remote_index, 0x11223344u);
     Keypair responder_keys;
-    const Bytes resp = create_response(p.responder, *got, p.psk, 0x55667788, responder_keys);
+    const Bytes resp = create_response(p.responder, *got, p.psk, 0x55667788, generate_private_key(), responder_keys);
     ASSERT_EQ(resp.size(), kResponseLength);
     EXPECT_EQ(*receiver_index(resp), 0x11223344u);
     auto initiator_keys = consume_response(p.initiator, st, resp);
@@ -109,7 +109,7 @@ TEST_F(Tunnel, HandshakeGivesBothSidesTheSameKeys) {
 TEST_F(Tunnel, WrongKeysAndTamperingAreRejected) {
   Pair p;
   InitiatorState st;
-  Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 1, tai64n(1, 0), st);
+  Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 1, tai64n(1, 0), generate_private_key(), st);
   const Identity stranger = Identity::from_private(generate_private_key());
   EXPECT_FALSE(consume_initiation(stranger, init)) << "mac1 is keyed with the responder's public key";
   for (std::size_t i = 0; i < 132; i += 3) {  // everything up to mac2
@@ -123,7 +123,7 @@ TEST_F(Tunnel, WrongKeysAndTamperingAreRejected) {
   auto got = consume_initiation(p.responder, init);
   ASSERT_TRUE(got);
   Keypair rk;
-  Bytes resp = create_response(p.responder, *got, p.psk, 2, rk);
+  Bytes resp = create_response(p.responder, *got, p.psk, 2, generate_private_key(), rk);
   InitiatorState other = st;
   other.local_index = 99;
   EXPECT_FALSE(consume_response(p.initiator, other, resp)) << "the response answers another handshake";

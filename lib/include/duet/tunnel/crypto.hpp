@@ -22,6 +22,8 @@ bool crypto_init();
 // --- keys ------------------------------------------------------------------------------
 /// A new X25519 private key (clamped), from the system's random generator.
 Key generate_private_key();
+/// 32 random bytes made into a private key (clamped as RFC 7748 says).
+Key clamp_private_key(Key bytes);
 /// X25519 public key of a private key.
 Key public_key(const Key& private_key);
 /// X25519 shared secret; nullopt for a low-order point (an all-zero result).

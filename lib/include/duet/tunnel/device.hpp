@@ -30,8 +30,12 @@ class WgSession;
 class Device {
 public:
   using PacketSink = std::function<void(std::span<const std::uint8_t>)>;
+  /// Where ephemeral keys and session indices come from: the system generator by
+  /// default; the simulator passes its seeded one, so a run can be replayed.
+  using RandomSource = std::function<void(std::span<std::uint8_t>)>;
 
-  Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun);
+  Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun,
+         RandomSource random = random_bytes);
 
   /// A packet from the TUN: sealed for the peer whose allowed IPs hold its destination.
   /// False when no peer matches or that peer has no session up.
@@ -77,7 +81,9 @@ private:
   std::vector<PeerState> peers_;
   net::Clock& clock_;
   PacketSink to_tun_;
+  RandomSource random_;
   std::uint32_t next_index_ = 0;
+  Key new_ephemeral();
 };
 
 /// A SessionFactory over a Device: initiators for a client, responders for listeners.

@@ -43,10 +43,11 @@ struct InitiatorState {
   std::uint32_t local_index = 0;
 };
 
-/// Builds a handshake initiation (148 bytes) to `peer`. `cookie` (from a cookie reply)
-/// fills mac2; without one mac2 is zero.
+/// Builds a handshake initiation (148 bytes) to `peer` with a fresh `ephemeral` private
+/// key (the caller draws it: these functions use no randomness). `cookie` (from a cookie
+/// reply) fills mac2; without one mac2 is zero.
 Bytes create_initiation(const Identity& me, const Key& peer, const Key& preshared, std::uint32_t local_index,
-                        const Timestamp& timestamp, InitiatorState& state,
+                        const Timestamp& timestamp, const Key& ephemeral, InitiatorState& state,
                         const std::optional<Mac>& cookie = std::nullopt);
 
 /// What a responder learns from a valid initiation.
@@ -62,9 +63,10 @@ struct ReceivedInitiation {
 /// Checks mac1 (keyed with our public key) and decrypts; nullopt for anything else.
 std::optional<ReceivedInitiation> consume_initiation(const Identity& me, std::span<const std::uint8_t> message);
 
-/// Builds the response (92 bytes) and the responder's keypair.
+/// Builds the response (92 bytes, with a fresh `ephemeral` private key) and the
+/// responder's keypair.
 Bytes create_response(const Identity& me, const ReceivedInitiation& initiation, const Key& preshared,
-                      std::uint32_t local_index, Keypair& keys);
+                      std::uint32_t local_index, const Key& ephemeral, Keypair& keys);
 
 /// The initiator's side: checks the response and derives the keypair.
 std::optional<Keypair> consume_response(const Identity& me, const InitiatorState& state,
