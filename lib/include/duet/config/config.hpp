@@ -53,9 +53,11 @@ struct Connection {
   net::Duration connect_retry = std::chrono::seconds(5);
   net::Duration connect_retry_max = std::chrono::seconds(300);
   net::Duration happy_eyeballs_delay = std::chrono::milliseconds(250);  ///< 0: racing off
-  /// keepalive INTERVAL TIMEOUT: a keepalive every INTERVAL, reconnect after TIMEOUT of silence.
-  net::Duration keepalive_interval = std::chrono::seconds(10);
-  net::Duration keepalive_timeout = std::chrono::seconds(60);
+  /// keepalive INTERVAL TIMEOUT: a keepalive every INTERVAL, reconnect after TIMEOUT of
+  /// silence. 5/15 s by default, close to WireGuard's own (a new handshake about 15 s after
+  /// an unanswered packet), so a silently broken path is left within seconds.
+  net::Duration keepalive_interval = std::chrono::seconds(5);
+  net::Duration keepalive_timeout = std::chrono::seconds(15);
   SourceLocation where;
 };
 
