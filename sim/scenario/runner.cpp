@@ -14,6 +14,7 @@
 #include "duet/sim/probe_session.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
+#include "duet/tunnel/device.hpp"
 
 namespace duet::sim {
 
@@ -26,11 +27,52 @@ bool RunResult::passed() const {
 
 namespace {
 
+/// The checksum of IPv4 and ICMP headers (RFC 1071).
+std::uint16_t internet_checksum(const std::uint8_t* p, std::size_t n) {
+  std::uint32_t sum = 0;
+  for (std::size_t i = 0; i + 1 < n; i += 2) sum += (std::uint32_t{p[i]} << 8) | p[i + 1];
+  if (n & 1) sum += std::uint32_t{p[n - 1]} << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(~sum);
+}
+
+/// An IPv4 ICMP echo (8 request, 0 reply).
+tunnel::Bytes icmp_echo(std::uint8_t type, const net::Address& src, const net::Address& dst, std::uint16_t seq) {
+  tunnel::Bytes p(28 + 8, 0);
+  p[0] = 0x45;
+  p[3] = static_cast<std::uint8_t>(p.size());
+  p[8] = 64;
+  p[9] = 1;
+  std::copy(src.bytes().begin(), src.bytes().begin() + 4, p.begin() + 12);
+  std::copy(dst.bytes().begin(), dst.bytes().begin() + 4, p.begin() + 16);
+  const auto hc = internet_checksum(p.data(), 20);
+  p[10] = static_cast<std::uint8_t>(hc >> 8);
+  p[11] = static_cast<std::uint8_t>(hc);
+  p[20] = type;
+  p[26] = static_cast<std::uint8_t>(seq >> 8);
+  p[27] = static_cast<std::uint8_t>(seq);
+  const auto ic = internet_checksum(p.data() + 20, p.size() - 20);
+  p[22] = static_cast<std::uint8_t>(ic >> 8);
+  p[23] = static_cast<std::uint8_t>(ic);
+  return p;
+}
+
+/// The WireGuard side of an instance whose configuration has a private key: the real data
+/// channel with a simulated TUN that answers pings to its own addresses.
+struct Tunnel {
+  std::unique_ptr<tunnel::Device> device;
+  std::unique_ptr<tunnel::DeviceSessions> responders, initiators;
+  std::vector<net::Address> addresses;                // ifconfig
+  std::map<net::Address, int> echo_replies;           // by source
+  std::uint64_t packets_in = 0;
+};
+
 /// One duet instance: its configuration and, while its host runs, its engine.
 struct Instance {
   const ScenarioInstance* spec = nullptr;
   config::LoadResult loaded;
   std::unique_ptr<ProbeSessionFactory> sessions;
+  std::unique_ptr<Tunnel> tunnel;
   std::unique_ptr<transport::StackSockets> sockets;
   std::unique_ptr<transport::Server> server;
   std::unique_ptr<transport::Client> client;
@@ -40,6 +82,7 @@ struct Instance {
   bool startup_failed = false;
   net::TimePoint started_at{};
   int sent = 0;
+  int pings_sent = 0;
 };
 
 config::Severity severity_of(EventKind k) {
@@ -198,8 +241,15 @@ private:
       if (e.kind == EventKind::startup_failed) in.startup_failed = true;
     };
     const config::Config& cfg = in.loaded.config;
+    transport::SessionFactory* responders = in.sessions.get();
+    transport::SessionFactory* initiators = in.sessions.get();
+    if (!cfg.private_key.empty()) {
+      if (!make_tunnel(in, stack)) return;
+      responders = in.tunnel->responders.get();
+      initiators = in.tunnel->initiators.get();
+    }
     if (!cfg.listens.empty()) {
-      in.server = std::make_unique<transport::Server>(stack, cfg, *in.sessions, sink);
+      in.server = std::make_unique<transport::Server>(stack, cfg, *responders, sink);
       in.server->start([&in](bool) {
         in.listening.clear();
         for (const auto& l : in.server->listening()) in.listening.push_back(l.to_string());
@@ -208,14 +258,65 @@ private:
     bool has_remote = false;
     for (const auto& c : cfg.connections) has_remote = has_remote || !c.remotes.empty();
     if (has_remote) {
-      in.client = std::make_unique<transport::Client>(stack, *in.sockets, cfg, *in.sessions, sink, in.server.get());
+      in.client = std::make_unique<transport::Client>(stack, *in.sockets, cfg, *initiators, sink, in.server.get());
       in.client->start();
+    }
+  }
+
+  bool make_tunnel(Instance& in, net::NetworkStack& stack) {
+    const config::Config& cfg = in.loaded.config;
+    auto key = tunnel::key_from_base64(cfg.private_key);
+    if (!key) {
+      in.startup_failed = true;
+      in.events.push_back({.time = world_.now(), .kind = EventKind::startup_failed,
+                           .detail = "in a scenario, private-key must be the key itself (base64)"});
+      return false;
+    }
+    std::vector<tunnel::PeerConfig> peers;
+    for (const auto& p : cfg.peers) peers.push_back({*tunnel::key_from_base64(p.public_key), {}, p.allowed_ips});
+    auto t = std::make_unique<Tunnel>();
+    for (const auto& a : cfg.ifconfig) t->addresses.push_back(a.address);
+    Tunnel* tp = t.get();
+    // The simulated TUN: answer echo requests to our addresses, count echo replies.
+    auto to_tun = [this, tp, &stack](std::span<const std::uint8_t> packet) {
+      ++tp->packets_in;
+      auto h = tunnel::inner_header(packet);
+      if (!h || packet.size() < 28 || packet[9] != 1) return;
+      if (packet[20] == 0) {
+        ++tp->echo_replies[h->source];
+      } else if (packet[20] == 8 &&
+                 std::find(tp->addresses.begin(), tp->addresses.end(), h->destination) != tp->addresses.end()) {
+        auto reply = icmp_echo(0, h->destination, h->source, static_cast<std::uint16_t>((packet[26] << 8) | packet[27]));
+        stack.clock().post([tp, reply] { tp->device->route(reply); });
+      }
+      (void)this;
+    };
+    // Ephemeral keys and indices from the world's seeded generator: runs replay exactly.
+    t->device = std::make_unique<tunnel::Device>(tunnel::Identity::from_private(*key), peers, stack.clock(), to_tun,
+                                                 [&stack](std::span<std::uint8_t> out) {
+                                                   for (auto& b : out) b = static_cast<std::uint8_t>(stack.random());
+                                                 });
+    t->responders = std::make_unique<tunnel::DeviceSessions>(*t->device, std::nullopt);
+    t->initiators = std::make_unique<tunnel::DeviceSessions>(*t->device, peers.empty() ? std::nullopt : std::optional<std::size_t>(0));
+    in.tunnel = std::move(t);
+    return true;
+  }
+
+  /// "X pings A": an echo request from X's first tunnel address every second.
+  void schedule_pings(Instance& in, const net::Address& to) {
+    for (auto t = in.spec->start + std::chrono::seconds(1); t < s_.duration; t += std::chrono::seconds(1)) {
+      world_.at(t, [this, &in, to, seq = static_cast<std::uint16_t>(t.count() / 1'000'000'000)] {
+        if (!in.tunnel || in.tunnel->addresses.empty()) return;
+        ++in.pings_sent;
+        in.tunnel->device->route(icmp_echo(8, in.tunnel->addresses.front(), to, seq));
+      });
     }
   }
 
   void stop(Instance& in) {
     in.client.reset();
     in.server.reset();
+    in.tunnel.reset();
   }
 
   void stop_all() {
@@ -239,6 +340,16 @@ private:
           invalid(f.line, std::string("fault cannot be applied: ") + e.what());
         }
       });
+    }
+    static const std::regex pings(R"re(^(\S+) pings (\S+)$)re");
+    for (const auto& x : s_.expectations) {
+      std::smatch m;
+      if (!std::regex_match(x.text, m, pings)) continue;
+      Instance* in = instance(m[1]);
+      auto to = net::Address::parse(m[2].str());
+      if (in == nullptr) invalid(x.line, "expectation names unknown instance '" + m[1].str() + "': " + x.text);
+      else if (!to || !to->is_v4()) invalid(x.line, "'" + m[2].str() + "' is not an IPv4 address in: " + x.text);
+      else schedule_pings(*in, *to);
     }
     for (const auto& x : s_.sends) {
       Instance* in = instance(x.instance);
@@ -342,6 +453,7 @@ private:
     static const std::regex logs_no(R"re(^(\S+) logs no (warnings|errors)$)re");
     static const std::regex never_tries(R"re(^(\S+) never tries (\S+)$)re");
     static const std::regex reconnects(R"re(^(\S+) reconnects within (\S+?) after (\S+?)(?: over (IPv4|IPv6))?$)re");
+    static const std::regex pings(R"re(^(\S+) pings (\S+)$)re");
     static const std::regex binds_nothing(R"re(^(\S+) binds nothing$)re");
     static const std::regex binds_only(R"re(^(\S+) binds only (IPv4|IPv6)$)re");
     static const std::regex receives(R"re(^(\S+) receives (\d+) messages?$)re");
@@ -465,6 +577,14 @@ private:
         r.detail = !before ? "never connected before the fault"
                    : !again ? "no new connection after the fault"
                             : "reconnected to " + again->endpoint->to_string() + " " + ms(again->time - fault_at) + " after";
+      } else if (std::regex_match(t, m, pings)) {
+        Instance* in = need_instance(m[1]);
+        auto to = net::Address::parse(m[2].str());
+        if (!in || !to) continue;
+        const int answered = in->tunnel ? in->tunnel->echo_replies[*to] : 0;
+        r.passed = answered > 0;
+        r.detail = std::to_string(answered) + " of " + std::to_string(in->pings_sent) + " pings answered" +
+                   (in->tunnel ? "" : " (no tunnel: the instance has no private-key)");
       } else if (std::regex_match(t, m, binds_nothing) || std::regex_match(t, m, binds_only)) {
         Instance* in = need_instance(m[1]);
         if (!in) continue;
