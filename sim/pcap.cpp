@@ -2,6 +2,7 @@
 // virtual time), so tshark and Wireshark can read a simulated run.
 #include <cstring>
 
+#include "duet/net/ip_packet.hpp"
 #include "world_impl.hpp"
 
 namespace duet::sim {
@@ -15,17 +16,6 @@ void put16(std::vector<std::uint8_t>& b, std::size_t at, std::uint16_t v) {
 void put32(std::vector<std::uint8_t>& b, std::size_t at, std::uint32_t v) {
   put16(b, at, static_cast<std::uint16_t>(v >> 16));
   put16(b, at + 2, static_cast<std::uint16_t>(v));
-}
-
-std::uint32_t sum_words(const std::uint8_t* data, std::size_t n, std::uint32_t sum = 0) {
-  for (std::size_t i = 0; i + 1 < n; i += 2) sum += (std::uint32_t{data[i]} << 8) | data[i + 1];
-  if (n & 1) sum += std::uint32_t{data[n - 1]} << 8;
-  return sum;
-}
-
-std::uint16_t fold(std::uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
 }
 
 std::uint8_t protocol_number(const Packet& p) {
@@ -87,14 +77,14 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
   const std::size_t alen = p.src.byte_length();
   std::uint32_t sum = 0;
   if (!(p.proto == Proto::icmp && v4)) {
-    sum = sum_words(p.src.bytes().data(), alen);
-    sum = sum_words(p.dst.bytes().data(), alen, sum);
+    sum = net::checksum_words(std::span(p.src.bytes()).first(alen));
+    sum = net::checksum_words(std::span(p.dst.bytes()).first(alen), sum);
     sum += protocol_number(p);
     sum += static_cast<std::uint32_t>(transport.size());
   }
   const std::size_t checksum_at = p.proto == Proto::udp ? 6 : p.proto == Proto::tcp ? 16 : 2;
   if (limit_payload == SIZE_MAX) {  // quoted packets keep their checksum field zero
-    std::uint16_t c = fold(sum_words(transport.data(), transport.size(), sum));
+    std::uint16_t c = net::internet_checksum(transport, sum);
     if (p.proto == Proto::udp && c == 0) c = 0xffff;
     put16(transport, checksum_at, c);
   }
@@ -111,7 +101,7 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
     out[9] = protocol_number(p);
     std::memcpy(&out[12], p.src.bytes().data(), 4);
     std::memcpy(&out[16], p.dst.bytes().data(), 4);
-    put16(out, 10, fold(sum_words(out.data(), 20)));
+    put16(out, 10, net::internet_checksum(std::span(out).first(20)));
   } else {
     out[0] = 0x60;
     put16(out, 4, static_cast<std::uint16_t>(std::min<std::size_t>(total - 40, 65535)));

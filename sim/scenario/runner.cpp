@@ -11,6 +11,7 @@
 
 #include "duet/config/loader.hpp"
 #include "duet/net/error.hpp"
+#include "duet/net/ip_packet.hpp"
 #include "duet/sim/probe_session.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
@@ -26,36 +27,6 @@ bool RunResult::passed() const {
 }
 
 namespace {
-
-/// The checksum of IPv4 and ICMP headers (RFC 1071).
-std::uint16_t internet_checksum(const std::uint8_t* p, std::size_t n) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) sum += (std::uint32_t{p[i]} << 8) | p[i + 1];
-  if (n & 1) sum += std::uint32_t{p[n - 1]} << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
-
-/// An IPv4 ICMP echo (8 request, 0 reply).
-tunnel::Bytes icmp_echo(std::uint8_t type, const net::Address& src, const net::Address& dst, std::uint16_t seq) {
-  tunnel::Bytes p(28 + 8, 0);
-  p[0] = 0x45;
-  p[3] = static_cast<std::uint8_t>(p.size());
-  p[8] = 64;
-  p[9] = 1;
-  std::copy(src.bytes().begin(), src.bytes().begin() + 4, p.begin() + 12);
-  std::copy(dst.bytes().begin(), dst.bytes().begin() + 4, p.begin() + 16);
-  const auto hc = internet_checksum(p.data(), 20);
-  p[10] = static_cast<std::uint8_t>(hc >> 8);
-  p[11] = static_cast<std::uint8_t>(hc);
-  p[20] = type;
-  p[26] = static_cast<std::uint8_t>(seq >> 8);
-  p[27] = static_cast<std::uint8_t>(seq);
-  const auto ic = internet_checksum(p.data() + 20, p.size() - 20);
-  p[22] = static_cast<std::uint8_t>(ic >> 8);
-  p[23] = static_cast<std::uint8_t>(ic);
-  return p;
-}
 
 /// The WireGuard side of an instance whose configuration has a private key: the real data
 /// channel with a simulated TUN that answers pings to its own addresses.
@@ -286,7 +257,8 @@ private:
         ++tp->echo_replies[h->source];
       } else if (packet[20] == 8 &&
                  std::find(tp->addresses.begin(), tp->addresses.end(), h->destination) != tp->addresses.end()) {
-        auto reply = icmp_echo(0, h->destination, h->source, static_cast<std::uint16_t>((packet[26] << 8) | packet[27]));
+        auto reply = net::ipv4_icmp_echo(0, h->destination, h->source, static_cast<std::uint16_t>((packet[24] << 8) | packet[25]),
+                                          static_cast<std::uint16_t>((packet[26] << 8) | packet[27]));
         stack.clock().post([tp, reply] { tp->device->route(reply); });
       }
       (void)this;
@@ -308,7 +280,7 @@ private:
       world_.at(t, [this, &in, to, seq = static_cast<std::uint16_t>(t.count() / 1'000'000'000)] {
         if (!in.tunnel || in.tunnel->addresses.empty()) return;
         ++in.pings_sent;
-        in.tunnel->device->route(icmp_echo(8, in.tunnel->addresses.front(), to, seq));
+        in.tunnel->device->route(net::ipv4_icmp_echo(8, in.tunnel->addresses.front(), to, 0x6475, seq));
       });
     }
   }

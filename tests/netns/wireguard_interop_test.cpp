@@ -19,6 +19,7 @@
 
 #include "../support/driver.hpp"
 #include "../support/topology.hpp"
+#include "duet/net/ip_packet.hpp"
 #include "duet/tunnel/noise.hpp"
 
 extern char** environ;
@@ -29,39 +30,8 @@ using namespace duet::tunnel;
 
 namespace {
 
-std::uint16_t checksum(const std::uint8_t* p, std::size_t n) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) sum += (std::uint32_t{p[i]} << 8) | p[i + 1];
-  if (n & 1) sum += std::uint32_t{p[n - 1]} << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
-
-/// An IPv4 ICMP echo (type 8 request, 0 reply) from `src` to `dst`.
 Bytes icmp_echo(std::uint8_t type, const char* src, const char* dst, std::uint16_t id, std::uint16_t seq) {
-  const char payload[] = "duet interop";
-  Bytes p(20 + 8 + sizeof payload, 0);
-  p[0] = 0x45;
-  p[2] = static_cast<std::uint8_t>(p.size() >> 8);
-  p[3] = static_cast<std::uint8_t>(p.size());
-  p[8] = 64;
-  p[9] = 1;
-  const auto s = *net::Address::parse(src), d = *net::Address::parse(dst);
-  std::memcpy(&p[12], s.bytes().data(), 4);
-  std::memcpy(&p[16], d.bytes().data(), 4);
-  const auto hc = checksum(p.data(), 20);
-  p[10] = static_cast<std::uint8_t>(hc >> 8);
-  p[11] = static_cast<std::uint8_t>(hc);
-  p[20] = type;
-  p[24] = static_cast<std::uint8_t>(id >> 8);
-  p[25] = static_cast<std::uint8_t>(id);
-  p[26] = static_cast<std::uint8_t>(seq >> 8);
-  p[27] = static_cast<std::uint8_t>(seq);
-  std::memcpy(&p[28], payload, sizeof payload);
-  const auto ic = checksum(&p[20], p.size() - 20);
-  p[22] = static_cast<std::uint8_t>(ic >> 8);
-  p[23] = static_cast<std::uint8_t>(ic);
-  return p;
+  return net::ipv4_icmp_echo(type, *net::Address::parse(src), *net::Address::parse(dst), id, seq);
 }
 
 Timestamp now_tai64n() {
