@@ -108,6 +108,13 @@ void Server::bind_all() {
   if (done_) done_(!listening_.empty());
 }
 
+void Server::record_bound(const net::Result<net::Endpoint>& bound, const net::Endpoint& asked,
+                          config::Transport transport, bool v6only) {
+  const net::Endpoint actual = bound ? *bound : asked;  // the port the kernel chose for port 0
+  emit({.kind = EventKind::bind_ok, .endpoint = actual, .transport = transport, .detail = v6only ? "IPV6_V6ONLY" : ""});
+  listening_.push_back({actual, transport, v6only});
+}
+
 void Server::open_udp(const net::Endpoint& local, bool v6only) {
   auto s = stack_.open_datagram(local.family());
   std::error_code ec = s ? std::error_code{} : s.error();
@@ -117,11 +124,7 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
     emit({.kind = EventKind::bind_failed, .endpoint = local, .transport = config::Transport::udp, .error = ec});
     return;
   }
-  auto bound = (*s)->local_endpoint();
-  const net::Endpoint actual = bound ? *bound : local;
-  emit({.kind = EventKind::bind_ok, .endpoint = actual, .transport = config::Transport::udp,
-        .detail = v6only ? "IPV6_V6ONLY" : ""});
-  listening_.push_back({actual, config::Transport::udp, v6only});
+  record_bound((*s)->local_endpoint(), local, config::Transport::udp, v6only);
   auto l = std::make_unique<UdpListener>();
   l->socket = std::move(*s);
   l->family = local.family();
@@ -157,11 +160,7 @@ void Server::open_tcp(const net::Endpoint& local, bool v6only) {
     emit({.kind = EventKind::bind_failed, .endpoint = local, .transport = config::Transport::tcp, .error = l.error()});
     return;
   }
-  auto bound = (*l)->local_endpoint();
-  const net::Endpoint actual = bound ? *bound : local;
-  emit({.kind = EventKind::bind_ok, .endpoint = actual, .transport = config::Transport::tcp,
-        .detail = v6only ? "IPV6_V6ONLY" : ""});
-  listening_.push_back({actual, config::Transport::tcp, v6only});
+  record_bound((*l)->local_endpoint(), local, config::Transport::tcp, v6only);
   auto t = std::make_unique<TcpListener>();
   t->listener = std::move(*l);
   tcp_.push_back(std::move(t));

@@ -92,6 +92,9 @@ void apply_route(SimWorld& w, const std::string& host, const std::string& text) 
   }
 }
 
+/// "X pings A": scheduled before the run (the pings must be sent), judged after it.
+const std::regex kPings(R"re(^(\S+) pings (\S+)$)re");
+
 class Run {
 public:
   Run(const Scenario& s, const RunOptions& o) : s_(s), o_(o), world_(o.seed) {}
@@ -313,10 +316,9 @@ private:
         }
       });
     }
-    static const std::regex pings(R"re(^(\S+) pings (\S+)$)re");
     for (const auto& x : s_.expectations) {
       std::smatch m;
-      if (!std::regex_match(x.text, m, pings)) continue;
+      if (!std::regex_match(x.text, m, kPings)) continue;
       Instance* in = instance(m[1]);
       auto to = net::Address::parse(m[2].str());
       if (in == nullptr) invalid(x.line, "expectation names unknown instance '" + m[1].str() + "': " + x.text);
@@ -425,7 +427,6 @@ private:
     static const std::regex logs_no(R"re(^(\S+) logs no (warnings|errors)$)re");
     static const std::regex never_tries(R"re(^(\S+) never tries (\S+)$)re");
     static const std::regex reconnects(R"re(^(\S+) reconnects within (\S+?) after (\S+?)(?: over (IPv4|IPv6))?$)re");
-    static const std::regex pings(R"re(^(\S+) pings (\S+)$)re");
     static const std::regex binds_nothing(R"re(^(\S+) binds nothing$)re");
     static const std::regex binds_only(R"re(^(\S+) binds only (IPv4|IPv6)$)re");
     static const std::regex receives(R"re(^(\S+) receives (\d+) messages?$)re");
@@ -549,7 +550,7 @@ private:
         r.detail = !before ? "never connected before the fault"
                    : !again ? "no new connection after the fault"
                             : "reconnected to " + again->endpoint->to_string() + " " + ms(again->time - fault_at) + " after";
-      } else if (std::regex_match(t, m, pings)) {
+      } else if (std::regex_match(t, m, kPings)) {
         Instance* in = need_instance(m[1]);
         auto to = net::Address::parse(m[2].str());
         if (!in || !to) continue;

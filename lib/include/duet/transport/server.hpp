@@ -53,6 +53,9 @@ private:
   struct TcpPeer;
   void resolve_next(std::size_t listen, std::size_t local);
   void bind_all();
+  /// A socket is bound: say so, and list it among the listening sockets.
+  void record_bound(const net::Result<net::Endpoint>& bound, const net::Endpoint& asked, config::Transport transport,
+                    bool v6only);
   void open_udp(const net::Endpoint& local, bool v6only);
   void open_tcp(const net::Endpoint& local, bool v6only);
   void receive(UdpListener& l);
