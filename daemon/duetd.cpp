@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   std::string last_error;
   auto events = [&log, &last_error](const transport::Event& e) {
     transport::log_event(*log, e);
-    if (e.error || e.kind == transport::EventKind::bind_remote_error || e.kind == transport::EventKind::startup_failed) {
+    if (transport::level_of(e.kind) >= transport::EventLevel::warning) {
       last_error = e.describe();
     }
   };

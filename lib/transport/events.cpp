@@ -60,26 +60,38 @@ std::string Event::describe() const {
   return detail;
 }
 
-void log_event(spdlog::logger& logger, const Event& e) {
-  spdlog::level::level_enum level = spdlog::level::info;
-  switch (e.kind) {
+EventLevel level_of(EventKind k) {
+  switch (k) {
     case EventKind::resolving:
     case EventKind::attempt_started:
-    case EventKind::bind_ok: level = spdlog::level::debug; break;
+    case EventKind::bind_ok: return EventLevel::debug;
     case EventKind::attempt_failed:
-    case EventKind::skipped:
-    case EventKind::resolved: level = spdlog::level::info; break;
     case EventKind::bind_remote_warning:
     case EventKind::disconnected:
     case EventKind::round_failed:
     case EventKind::framing_error:
-    case EventKind::resolve_failed: level = spdlog::level::warn; break;
+    case EventKind::resolve_failed: return EventLevel::warning;
     case EventKind::bind_failed:
     case EventKind::bind_remote_error:
-    case EventKind::startup_failed: level = spdlog::level::err; break;
-    default: break;
+    case EventKind::startup_failed: return EventLevel::error;
+    default: return EventLevel::info;
   }
-  logger.log(level, "{}", e.describe());
+}
+
+std::string_view to_string(EventLevel l) {
+  switch (l) {
+    case EventLevel::debug: return "debug";
+    case EventLevel::info: return "info";
+    case EventLevel::warning: return "warning";
+    case EventLevel::error: return "error";
+  }
+  return "?";
+}
+
+void log_event(spdlog::logger& logger, const Event& e) {
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
+                                                          spdlog::level::warn, spdlog::level::err};
+  logger.log(kLevels[static_cast<int>(level_of(e.kind))], "{}", e.describe());
 }
 
 }  // namespace duet::transport

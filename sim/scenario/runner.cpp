@@ -56,17 +56,12 @@ struct Instance {
   int pings_sent = 0;
 };
 
+/// What "X logs info|warning|error" matches: the engine's own level of each event (debug
+/// steps count as info here, since a scenario has no debug sentences).
 config::Severity severity_of(EventKind k) {
-  switch (k) {
-    case EventKind::bind_failed:
-    case EventKind::bind_remote_error:
-    case EventKind::startup_failed: return config::Severity::error;
-    case EventKind::bind_remote_warning:
-    case EventKind::disconnected:
-    case EventKind::round_failed:
-    case EventKind::framing_error:
-    case EventKind::resolve_failed:
-    case EventKind::attempt_failed: return config::Severity::warning;
+  switch (transport::level_of(k)) {
+    case transport::EventLevel::error: return config::Severity::error;
+    case transport::EventLevel::warning: return config::Severity::warning;
     default: return config::Severity::info;
   }
 }

@@ -55,7 +55,14 @@ struct Event {
 
 using EventSink = std::function<void(const Event&)>;
 
-/// Logs an event on `logger` at its natural level (failures warn, connections info...).
+/// How much an event matters, decided here once for the daemon's log, `duetctl`'s last
+/// error and the scenario runner's "logs warning": steps are debug, outcomes info, a
+/// failed address or a lost connection a warning, nothing able to run an error.
+enum class EventLevel { debug, info, warning, error };
+EventLevel level_of(EventKind k);
+std::string_view to_string(EventLevel l);
+
+/// Logs an event on `logger` at level_of(kind).
 void log_event(spdlog::logger& logger, const Event& e);
 
 }  // namespace duet::transport
