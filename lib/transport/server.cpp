@@ -17,7 +17,8 @@ std::string ListeningSocket::to_string() const {
 struct Server::UdpListener {
   struct Peer {
     std::unique_ptr<Session> session;
-    bool accepted = false;  ///< we have answered it at least once
+    bool accepted = false;              ///< it has authenticated itself at least once
+    net::TimePoint last_authenticated;  ///< the idlest peer makes room when the table is full
   };
   std::unique_ptr<net::DatagramSocket> socket;
   net::Family family;
@@ -134,24 +135,40 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
 
 void Server::receive(UdpListener& l) {
   l.socket->receive([this, &l](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
-    if (!ec && !data.empty() && !(hook_ && hook_(from, data))) {
-      auto it = l.peers.find(from);
-      if (it == l.peers.end() && l.peers.size() < kMaxUdpPeers) {
-        it = l.peers.emplace(from, UdpListener::Peer{sessions_.create(from, config::Transport::udp)}).first;
-        it->second.session->attach([&l, from](std::span<const std::uint8_t> m) { (void)l.socket->send_to(from, m); });
-      }
-      if (it != l.peers.end()) {
-        auto reply = it->second.session->receive(data);
-        for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
-        if (!reply.send.empty() && !it->second.accepted) {
-          it->second.accepted = true;
-          ++peers_accepted_;
-          emit({.kind = EventKind::peer_accepted, .endpoint = from, .transport = config::Transport::udp});
-        }
-      }
-    }
+    if (!ec && !data.empty() && !(hook_ && hook_(from, data))) on_datagram(l, from, data);
     receive(l);
   });
+}
+
+void Server::on_datagram(UdpListener& l, const net::Endpoint& from, std::span<const std::uint8_t> data) {
+  const auto now = stack_.clock().now();
+  auto it = l.peers.find(from);
+  if (it == l.peers.end()) {
+    // A new source: a session on trial, kept only if this message authenticates it.
+    auto session = sessions_.create(from, config::Transport::udp);
+    session->attach([&l, from](std::span<const std::uint8_t> m) { (void)l.socket->send_to(from, m); });
+    const auto reply = session->receive(data);
+    for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
+    if (!reply.authenticated) return;  // its destructor forgets it
+    if (l.peers.size() >= kMaxUdpPeers) evict_idlest(l);
+    it = l.peers.emplace(from, UdpListener::Peer{std::move(session), false, now}).first;
+    ++peers_accepted_;
+    it->second.accepted = true;
+    emit({.kind = EventKind::peer_accepted, .endpoint = from, .transport = config::Transport::udp});
+    return;
+  }
+  auto reply = it->second.session->receive(data);
+  if (reply.authenticated) it->second.last_authenticated = now;
+  for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
+}
+
+void Server::evict_idlest(UdpListener& l) {
+  auto idlest = l.peers.begin();
+  for (auto p = l.peers.begin(); p != l.peers.end(); ++p) {
+    if (p->second.last_authenticated < idlest->second.last_authenticated) idlest = p;
+  }
+  idlest->second.session->attach(nullptr);
+  l.peers.erase(idlest);
 }
 
 void Server::open_tcp(const net::Endpoint& local, bool v6only) {
@@ -203,7 +220,7 @@ void Server::read(TcpPeer& p) {
     bool answered = false;
     const auto bad = p.deframer.feed(data, [&](std::span<const std::uint8_t> message) {
       auto reply = p.session->receive(message);
-      answered = answered || !reply.send.empty();
+      answered = answered || reply.authenticated;
       for (auto& m : reply.send) replies.push_back(std::move(m));
     });
     for (const auto& m : replies) p.stream->write(frame(m), [](std::error_code) {});

@@ -72,11 +72,59 @@ Identity Identity::from_private(const Key& private_key) {
   return {private_key, tunnel::public_key(private_key)};
 }
 
+namespace {
+/// Where mac1 sits in a handshake message (mac2 follows it); 0 for anything else.
+std::size_t mac1_offset(Span message) {
+  if (message.size() == kInitiationLength && message[0] == kMessageHandshakeInitiation) return 116;
+  if (message.size() == kResponseLength && message[0] == kMessageHandshakeResponse) return 60;
+  return 0;
+}
+Key cookie_key(const Key& responder_public) { return hash({bytes_of(kLabelCookie), responder_public}); }
+}  // namespace
+
+std::optional<Mac> mac1_of(Span message) {
+  const std::size_t at = mac1_offset(message);
+  if (at == 0) return std::nullopt;
+  Mac m;
+  std::memcpy(m.data(), message.data() + at, m.size());
+  return m;
+}
+
+bool mac2_valid(const Mac& cookie, Span message) {
+  const std::size_t at = mac1_offset(message);
+  if (at == 0) return false;
+  const Mac expected = mac(cookie, message.first(at + kMacLength));
+  return std::memcmp(expected.data(), message.data() + at + kMacLength, kMacLength) == 0;
+}
+
+std::optional<Bytes> create_cookie_reply(const Key& my_public, Span message, const Mac& cookie,
+                                         std::span<const std::uint8_t, kCookieNonceLength> nonce) {
+  const auto m1 = mac1_of(message);
+  if (!m1) return std::nullopt;
+  Bytes reply(kCookieReplyLength, 0);
+  reply[0] = kMessageHandshakeCookie;
+  std::memcpy(&reply[4], message.data() + 4, 4);  // the sender index of the message answered
+  std::memcpy(&reply[8], nonce.data(), nonce.size());
+  const Bytes sealed = xaead_encrypt(cookie_key(my_public), nonce, cookie, *m1);
+  std::memcpy(&reply[8 + kCookieNonceLength], sealed.data(), sealed.size());
+  return reply;
+}
+
+std::optional<Mac> consume_cookie_reply(const Key& peer_public, Span reply, const Mac& sent_mac1) {
+  if (reply.size() != kCookieReplyLength || reply[0] != kMessageHandshakeCookie || reply[1] || reply[2] || reply[3]) {
+    return std::nullopt;
+  }
+  const auto nonce = reply.subspan<8, kCookieNonceLength>();
+  auto plain = xaead_decrypt(cookie_key(peer_public), nonce, reply.subspan(8 + kCookieNonceLength), sent_mac1);
+  if (!plain || plain->size() != kMacLength) return std::nullopt;
+  Mac cookie;
+  std::memcpy(cookie.data(), plain->data(), cookie.size());
+  return cookie;
+}
+
 bool mac1_valid(const Key& receiver_public, Span message) {
-  std::size_t mac1_at = 0;
-  if (message.size() == kInitiationLength && message[0] == kMessageHandshakeInitiation) mac1_at = 116;
-  else if (message.size() == kResponseLength && message[0] == kMessageHandshakeResponse) mac1_at = 60;
-  else return false;
+  const std::size_t mac1_at = mac1_offset(message);
+  if (mac1_at == 0) return false;
   const Mac expected = mac(mac1_key(receiver_public), message.first(mac1_at));
   return std::memcmp(expected.data(), message.data() + mac1_at, 16) == 0;
 }

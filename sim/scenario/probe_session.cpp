@@ -30,15 +30,18 @@ transport::Session::Reply ProbeSession::receive(std::span<const std::uint8_t> me
   std::uint64_t n = 0;
   if (parse(m, "HELLO", n)) {
     ++stats_.hellos_answered;
+    r.authenticated = true;
     r.send.push_back(text("WELCOME " + std::to_string(n)));
   } else if (parse(m, "WELCOME", n)) {
     r.answers_hello = n == id_;
   } else if (parse(m, "PING", n)) {
+    r.authenticated = true;
     r.send.push_back(text("PONG " + std::to_string(n)));
   } else if (parse(m, "PONG", n)) {
     // alive
   } else if (parse(m, "DATA", n)) {
     ++stats_.data_received;
+    r.authenticated = true;
   } else {
     ++stats_.garbage;
   }

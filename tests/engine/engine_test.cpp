@@ -196,6 +196,29 @@ TEST(Engine, RoundFailureBacksOffWithConnectRetry) {
   EXPECT_EQ(rounds[2].detail, "retrying in 8000 ms");
 }
 
+TEST(Engine, SpoofedDatagramsCostTheServerNoPeerSlots) {
+  sim::SimWorld w(17);
+  build_three_hosts(w);
+  Instance server(w, "server", "mode server\nproto udp\n", 1000);
+  server.start();
+  w.run_for(10ms);
+  // Garbage from 6000 source ports: more sources than the server's UDP peer table holds.
+  std::vector<std::unique_ptr<net::DatagramSocket>> spoofed;
+  const std::vector<std::uint8_t> junk{'j', 'u', 'n', 'k'};
+  for (int port = 10000; port < 16000; ++port) {
+    spoofed.push_back(std::move(*w.stack("client").open_datagram(net::Family::v4)));
+    ASSERT_FALSE(spoofed.back()->bind(ep(("198.18.1.2:" + std::to_string(port)).c_str())));
+    (void)spoofed.back()->send_to(ep("198.18.2.2:1194"), junk);
+  }
+  w.run_for(1s);
+  EXPECT_EQ(server.sessions.stats.garbage, 6000u) << "every datagram was looked at";
+  EXPECT_EQ(server.server->peers(), 0u) << "and none became a peer";
+  Instance good(w, "client", "mode client\nremote 198.18.2.2 1194 udp\n", 1);
+  good.start();
+  ASSERT_TRUE(w.run_until([&] { return good.client->connected(); }, 5s)) << "a real client still gets in";
+  EXPECT_EQ(server.server->peers(), 1u);
+}
+
 }  // namespace
 
 namespace {

@@ -150,6 +150,46 @@ TEST_F(Tunnel, WrongKeysAndTamperingAreRejected) {
   }
 }
 
+TEST_F(Tunnel, ACookieReplyCarriesTheCookieOnlyToTheMessageItAnswers) {
+  Pair p;
+  InitiatorState st;
+  const Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 0x01020304, tai64n(1, 0),
+                                       generate_private_key(), st);
+  Mac cookie{};
+  random_bytes(cookie);
+  std::array<std::uint8_t, kCookieNonceLength> nonce{};
+  random_bytes(nonce);
+  const auto reply = create_cookie_reply(p.responder.public_key, init, cookie, nonce);
+  ASSERT_TRUE(reply);
+  ASSERT_EQ(reply->size(), kCookieReplyLength);
+  EXPECT_EQ((*reply)[0], kMessageHandshakeCookie);
+  EXPECT_EQ(receiver_index(*reply), 0x01020304u) << "addressed to the initiation's sender index";
+  const Mac sent_mac1 = *mac1_of(init);
+  EXPECT_EQ(consume_cookie_reply(p.responder.public_key, *reply, sent_mac1), cookie);
+  Mac other_mac1 = sent_mac1;
+  other_mac1[0] ^= 1;
+  EXPECT_FALSE(consume_cookie_reply(p.responder.public_key, *reply, other_mac1)) << "bound to the message's mac1";
+  EXPECT_FALSE(consume_cookie_reply(p.initiator.public_key, *reply, sent_mac1)) << "sealed by the responder's key";
+  for (std::size_t i = 0; i < reply->size(); i += 5) {
+    Bytes bad = *reply;
+    bad[i] ^= 0x10;
+    if (i >= 4 && i < 8) continue;  // the receiver index is not authenticated (it only routes)
+    EXPECT_FALSE(consume_cookie_reply(p.responder.public_key, bad, sent_mac1)) << "byte " << i;
+  }
+  EXPECT_FALSE(consume_cookie_reply(p.responder.public_key, std::span(*reply).first(63), sent_mac1));
+  EXPECT_FALSE(create_cookie_reply(p.responder.public_key, std::span(init).first(100), cookie, nonce));
+
+  // With the cookie, the next initiation's mac2 proves the sender got the reply.
+  EXPECT_FALSE(mac2_valid(cookie, init)) << "no cookie yet: mac2 is zero";
+  const Bytes again = create_initiation(p.initiator, p.responder.public_key, p.psk, 5, tai64n(2, 0),
+                                        generate_private_key(), st, cookie);
+  EXPECT_TRUE(mac2_valid(cookie, again));
+  Mac stale = cookie;
+  stale[3] ^= 1;
+  EXPECT_FALSE(mac2_valid(stale, again)) << "an old cookie does not count";
+  EXPECT_TRUE(consume_initiation(p.responder, again)) << "mac2 does not disturb mac1 or the handshake";
+}
+
 TEST(ReplayWindow, AcceptsEachCounterOnceWithinTheWindow) {
   ReplayWindow w;
   const std::uint64_t W = kCounterWindowSize;

@@ -59,6 +59,8 @@ private:
   void open_udp(const net::Endpoint& local, bool v6only);
   void open_tcp(const net::Endpoint& local, bool v6only);
   void receive(UdpListener& l);
+  void on_datagram(UdpListener& l, const net::Endpoint& from, std::span<const std::uint8_t> data);
+  static void evict_idlest(UdpListener& l);
   void accept(TcpListener& l);
   void read(TcpPeer& p);
   void emit(Event e);

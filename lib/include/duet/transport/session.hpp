@@ -23,6 +23,10 @@ public:
 
   struct Reply {
     bool answers_hello = false;                  ///< completes our own hello: connected
+    /// The message proved who the peer is (a valid handshake, authenticated data). A
+    /// listener keeps state for a new source address only then: spoofed or garbage
+    /// datagrams cost no memory and cannot crowd out real peers.
+    bool authenticated = false;
     std::vector<std::vector<std::uint8_t>> send;  ///< messages to send back to the peer
   };
   /// Every message from the peer, before and after the handshake.

@@ -1,15 +1,34 @@
-// One duetd's WireGuard state: its identity, its peers with their allowed IPs, and the
-// sessions that carry each peer's traffic. Packets from the TUN are routed to a peer by
-// destination (cryptokey routing); packets from a peer are accepted only from source
-// addresses in that peer's allowed IPs.
+// One duetd's WireGuard state: its identity, its peers with their allowed IPs and keys,
+// and the sessions that carry each peer's traffic. Packets from the TUN are routed to a
+// peer by destination (cryptokey routing); packets from a peer are accepted only from
+// source addresses in that peer's allowed IPs.
 //
-// Not built yet: cookie replies under load (mac2 is sent and ignored), rekeying and the
-// handshake timers beyond what the engine's keepalive does, endpoint roaming.
+// Keys live here, not in the sessions. A session is a path (one UDP source address or one
+// TCP connection); every message names its keypair by receiver index, so:
+// - a peer whose address changes is recognised by its first authenticated packet from
+//   the new address, and its traffic follows it there (endpoint roaming);
+// - a rekey may travel on any path, and packets sealed with the previous keypair that are
+//   still in flight are accepted.
+//
+// The timers are the whitepaper's (section 6): a keypair is used for sending while younger
+// than Reject-After-Time (180 s); the initiator of the current keypair starts a new
+// handshake after Rekey-After-Time (120 s) when it sends, or at 165 s when it receives; an
+// unanswered handshake is sent again every Rekey-Timeout (5 s, plus up to 1/3 s of jitter)
+// for Rekey-Attempt-Time (90 s); a peer that received data and sent nothing for
+// Keepalive-Timeout (10 s) sends a keepalive; all keys are erased after 3 × 180 s without
+// a new handshake. A responder sends with a new keypair only after the initiator used it.
+//
+// Under load (more than `Limits::handshakes_per_second` initiations in a second) a
+// handshake initiation is processed only if its mac2 carries the sender's cookie; others
+// get a cookie reply (a MAC of their address under a secret that changes every 2 minutes),
+// so a flood from spoofed addresses costs one keyed hash each, not a Diffie-Hellman.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "duet/net/address.hpp"
@@ -25,31 +44,69 @@ struct PeerConfig {
   std::vector<net::Prefix> allowed_ips;
 };
 
+/// One keypair in use: its keys, whose it is, its age and its counters.
+struct KeypairState {
+  Keypair keys;
+  std::size_t peer = 0;
+  net::TimePoint created{};
+  std::uint64_t send_counter = 0;
+  ReplayWindow replay;
+};
+
 class WgSession;
+
+struct DeviceLimits {
+  /// Initiations per second above which the device is "under load" and asks for cookies.
+  std::size_t handshakes_per_second = 64;
+  /// Packets held per peer while a handshake is under way (WireGuard holds 128).
+  std::size_t staged_packets = 128;
+};
 
 class Device {
 public:
   using PacketSink = std::function<void(std::span<const std::uint8_t>)>;
-  /// Where ephemeral keys and session indices come from: the system generator by
-  /// default; the simulator passes its seeded one, so a run can be replayed.
+  /// Where ephemeral keys, session indices, cookie secrets and timer jitter come from: the
+  /// system generator by default; the simulator passes its seeded one, so a run can be
+  /// replayed.
   using RandomSource = std::function<void(std::span<std::uint8_t>)>;
 
+  using Limits = DeviceLimits;
+
   Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun,
-         RandomSource random = random_bytes);
+         RandomSource random = random_bytes, Limits limits = {});
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
 
   /// A packet from the TUN: sealed for the peer whose allowed IPs hold its destination.
-  /// False when no peer matches or that peer has no session up.
+  /// When that peer's keys are missing or too old, the packet waits (up to
+  /// Limits::staged_packets) for the handshake this starts. False when no peer matches or
+  /// the peer has no path to send on (it has never connected).
   bool route(std::span<const std::uint8_t> ip_packet);
 
   struct PeerState {
     PeerConfig config;
     bool removed = false;         ///< dropped by a reload (kept so indices stay valid)
-    WgSession* active = nullptr;  ///< the session carrying its traffic now
+    WgSession* active = nullptr;  ///< the path carrying its traffic now
     Timestamp last_timestamp{};   ///< newest initiation seen (replayed ones are refused)
+    std::optional<net::TimePoint> last_initiation_consumed;
     std::uint64_t rx_bytes = 0, tx_bytes = 0;
     std::optional<net::TimePoint> last_handshake;
-    std::optional<net::Endpoint> endpoint;  ///< where its current session talks to
+    std::uint64_t handshakes = 0;           ///< completed, either side initiating
+    std::optional<net::Endpoint> endpoint;  ///< where its active path talks to
     config::Transport transport = config::Transport::udp;
+
+    // WireGuard's keypairs: `current` seals; `previous` still opens packets in flight;
+    // `next` are responder keypairs waiting for the initiator's first packet.
+    std::shared_ptr<KeypairState> previous, current;
+    std::vector<std::shared_ptr<KeypairState>> next;
+    std::optional<Mac> cookie;  ///< from the peer's last cookie reply
+    net::TimePoint cookie_received{};
+    net::TimePoint last_sent{}, last_data_received{};
+    std::optional<net::TimePoint> rekey_since;  ///< a handshake we started, not answered yet
+    net::TimePoint last_initiation_sent{};
+    std::deque<Bytes> staged;
+    std::unique_ptr<net::Timer> retransmit_timer, keepalive_timer, erase_timer;
   };
   [[nodiscard]] const std::vector<PeerState>& peers() const { return peers_; }
 
@@ -64,26 +121,58 @@ public:
   [[nodiscard]] std::optional<std::size_t> peer_index(const Key& public_key) const { return find_peer(public_key); }
 
   /// Sessions for the engine: initiators talk to one configured peer; responders learn
-  /// theirs from the initiation.
+  /// theirs from the first authenticated message.
   std::unique_ptr<transport::Session> make_initiator(std::size_t peer, const net::Endpoint& remote,
                                                      config::Transport transport);
   std::unique_ptr<transport::Session> make_responder(const net::Endpoint& remote, config::Transport transport);
   [[nodiscard]] const Identity& identity() const { return me_; }
+
+  [[nodiscard]] bool under_load() const;
+  [[nodiscard]] std::uint64_t cookie_replies_sent() const { return cookie_replies_; }
 
 private:
   friend class WgSession;
   std::optional<std::size_t> find_peer(const Key& public_key) const;
   std::optional<std::size_t> peer_for_destination(const net::Address& dst) const;
   std::uint32_t new_index();
-  void deliver(std::size_t peer, std::span<const std::uint8_t> packet);
+  Key new_ephemeral();
+
+  // What a session asks of the device, by message type.
+  Bytes initiation(WgSession& s, std::size_t peer);
+  void on_initiation(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
+  void on_response(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
+  void on_cookie(WgSession& s, std::span<const std::uint8_t> m);
+  void on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
+  /// A data message for `peer` with its current keypair (empty packet: a keepalive);
+  /// nullopt when there is no usable keypair. Starts a rekey when one is due.
+  std::optional<Bytes> seal(std::size_t peer, std::span<const std::uint8_t> packet);
+  void make_active(WgSession& s);
+  void forget(WgSession& s);
+
+  std::shared_ptr<KeypairState> add_keypair(std::size_t peer, const Keypair& k);
+  void retire(std::shared_ptr<KeypairState>& k);
+  void retire_all(PeerState& ps);
+  [[nodiscard]] bool usable(const std::shared_ptr<KeypairState>& k) const;
+  void handshake_done(std::size_t peer);
+  void begin_handshake(std::size_t peer, bool retry);
+  void flush_staged(std::size_t peer);
+  net::Timer& timer(std::unique_ptr<net::Timer>& t);
+  Mac cookie_for(const net::Endpoint& source);
 
   Identity me_;
   std::vector<PeerState> peers_;
   net::Clock& clock_;
   PacketSink to_tun_;
   RandomSource random_;
+  Limits limits_;
   std::uint32_t next_index_ = 0;
-  Key new_ephemeral();
+  std::unordered_map<std::uint32_t, std::shared_ptr<KeypairState>> by_index_;
+  Key cookie_secret_{};
+  std::optional<net::TimePoint> cookie_secret_at_;
+  net::TimePoint load_window_{};
+  std::size_t load_count_ = 0;
+  std::optional<net::TimePoint> under_load_until_;
+  std::uint64_t cookie_replies_ = 0;
 };
 
 /// A SessionFactory over a Device: initiators for a client, responders for listeners.

@@ -75,6 +75,24 @@ std::optional<Keypair> consume_response(const Identity& me, const InitiatorState
 /// mac1 of a handshake message as the receiver `receiver_public` checks it.
 bool mac1_valid(const Key& receiver_public, std::span<const std::uint8_t> message);
 
+// --- cookies (whitepaper 5.4.7): a responder under load answers a handshake message whose
+// mac2 is not made with the sender's current cookie by a cookie reply instead of doing the
+// Diffie-Hellman work; the sender's next message carries mac2 = MAC(cookie, message).
+
+/// The mac1 field of a handshake initiation or response (what a cookie reply is bound to).
+std::optional<Mac> mac1_of(std::span<const std::uint8_t> message);
+/// True when a handshake message's mac2 is MAC(cookie, everything before mac2).
+bool mac2_valid(const Mac& cookie, std::span<const std::uint8_t> message);
+/// A cookie reply (64 bytes) to `message`, for its sender index, with the cookie sealed
+/// under HASH("cookie--" || our public key) and bound to the message's mac1; nullopt if
+/// `message` is not a handshake message. The 24-byte nonce is the caller's.
+std::optional<Bytes> create_cookie_reply(const Key& my_public, std::span<const std::uint8_t> message,
+                                         const Mac& cookie, std::span<const std::uint8_t, kCookieNonceLength> nonce);
+/// The initiator's side: the cookie from a reply sealed by `peer_public` for our message
+/// with mac1 `sent_mac1`; nullopt for anything forged, truncated or meant for another message.
+std::optional<Mac> consume_cookie_reply(const Key& peer_public, std::span<const std::uint8_t> reply,
+                                        const Mac& sent_mac1);
+
 /// A transport data message: the packet is zero-padded to a multiple of 16 bytes.
 Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet);
 

@@ -1,0 +1,341 @@
+// The WireGuard data channel over time: rekeying, keys that go stale, a peer whose address
+// changes (roaming), and cookies when a flood puts the responder under load.
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "../sim/world_fixture.hpp"
+#include "duet/config/loader.hpp"
+#include "duet/transport/client.hpp"
+#include "duet/transport/server.hpp"
+#include "duet/tunnel/device.hpp"
+
+using namespace duet;
+using namespace duet::test;
+using namespace duet::tunnel;
+using namespace std::chrono_literals;
+
+namespace {
+
+Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag) {
+  Bytes p(28, 0);
+  p[0] = 0x45;
+  p[3] = 28;
+  p[8] = 64;
+  p[9] = 17;
+  const auto s = *net::Address::parse(src), d = *net::Address::parse(dst);
+  std::memcpy(&p[12], s.bytes().data(), 4);
+  std::memcpy(&p[16], d.bytes().data(), 4);
+  p[27] = tag;
+  return p;
+}
+
+Device::RandomSource seeded(std::uint64_t seed) {
+  auto rng = std::make_shared<sim::Random>(seed);
+  return [rng](std::span<std::uint8_t> out) {
+    for (auto& b : out) b = static_cast<std::uint8_t>(rng->next());
+  };
+}
+
+/// Two devices whose sessions are joined by hand: every message a path sends is queued,
+/// and pump() delivers the queues (and the replies) until both are empty.
+struct TwoHosts {
+  TwoHosts() {
+    w.add_host("c");
+    w.add_host("s");
+  }
+  sim::SimWorld w{21};
+};
+
+struct Pair : TwoHosts, ::testing::Test {
+  void SetUp() override { ASSERT_TRUE(crypto_init()); }
+  Identity cid = Identity::from_private(clamp_private_key(Key{1}));
+  Identity sid = Identity::from_private(clamp_private_key(Key{2}));
+  std::vector<Bytes> client_tun, server_tun;
+  Device client{cid, {{sid.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("c").clock(),
+                [this](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); }, seeded(1)};
+  Device server{sid, {{cid.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, w.stack("s").clock(),
+                [this](std::span<const std::uint8_t> p) { server_tun.emplace_back(p.begin(), p.end()); }, seeded(2)};
+
+  /// A path: a session and the messages it has sent that nobody has delivered yet.
+  struct Path {
+    std::unique_ptr<transport::Session> session;
+    std::deque<Bytes> out;
+    void attach() {
+      session->attach([this](std::span<const std::uint8_t> m) { out.emplace_back(m.begin(), m.end()); });
+    }
+  };
+  /// Delivers a's messages to b and b's to a (replies go back the same way) until quiet.
+  /// Returns the number of messages the far side did not authenticate.
+  static int pump(Path& a, Path& b) {
+    int unauthenticated = 0;
+    while (!a.out.empty() || !b.out.empty()) {
+      for (auto [from, to] : {std::pair{&a, &b}, std::pair{&b, &a}}) {
+        while (!from->out.empty()) {
+          const Bytes m = std::move(from->out.front());
+          from->out.pop_front();
+          auto r = to->session->receive(m);
+          if (!r.authenticated) ++unauthenticated;
+          for (auto& x : r.send) to->out.push_back(std::move(x));
+        }
+      }
+    }
+    return unauthenticated;
+  }
+  Path connect() {
+    Path c{client.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp), {}};
+    c.attach();
+    c.out.push_back(c.session->hello());
+    return c;
+  }
+  Path responder(const char* from) {
+    Path s{server.make_responder(ep(from), config::Transport::udp), {}};
+    s.attach();
+    return s;
+  }
+};
+
+TEST_F(Pair, AfterTheHandshakeBothSidesSendAndTheResponderWaitsForConfirmation) {
+  Path c = connect();
+  Path s = responder("198.18.1.2:5000");
+  EXPECT_EQ(pump(c, s), 0);
+  EXPECT_EQ(client.peers()[0].handshakes, 1u);
+  EXPECT_EQ(server.peers()[0].handshakes, 1u);
+  ASSERT_TRUE(server.peers()[0].current) << "the initiator's keepalive confirmed the responder's keys";
+  EXPECT_TRUE(server.peers()[0].next.empty());
+  ASSERT_TRUE(server.route(ipv4_udp("198.18.120.1", "198.18.120.2", 7)));
+  pump(c, s);
+  ASSERT_EQ(client_tun.size(), 1u);
+  EXPECT_EQ(client_tun[0][27], 7);
+}
+
+TEST_F(Pair, StaleKeysAreRenewedByWhoeverHasAPacketToSendAndThePacketWaits) {
+  Path c = connect();
+  Path s = responder("198.18.1.2:5000");
+  pump(c, s);
+  w.run_for(200s);  // past Reject-After-Time: nobody may seal with these keys now
+  ASSERT_TRUE(server.route(ipv4_udp("198.18.120.1", "198.18.120.2", 1))) << "held, not dropped";
+  ASSERT_TRUE(server.route(ipv4_udp("198.18.120.1", "198.18.120.2", 2)));
+  ASSERT_EQ(s.out.size(), 1u) << "one initiation, not one per packet";
+  EXPECT_EQ(s.out.front()[0], kMessageHandshakeInitiation);
+  EXPECT_TRUE(client_tun.empty());
+  pump(c, s);
+  ASSERT_EQ(client_tun.size(), 2u) << "the held packets, in order, once the new keys exist";
+  EXPECT_EQ(client_tun[0][27], 1);
+  EXPECT_EQ(client_tun[1][27], 2);
+  EXPECT_EQ(server.peers()[0].handshakes, 2u);
+}
+
+TEST_F(Pair, AnUnansweredRekeyIsRetriedEveryFiveSecondsThenAbandoned) {
+  Path c = connect();
+  Path s = responder("198.18.1.2:5000");
+  pump(c, s);
+  w.run_for(200s);
+  ASSERT_TRUE(server.route(ipv4_udp("198.18.120.1", "198.18.120.2", 1)));
+  s.out.clear();  // the initiation is lost, and so is every retry
+  int initiations = 1;
+  for (int i = 0; i < 40; ++i) {
+    w.run_for(3s);
+    for (const auto& m : s.out) initiations += m[0] == kMessageHandshakeInitiation;
+    s.out.clear();
+  }
+  // 90 s of attempts at 5 s + up to 333 ms: 17 or 18 initiations, then silence.
+  EXPECT_GE(initiations, 16);
+  EXPECT_LE(initiations, 19);
+  EXPECT_TRUE(server.peers()[0].staged.empty()) << "the held packet is dropped with the attempt";
+}
+
+TEST_F(Pair, APeerThatMovesIsFollowedAfterItsFirstAuthenticatedPacket) {
+  Path c = connect();
+  Path s = responder("198.18.1.2:5000");
+  pump(c, s);
+  // The client's NAT now maps it to another port: its packets arrive on a new path.
+  Path moved = responder("198.18.1.2:6000");
+  ASSERT_TRUE(client.route(ipv4_udp("198.18.120.2", "198.18.120.1", 1)));
+  EXPECT_EQ(pump(c, moved), 0) << "a data packet with known keys authenticates the new path";
+  ASSERT_EQ(server_tun.size(), 1u);
+  ASSERT_TRUE(server.peers()[0].endpoint);
+  EXPECT_EQ(*server.peers()[0].endpoint, ep("198.18.1.2:6000"));
+  ASSERT_TRUE(server.route(ipv4_udp("198.18.120.1", "198.18.120.2", 2)));
+  EXPECT_TRUE(s.out.empty()) << "nothing goes to the old address";
+  ASSERT_EQ(moved.out.size(), 1u);
+
+  // Somebody replays the client's packet from a third address: it proves nothing.
+  ASSERT_TRUE(client.route(ipv4_udp("198.18.120.2", "198.18.120.1", 3)));
+  const Bytes captured = c.out.front();
+  pump(c, moved);
+  Path attacker = responder("198.18.9.9:7000");
+  EXPECT_FALSE(attacker.session->receive(captured).authenticated);
+  EXPECT_EQ(*server.peers()[0].endpoint, ep("198.18.1.2:6000"));
+  EXPECT_EQ(server_tun.size(), 2u);
+}
+
+struct Side {
+  Side(sim::SimWorld& w, const std::string& host, const std::string& cfg_text, Identity me,
+       std::vector<PeerConfig> peers, bool client_side, std::uint64_t seed)
+      : loaded(config::load_text(cfg_text, host + ".conf")),
+        device(me, std::move(peers), w.stack(host).clock(),
+               [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, seeded(seed)),
+        sessions(device, client_side ? std::optional<std::size_t>(0) : std::nullopt),
+        sockets(w.stack(host)) {
+    EXPECT_TRUE(loaded.ok());
+    if (!loaded.config.listens.empty()) {
+      server = std::make_unique<transport::Server>(w.stack(host), loaded.config, sessions, nullptr);
+      server->start([](bool) {});
+    }
+    if (client_side) {
+      client = std::make_unique<transport::Client>(w.stack(host), sockets, loaded.config, sessions, nullptr);
+      client->start();
+    }
+  }
+  config::LoadResult loaded;
+  std::vector<Bytes> tun;
+  Device device;
+  DeviceSessions sessions;
+  transport::StackSockets sockets;
+  std::unique_ptr<transport::Server> server;
+  std::unique_ptr<transport::Client> client;
+};
+
+class RekeyOver : public ::testing::TestWithParam<const char*> {
+protected:
+  void SetUp() override { ASSERT_TRUE(crypto_init()); }
+};
+
+TEST_P(RekeyOver, SevenMinutesOfTrafficCrossThreeRekeysWithoutLossOrReconnect) {
+  sim::SimWorld w(31);
+  build_three_hosts(w);
+  const Identity s = Identity::from_private(clamp_private_key(Key{3}));
+  const Identity c = Identity::from_private(clamp_private_key(Key{4}));
+  const std::string proto = GetParam();
+  Side server(w, "server", "mode server\nproto " + proto + "\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false, 5);
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 " + proto + "\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, 6);
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
+  for (int i = 0; i < 420; ++i) {
+    EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(i))));
+    EXPECT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", static_cast<std::uint8_t>(i))));
+    w.run_for(1s);
+  }
+  EXPECT_EQ(server.tun.size(), 420u);
+  EXPECT_EQ(client.tun.size(), 420u);
+  EXPECT_EQ(client.client->connections_made(), 1u);
+  EXPECT_GE(client.device.peers()[0].handshakes, 4u) << "one at the start, then one every 120 s";
+  EXPECT_LE(client.device.peers()[0].handshakes, 5u);
+  EXPECT_EQ(server.device.peers()[0].handshakes, client.device.peers()[0].handshakes);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, RekeyOver, ::testing::Values("udp", "tcp"));
+
+TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(32);
+  build_three_hosts(w);
+  const Identity s = Identity::from_private(clamp_private_key(Key{5}));
+  const Identity c = Identity::from_private(clamp_private_key(Key{6}));
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
+              false, 7);
+  // The client side by hand: one session, and two sockets standing for a NAT's mappings.
+  std::vector<Bytes> client_tun;
+  Device client(c, {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("client").clock(),
+                [&](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); }, seeded(8));
+  auto session = client.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp);
+  std::vector<std::unique_ptr<net::DatagramSocket>> nat;
+  for (const char* local : {"198.18.1.2:5000", "198.18.1.2:6000"}) {
+    nat.push_back(std::move(*w.stack("client").open_datagram(net::Family::v4)));
+    ASSERT_FALSE(nat.back()->bind(ep(local)));
+  }
+  const auto server_ep = ep("198.18.2.2:1194");
+  std::function<void(net::DatagramSocket&)> listen = [&](net::DatagramSocket& sock) {
+    sock.receive([&](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
+      if (!ec) {
+        for (const auto& m : session->receive(d).send) (void)sock.send_to(server_ep, m);
+      }
+      listen(sock);
+    });
+  };
+  for (auto& sock : nat) listen(*sock);
+  auto via = [&](net::DatagramSocket& sock) {
+    session->attach([&sock, server_ep](std::span<const std::uint8_t> m) { (void)sock.send_to(server_ep, m); });
+  };
+  via(*nat[0]);
+  (void)nat[0]->send_to(server_ep, session->hello());
+  w.run_for(100ms);
+  ASSERT_TRUE(server.device.peers()[0].endpoint);
+  EXPECT_EQ(*server.device.peers()[0].endpoint, ep("198.18.1.2:5000"));
+
+  via(*nat[1]);  // the mapping changes
+  ASSERT_TRUE(client.route(ipv4_udp("198.18.120.2", "198.18.120.1", 1)));
+  w.run_for(100ms);
+  ASSERT_EQ(server.tun.size(), 1u);
+  EXPECT_EQ(*server.device.peers()[0].endpoint, ep("198.18.1.2:6000"));
+  ASSERT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", 2)));
+  w.run_for(100ms);
+  ASSERT_EQ(client_tun.size(), 1u) << "the answer reached the client at its new address";
+  EXPECT_EQ(client_tun[0][27], 2);
+  EXPECT_EQ(server.device.peers()[0].handshakes, 1u) << "no new handshake was needed";
+}
+
+TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(33);
+  build_three_hosts(w);
+  w.add_host("attacker");
+  w.connect("attacker", "eth0", "router", "eth2");
+  w.add_address("router", "eth2", "198.18.9.1/24");
+  for (int i = 2; i < 66; ++i) w.add_address("attacker", "eth0", "198.18.9." + std::to_string(i) + "/24");
+  w.add_route("attacker", "default", sim::RouteVerdict::forward, "eth0");
+  const Identity s = Identity::from_private(clamp_private_key(Key{7}));
+  const Identity c = Identity::from_private(clamp_private_key(Key{8}));
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
+              false, 9);
+
+  // 64 sources send initiations with a valid mac1 (anyone who knows the server's public
+  // key can), 1280 a second, for 8 seconds.
+  auto& attacker = w.stack("attacker");
+  std::vector<std::unique_ptr<net::DatagramSocket>> sockets;
+  std::vector<Bytes> initiations;
+  const Identity stranger = Identity::from_private(clamp_private_key(Key{10}));
+  for (int i = 2; i < 66; ++i) {
+    sockets.push_back(std::move(*attacker.open_datagram(net::Family::v4)));
+    ASSERT_FALSE(sockets.back()->bind(ep(("198.18.9." + std::to_string(i) + ":4000").c_str())));
+    InitiatorState st;
+    initiations.push_back(create_initiation(stranger, s.public_key, Key{}, static_cast<std::uint32_t>(i), tai64n(1000, 0),
+                                            clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
+  }
+  std::size_t cookies_seen = 0;
+  for (auto& sock : sockets) {
+    std::function<void()> arm = [&, raw = sock.get()] {
+      raw->receive([&, raw](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
+        if (!ec && !d.empty() && d[0] == kMessageHandshakeCookie) ++cookies_seen;
+        (void)raw;
+      });
+    };
+    arm();
+  }
+  auto flood_timer = attacker.clock().make_timer();
+  int rounds = 0;
+  std::function<void()> flood = [&] {
+    for (std::size_t i = 0; i < sockets.size(); ++i) (void)sockets[i]->send_to(ep("198.18.2.2:1194"), initiations[i]);
+    if (++rounds < 160) flood_timer->start(50ms, flood);
+  };
+  flood();
+  w.run_for(500ms);
+  EXPECT_TRUE(server.device.under_load());
+
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, 11);
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << "connected during the flood";
+  EXPECT_TRUE(server.device.under_load());
+  EXPECT_TRUE(client.device.peers()[0].cookie) << "it was asked for a cookie, and used it";
+  EXPECT_GT(server.device.cookie_replies_sent(), 1000u);
+  EXPECT_GT(cookies_seen, 0u) << "a cookie reply goes to the address the initiation came from";
+  EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 5)));
+  w.run_for(100ms);
+  ASSERT_EQ(server.tun.size(), 1u);
+  w.run_for(10s);
+  EXPECT_FALSE(server.device.under_load()) << "a second after the flood ends, no cookies are asked";
+}
+
+}  // namespace
