@@ -149,6 +149,7 @@ Plan make_plan(const config::LoadResult& loaded, Resolver* resolver) {
                {"family", std::string(config::to_string(c.family))},
                {"bind", bind_words(c, cfg.mode)},
                {"connect_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_timeout).count()},
+               {"server_poll_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.server_poll_timeout).count()},
                {"connect_retry_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_retry).count()},
                {"racing", order_plan.racing},
                {"happy_eyeballs_delay_ms", static_cast<long long>(net::to_ms(order_plan.attempt_delay))},
@@ -224,7 +225,8 @@ void print_human(const config::LoadResult& loaded, const Plan& plan, bool resolv
     std::printf("connection %d: proto %s, %s, bind: %s\n", ++n, c["proto"].get<std::string>().c_str(),
                 c["family"].get<std::string>() == "both" ? "IPv4 and IPv6" : c["family"].get<std::string>().c_str(),
                 c["bind"].get<std::string>().c_str());
-    std::printf("  connect-timeout %lld s, connect-retry %lld s, %s\n", c["connect_timeout_s"].get<long long>(),
+    std::printf("  connect-timeout %lld s per address, server-poll-timeout %lld s for the block, connect-retry %lld s, %s\n",
+                c["connect_timeout_s"].get<long long>(), c["server_poll_timeout_s"].get<long long>(),
                 c["connect_retry_s"].get<long long>(),
                 c["racing"].get<bool>()
                     ? ("Happy Eyeballs: a new attempt every " +

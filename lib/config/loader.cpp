@@ -576,6 +576,7 @@ Connection Loader::make_connection(const Raw& top, const Raw* block, Mode mode) 
     c.bind = BindChoice::nobind;
   }
   if (auto& t = pick(b.connect_timeout, top.connect_timeout)) c.connect_timeout = t->value;
+  if (auto& t = pick(b.server_poll_timeout, top.server_poll_timeout)) c.server_poll_timeout = t->value;
   if (auto& r = pick(b.connect_retry, top.connect_retry)) {
     c.connect_retry = r->value.first;
     c.connect_retry_max = r->value.second;
@@ -700,7 +701,6 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   cfg.remote_random = top.remote_random.has_value();
   if (top.resolv_retry) cfg.resolv_retry = top.resolv_retry->value;
   else cfg.resolv_retry = std::nullopt;
-  if (top.server_poll_timeout) cfg.server_poll_timeout = top.server_poll_timeout->value;
   cfg.plugins = top.plugins;
   if (top.dev) cfg.dev = top.dev->value;
   if (top.verb) cfg.verb = top.verb->value;

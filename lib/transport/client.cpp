@@ -47,7 +47,8 @@ Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::C
       shared_(shared),
       race_timer_(stack.clock().make_timer()),
       keepalive_timer_(stack.clock().make_timer()),
-      retry_timer_(stack.clock().make_timer()) {
+      retry_timer_(stack.clock().make_timer()),
+      poll_timer_(stack.clock().make_timer()) {
   if (shared_) shared_->set_datagram_hook([this](const net::Endpoint& from, std::span<const std::uint8_t> d) {
     return offer(from, d);
   });
@@ -92,6 +93,7 @@ void Client::begin_connection(std::size_t index) {
   attempts_.clear();
   race_.reset();
   race_timer_->cancel();
+  poll_timer_->cancel();
   if (connection_ >= config_.connections.size()) {
     connection_failed();
     return;
@@ -165,6 +167,8 @@ void Client::race() {
   race_ = std::make_unique<HE>(candidates_.size(), delay, c.connect_timeout);
   attempts_.clear();
   attempts_.resize(candidates_.size());
+  // server-poll-timeout bounds the whole <connection>, however many addresses are left.
+  poll_timer_->start(c.server_poll_timeout, [this] { poll_timed_out(); });
   execute(race_->start(stack_.clock().now()), false);
 }
 
@@ -186,6 +190,18 @@ void Client::execute(const std::vector<HE::Action>& actions, bool cancels_are_ti
     }
   }
   arm_race_timer();
+}
+
+void Client::poll_timed_out() {
+  const config::Connection& c = config_.connections[connection_];
+  for (std::size_t i = 0; i < attempts_.size(); ++i) {
+    if (!attempts_[i]) continue;
+    emit({.kind = EventKind::attempt_failed, .endpoint = candidates_[i].remote, .transport = candidates_[i].transport,
+          .error = net::errc(std::errc::timed_out),
+          .detail = "server-poll-timeout " +
+                    std::to_string(static_cast<long long>(net::to_ms(c.server_poll_timeout) / 1000)) + " s"});
+  }
+  begin_connection(connection_ + 1);
 }
 
 void Client::arm_race_timer() {
@@ -355,6 +371,7 @@ void Client::established(std::size_t i) {
   attempts_.clear();
   race_.reset();
   race_timer_->cancel();
+  poll_timer_->cancel();
   failed_rounds_ = 0;
   ++connections_made_;
   last_received_ = stack_.clock().now();

@@ -45,7 +45,9 @@ std::string Event::describe() const {
     case EventKind::listening: return "listening on " + detail;
     case EventKind::startup_failed: return "cannot start: " + detail;
     case EventKind::attempt_started: return "trying " + where;
-    case EventKind::attempt_failed: return "attempt to " + where + " failed: " + (err.empty() ? detail : err);
+    case EventKind::attempt_failed:
+      return "attempt to " + where + " failed: " +
+             (err.empty() ? detail : detail.empty() ? err : err + " (" + detail + ")");
     case EventKind::connected:
       return "connected to " + where + " over " + std::string(net::to_string(endpoint->family())) + " after " +
              std::to_string(static_cast<long long>(net::to_ms(elapsed))) + " ms";

@@ -196,6 +196,32 @@ TEST(Engine, RoundFailureBacksOffWithConnectRetry) {
   EXPECT_EQ(rounds[2].detail, "retrying in 8000 ms");
 }
 
+TEST(Engine, ServerPollTimeoutBoundsAConnectionBlockNotEachAddress) {
+  for (const bool poll : {true, false}) {
+    sim::SimWorld w(19);
+    build_three_hosts(w);
+    w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);  // silently dropped
+    Instance server(w, "server", "mode server\nproto udp\n", 1000);
+    const std::string text = std::string("mode client\nconnect-timeout 60\n") + (poll ? "server-poll-timeout 5\n" : "") +
+                             "<connection>\nremote fd00:2::2 1194 udp\n</connection>\n"
+                             "<connection>\nremote 198.18.2.2 1194 udp\n</connection>\n";
+    Instance client(w, "client", text, 1);
+    server.start();
+    client.start();
+    ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 120s));
+    const auto connected = client.of(EventKind::connected).at(0);
+    EXPECT_EQ(connected.endpoint->family(), net::Family::v4);
+    if (poll) {
+      EXPECT_GE(connected.elapsed, 5s);
+      EXPECT_LT(connected.elapsed, 6s) << "the first <connection> gets 5 s, not connect-timeout's 60";
+      const auto failed = client.of(EventKind::attempt_failed).at(0);
+      EXPECT_NE(failed.describe().find("ETIMEDOUT (server-poll-timeout 5 s)"), std::string::npos) << failed.describe();
+    } else {
+      EXPECT_GE(connected.elapsed, 60s) << "without it, the address's own connect-timeout decides";
+    }
+  }
+}
+
 TEST(Engine, SpoofedDatagramsCostTheServerNoPeerSlots) {
   sim::SimWorld w(17);
   build_three_hosts(w);

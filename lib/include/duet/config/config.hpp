@@ -49,7 +49,11 @@ struct Connection {
   std::uint16_t lport = kDefaultPort;
   bool lport_set = false;  ///< lport/port given explicitly (a client binds ephemeral otherwise)
   BindChoice bind = BindChoice::unset;
+  /// How long one address may take to answer (a TCP connect, a UDP handshake).
   net::Duration connect_timeout = std::chrono::seconds(120);
+  /// How long this whole <connection> (all its addresses, raced) may take before the
+  /// next <connection> is tried.
+  net::Duration server_poll_timeout = std::chrono::seconds(120);
   net::Duration connect_retry = std::chrono::seconds(5);
   net::Duration connect_retry_max = std::chrono::seconds(300);
   net::Duration happy_eyeballs_delay = std::chrono::milliseconds(250);  ///< 0: racing off
@@ -99,7 +103,6 @@ struct Config {
   std::vector<Listen> listens;
   bool remote_random = false;
   std::optional<net::Duration> resolv_retry;  ///< nullopt: retry for ever ("infinite")
-  net::Duration server_poll_timeout = std::chrono::seconds(120);
   std::vector<Plugin> plugins;
   std::optional<Proxy> http_proxy;
   std::optional<Proxy> socks_proxy;

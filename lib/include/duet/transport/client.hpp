@@ -56,6 +56,7 @@ private:
   void race();
   void execute(const std::vector<policy::HappyEyeballs::Action>& actions, bool cancels_are_timeouts);
   void arm_race_timer();
+  void poll_timed_out();
   void begin_attempt(std::size_t i);
   void begin_udp(Attempt& a);
   void begin_tcp(Attempt& a);
@@ -88,6 +89,7 @@ private:
   std::unique_ptr<net::Timer> race_timer_;
   std::unique_ptr<net::Timer> keepalive_timer_;
   std::unique_ptr<net::Timer> retry_timer_;
+  std::unique_ptr<net::Timer> poll_timer_;  ///< server-poll-timeout of the current <connection>
   net::TimePoint round_started_{};
   net::TimePoint last_received_{};
   int failed_rounds_ = 0;
