@@ -29,9 +29,8 @@ measure() {  # measure SERVER_IP [PIDS...] -> "Mbit/s cpu_seconds"
   local ip=$1; shift
   local before=0 after=0 pid
   for pid in "$@"; do before=$((before + $(cpu_of "$pid"))); done
-  # A one-shot iperf3 server per measurement: no state carried over from the last one.
-  ip netns exec $B iperf3 -s -1 -D >/dev/null 2>&1; sleep 0.3
   local out; out=$(ip netns exec $A iperf3 -c "$ip" -t "$secs" -J 2>/dev/null)
+  if grep -q '"error"' <<<"$out"; then echo "iperf3 to $ip: $(grep '"error"' <<<"$out" | head -1)" >&2; fi
   for pid in "$@"; do after=$((after + $(cpu_of "$pid"))); done
   local bps; bps=$(grep -A6 '"sum_received"' <<<"$out" | grep '"bits_per_second"' | head -1 | tr -dc '0-9.')
   echo "$(awk -v b="${bps:-0}" 'BEGIN{printf "%.0f", b/1e6}') $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}')"
@@ -41,10 +40,20 @@ declare -A results cpu
 run_case() {  # run_case NAME SERVER_IP [PIDS...]
   local name=$1 ip=$2; shift 2
   local i r
+  # One iperf3 server per path, up before the first run and gone after the last.
+  rm -f "$dir/iperf.pid"
+  ip netns exec $B iperf3 -s -D -I "$dir/iperf.pid" >/dev/null 2>&1
+  for i in $(seq 1 50); do ip netns exec $B ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
   for i in $(seq 1 "$runs"); do
+    # A pause between runs: through a TCP tunnel the iperf3 server is still finishing the
+    # last test for a few tens of ms after its client exits, and refuses (RST) a client that
+    # comes straight back. This, not duetd, was the "stall" of earlier TCP runs.
+    sleep 1
     r=$(measure "$ip" "$@")
     results[$name]+="${r%% *} "; cpu[$name]+="${r##* } "
   done
+  kill "$(cat "$dir/iperf.pid" 2>/dev/null)" 2>/dev/null
+  for i in $(seq 1 50); do ip netns exec $B ss -ltn | grep -q ':5201 ' || break; sleep 0.1; done
 }
 
 run_case "raw veth" 198.18.150.2
@@ -64,7 +73,7 @@ done
 if command -v wireguard-go >/dev/null; then
   ip netns exec $A wireguard-go -f wga$p > /dev/null 2>&1 & ap=$!; pids+=($ap)
   ip netns exec $B wireguard-go -f wgb$p > /dev/null 2>&1 & bp=$!; pids+=($bp)
-  sleep 1
+  for _ in $(seq 1 50); do [[ -S /var/run/wireguard/wga$p.sock && -S /var/run/wireguard/wgb$p.sock ]] && break; sleep 0.1; done
   ip netns exec $B wg set wgb$p private-key "$dir/b.key" listen-port 51820 peer "$apub" allowed-ips 198.18.152.1/32
   ip netns exec $A wg set wga$p private-key "$dir/a.key" peer "$bpub" allowed-ips 198.18.152.0/24 endpoint 198.18.150.2:51820
   ip -n $A addr add 198.18.152.1/24 dev wga$p; ip -n $A link set wga$p up
@@ -73,7 +82,6 @@ if command -v wireguard-go >/dev/null; then
   run_case "wireguard-go" 198.18.152.2 "$ap" "$bp"
   stop
 fi
-pkill -f "iperf3 -s -1" 2>/dev/null
 
 stats() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{printf "%s %s %s", a[1], a[int((NR+1)/2)], a[NR]}'; }
 echo "| path | min | median | max (Mbit/s) | CPU s per Gbit (median) |"

@@ -651,6 +651,15 @@ public:
     post(std::move(handler), ec);
   }
 
+  std::size_t queued() const override {
+    const TcpSock* s = const_cast<SimStreamSocket*>(this)->sock();
+    std::size_t n = 0;
+    if (s != nullptr) {
+      for (const auto& seg : s->unacked) n += seg.data.size();
+    }
+    return n;
+  }
+
   std::error_code shutdown_send() override {
     TcpSock* s = sock();
     if (s == nullptr) return errc(std::errc::bad_file_descriptor);

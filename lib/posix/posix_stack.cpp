@@ -380,8 +380,11 @@ public:
     }
     state_->writes.push_back(
         {std::vector<std::uint8_t>(data.begin(), data.end()), std::move(handler)});
+    state_->queued += data.size();
     if (state_->writes.size() == 1) write_next(state_);
   }
+
+  std::size_t queued() const override { return state_->queued; }
 
   std::error_code shutdown_send() override {
     if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
@@ -430,6 +433,7 @@ private:
     net::ConnectHandler connect_handler;
     net::ReadHandler read_handler;
     std::deque<Write> writes;
+    std::size_t queued = 0;  ///< bytes in `writes`
     std::array<std::uint8_t, 65536> read_buffer{};
     bool timed_out = false;
     bool shutdown_requested = false;
@@ -454,6 +458,7 @@ private:
           auto st = weak.lock();
           if (!st || st->writes.empty()) return;
           auto h = std::move(st->writes.front().handler);
+          st->queued -= st->writes.front().data.size();
           st->writes.pop_front();
           if (!st->writes.empty() && !ec) {
             write_next(st);
@@ -468,6 +473,7 @@ private:
     state_->connect_handler = nullptr;
     state_->read_handler = nullptr;
     state_->writes.clear();
+    state_->queued = 0;
     state_->timer.cancel();
   }
 

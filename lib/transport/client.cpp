@@ -32,7 +32,7 @@ struct Client::Attempt {
     if (auto* d = datagram()) {
       (void)d->send_to(candidate.remote, m);
     } else if (tcp && tcp_connected) {
-      tcp->write(frame(m), [](std::error_code) {});
+      (void)send_framed(*tcp, m);
     }
   }
 };

@@ -60,4 +60,10 @@ std::error_code Deframer::feed(std::span<const std::uint8_t> bytes,
   return {};
 }
 
+bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message) {
+  if (stream.queued() >= kMaxStreamQueue) return false;
+  stream.write(frame(message), [](std::error_code) {});
+  return true;
+}
+
 }  // namespace duet::transport

@@ -197,7 +197,7 @@ void Server::accept(TcpListener& l) {
         p->stream = std::move(s);
         p->session = sessions_.create(p->remote, config::Transport::tcp);
         p->session->attach([stream = p->stream.get()](std::span<const std::uint8_t> m) {
-          stream->write(frame(m), [](std::error_code) {});
+          (void)send_framed(*stream, m);
         });
         TcpPeer& ref = *p;
         tcp_peers_[p->id] = std::move(p);
@@ -223,7 +223,7 @@ void Server::read(TcpPeer& p) {
       answered = answered || reply.authenticated;
       for (auto& m : reply.send) replies.push_back(std::move(m));
     });
-    for (const auto& m : replies) p.stream->write(frame(m), [](std::error_code) {});
+    for (const auto& m : replies) (void)send_framed(*p.stream, m);
     if (answered && !p.accepted) {
       p.accepted = true;
       ++peers_accepted_;

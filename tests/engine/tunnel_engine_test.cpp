@@ -191,3 +191,37 @@ TEST(Tunnel, ASeededRandomSourceMakesHandshakesReproducible) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Tunnel, OverTcpABurstBeyondTheStreamQueueIsDroppedNotBufferedWithoutBound) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(14);
+  sim::LinkProperties slow;
+  slow.bandwidth_bits_per_second = 10'000'000;
+  build_three_hosts(w, slow);
+  const Identity s = Identity::from_private(generate_private_key());
+  const Identity c = Identity::from_private(generate_private_key());
+  Side server(w, "server", "mode server\nproto tcp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
+  w.run_for(100ms);
+  // 4000 packets of 1400 bytes at once: 5.6 MB, four and a half seconds of this link.
+  Bytes big = ipv4_udp("198.18.120.2", "198.18.120.1", 1);
+  big.resize(1400);
+  big[2] = 1400 >> 8;
+  big[3] = 1400 & 0xff;
+  for (int i = 0; i < 4000; ++i) client.device.route(big);
+  w.run_for(10s);
+  const std::size_t delivered = server.tun.size();
+  EXPECT_GT(delivered, 100u) << "a queue's worth gets through";
+  EXPECT_LT(delivered, 400u) << "the rest was dropped at the 256 KiB stream queue, not held for seconds";
+  // And the tunnel is still fine afterwards.
+  EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 9)));
+  w.run_for(1s);
+  EXPECT_EQ(server.tun.size(), delivered + 1);
+  EXPECT_EQ(client.client->connections_made(), 1u);
+}
+
+}  // namespace

@@ -89,6 +89,10 @@ public:
   virtual void read_some(ReadHandler handler) = 0;
   /// Queues all of `data` (copied); the handler runs once the stack has accepted it.
   virtual void write(std::span<const std::uint8_t> data, WriteHandler handler) = 0;
+  /// Bytes written that are still waiting on this side: in user space for PosixStack
+  /// (the kernel's send buffer is not counted), unacknowledged for the simulator. A tunnel
+  /// drops packets beyond a limit rather than queue without bound.
+  [[nodiscard]] virtual std::size_t queued() const = 0;
   /// Sends FIN after the queued data; reading goes on.
   virtual std::error_code shutdown_send() = 0;
   /// Orderly close (FIN); pending handlers are dropped.

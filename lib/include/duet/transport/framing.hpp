@@ -9,6 +9,8 @@
 #include <system_error>
 #include <vector>
 
+#include "duet/net/network_stack.hpp"
+
 namespace duet::transport {
 
 /// The largest session message the engine accepts on a stream (a jumbo frame plus
@@ -21,6 +23,15 @@ std::error_code make_error_code(FramingError e);
 
 /// The bytes to write for one message (at most 65535 bytes).
 std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message);
+
+/// How much a stream may have waiting before more messages are dropped. A tunnel over
+/// TCP that queued without bound would grow without bound whenever the TUN side is faster
+/// than the path, and the inner connections would see seconds of queue instead of loss.
+constexpr std::size_t kMaxStreamQueue = 256 * 1024;
+
+/// Writes one framed message unless the stream already has kMaxStreamQueue bytes waiting
+/// (the message is then dropped, as a full interface queue drops); false when dropped.
+bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message);
 
 class Deframer {
 public:
