@@ -78,6 +78,19 @@ wg_case() {  # wg_case NAME NAMESPACE_OF_WIREGUARD_GO
     [[ ${mbit:-0} -gt 0 ]] && ok=1
   fi
   report "$name" $ok "ping after $((SECONDS - start)) s; iperf3 ${mbit:-0} Mbit/s"
+  if [[ $wgns == "$C" ]]; then
+    # Roaming: wireguard-go moves to another source port (as behind a NAT that remaps);
+    # duetd must follow it after its first authenticated packet, without a new handshake.
+    ok=0
+    c wg set "$wgif" listen-port 40001
+    local st=""
+    if tb_ping_tunnel; then
+      st=$(ip netns exec "$S" "$duetctl" status --json --socket "$dir/server.sock")
+      grep -q '"endpoint": *"198.18.130.2:40001"' <<<"$st" && ok=1
+    fi
+    [[ $ok -eq 1 ]] || echo "$st"
+    report "wireguard-go roams to a new port, duetd follows" $ok "ping through; duetctl shows 198.18.130.2:40001"
+  fi
   tb_stop
 }
 
