@@ -15,6 +15,7 @@
 
 #include <boost/asio.hpp>
 #include <fstream>
+#include <set>
 #include <iostream>
 #include <spawn.h>
 
@@ -59,6 +60,34 @@ bool run(spdlog::logger& log, std::vector<std::string> argv) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/// The prefixes `route-allowed-ips` routes into the TUN: every peer's allowed IPs, except
+/// the subnets the device's own addresses already give it.
+std::set<std::string> allowed_ip_routes(const config::Config& cfg) {
+  std::set<std::string> out;
+  if (!cfg.route_allowed_ips) return out;
+  for (const auto& p : cfg.peers) {
+    for (const auto& prefix : p.allowed_ips) {
+      bool connected = false;
+      for (const auto& a : cfg.ifconfig) connected = connected || a.network() == prefix.network();
+      if (!connected) out.insert(prefix.network().to_string());
+    }
+  }
+  return out;
+}
+
+/// Makes the TUN's allowed-IP routes go from `before` to `after` (a reload), logging each.
+void sync_routes(spdlog::logger& log, const std::string& dev, const std::set<std::string>& before,
+                 const std::set<std::string>& after) {
+  for (const auto& r : before) {
+    if (!after.contains(r) && !run(log, {"ip", "route", "del", r, "dev", dev})) log.warn("could not remove the route to {}", r);
+  }
+  for (const auto& r : after) {
+    if (!before.contains(r) && !run(log, {"ip", "route", "replace", r, "dev", dev})) {
+      log.warn("could not route {} into {} (after 'user', duetd lacks CAP_NET_ADMIN)", r, dev);
+    }
+  }
 }
 
 std::optional<tunnel::Key> read_private_key(const std::string& value, std::string& error) {
@@ -188,6 +217,8 @@ int main(int argc, char** argv) {
     log->error("could not bring {} up", dev);
     return 1;
   }
+  std::set<std::string> routes = allowed_ip_routes(cfg);
+  sync_routes(*log, dev, {}, routes);
 
   tunnel::Device device(tunnel::Identity::from_private(*private_key), peers, stack.clock(),
                         [&tun](std::span<const std::uint8_t> p) { (*tun)->write(p); });
@@ -287,6 +318,9 @@ int main(int argc, char** argv) {
         auto next = std::make_shared<const config::Config>(again.config);
         const auto changes = device.update_peers(peer_configs(*next));
         log->info("peers: {} kept, {} added, {} removed", changes.kept, changes.added, changes.removed);
+        auto new_routes = allowed_ip_routes(*next);
+        sync_routes(*log, dev, routes, new_routes);
+        routes = std::move(new_routes);
         const bool listens_changed = listens_key(*next) != listens_key(*server_cfg);
         const bool connections_changed = connections_key(*next) != connections_key(*client_cfg);
         if (listens_changed) {

@@ -35,7 +35,7 @@ using Opt = std::optional<Set<T>>;
 /// What one scope (top level, a <connection>, a <listen>) says, before defaults.
 struct Raw {
   Opt<Proto> proto;
-  Opt<bool> ipv4, ipv6, bind, nobind, remote_random;
+  Opt<bool> ipv4, ipv6, bind, nobind, remote_random, route_allowed_ips;
   Opt<Mode> mode;
   std::vector<Remote> remotes;  // port 0 / proto unset resolved later
   std::vector<std::optional<Proto>> remote_protos;
@@ -400,6 +400,8 @@ const Spec kSpecs[] = {
        r.ifconfig.push_back(*p);
      },
      "ifconfig ADDRESS/LENGTH"},
+    {"route-allowed-ips", 0, 0, kTop,
+     [](Loader&, Raw& r, const Directive& d) { set_flag(r.route_allowed_ips, d); }, "route-allowed-ips"},
     {"tun-mtu", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto v = l.number(d, 0, 576, 65535, "'tun-mtu'")) r.tun_mtu = Set<int>{static_cast<int>(*v), d.where};
@@ -711,6 +713,7 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   if (top.group) cfg.group = top.group->value;
   cfg.peers = top.peers;
   cfg.ifconfig = top.ifconfig;
+  cfg.route_allowed_ips = top.route_allowed_ips.has_value();
   if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;
   if (top.socks_proxy) cfg.socks_proxy = top.socks_proxy->value;

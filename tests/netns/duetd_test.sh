@@ -177,6 +177,28 @@ two_clients() {
 }
 two_clients
 
+# route-allowed-ips: the client's peer may use 198.18.141.0/24 as well, a subnet no
+# address of the client's TUN covers; only a route into the TUN makes it reachable.
+routed() {
+  rm -f "$dir"/*.log
+  { cat "$dir/server.conf"; printf 'ifconfig 198.18.141.1/32\n'; } > "$dir/server-routed.conf"
+  tb_client_conf "$dir" "remote 198.18.131.2 1194 udp"
+  sed -e "s|^peer \(.*\) 198.18.140.0/24|peer \1 198.18.140.0/24,198.18.141.0/24|" "$dir/client.conf" > "$dir/client-routed.conf"
+  printf 'route-allowed-ips\n' >> "$dir/client-routed.conf"
+  ip netns exec "$S" "$duetd" --config "$dir/server-routed.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
+  ip netns exec "$C" "$duetd" --config "$dir/client-routed.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
+  local ok=0 start=$SECONDS route=""
+  if tb_ping_tunnel; then
+    route=$(ip -n "$C" route show 198.18.141.0/24)
+    local _; for _ in 1 2 3 4 5; do ip netns exec "$C" ping -c 1 -W 1 198.18.141.1 >/dev/null 2>&1 && { ok=1; break; }; done
+    [[ $route == *"dev duet0"* ]] || ok=0
+  fi
+  [[ $ok -eq 1 ]] || { grep '^peer' "$dir/client-routed.conf"; ip -n "$C" route show; }
+  report "route-allowed-ips routes a peer's other subnet into the TUN" $ok "ping 198.18.141.1 after $((SECONDS - start)) s; ${route:-no route}"
+  tb_stop
+}
+routed
+
 if command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
   wg_case "duetd client, wireguard-go server" "$S"
   wg_case "wireguard-go client, duetd server" "$C"

@@ -110,6 +110,7 @@ struct Config {
   std::string private_key;            ///< base64, or a file holding it
   std::vector<Peer> peers;
   std::vector<net::Prefix> ifconfig;  ///< addresses of the TUN device
+  bool route_allowed_ips = false;     ///< route every peer's allowed IPs into the TUN device
   int tun_mtu = 1420;
   int verb = 3;
   std::string status_file;
