@@ -20,6 +20,7 @@
 #include <spawn.h>
 
 #include "duet/config/loader.hpp"
+#include "duet/plugin/host.hpp"
 #include "duet/posix/posix_stack.hpp"
 #include "duet/posix/tun.hpp"
 #include "duet/transport/client.hpp"
@@ -224,7 +225,15 @@ int main(int argc, char** argv) {
                         [&tun](std::span<const std::uint8_t> p) { (*tun)->write(p); });
   tunnel::DeviceSessions responders(device, std::nullopt);
   auto initiators = std::make_unique<tunnel::DeviceSessions>(device, std::size_t{0});
-  transport::StackSockets sockets(stack);
+  // Sockets straight from the stack, or through a proxy plugin (http-proxy, socks-proxy,
+  // plugin): the daemon itself holds no proxy code.
+  std::string plugin_error;
+  auto sockets_ptr = plugin::sockets_for(cfg, stack, plugin_error);
+  if (!sockets_ptr) {
+    log->error("{}", plugin_error);
+    return 1;
+  }
+  transport::SocketFactory& sockets = *sockets_ptr;
   std::string last_error;
   auto events = [&log, &last_error](const transport::Event& e) {
     transport::log_event(*log, e);

@@ -782,9 +782,12 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
         diag.error(at, "'proto " + std::string(to_string(c.proto)) + "' needs a 'remote' to connect to");
       }
     }
-    if (cfg.http_proxy && transport_of(c.proto) == Transport::udp) {
+    // What travels through the proxy is what the remotes use (each may name its own proto).
+    bool udp_remote = c.remotes.empty() && transport_of(c.proto) == Transport::udp;
+    for (const auto& r : c.remotes) udp_remote = udp_remote || transport_of(r.proto) == Transport::udp;
+    if (cfg.http_proxy && udp_remote) {
       diag.error(top.http_proxy->where, "'http-proxy' carries TCP only: use 'proto tcp-client' "
-                                        "(or 'proto tcp' with 'mode client')");
+                                        "(or 'proto tcp' with 'mode client', or 'remote HOST PORT tcp')");
     }
     for (const auto& r : c.remotes) {
       auto a = net::Address::parse(r.host);

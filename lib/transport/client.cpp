@@ -122,16 +122,22 @@ void Client::resolve_remote(std::size_t r) {
   }
   const config::Remote& remote = c.remotes[remote_order_[r]];
   const auto transport = config::transport_of(remote.proto);
-  emit({.kind = EventKind::resolving, .detail = remote.host});
+  // Through a proxy, the proxy's addresses are the ones resolved and raced; the remote's
+  // name goes to the proxy as it is (it may resolve names we cannot).
+  const auto via = sockets_.via(transport);
+  const std::string resolve_host = via ? via->host : remote.host;
+  const std::uint16_t resolve_port = via ? via->port : remote.port;
+  emit({.kind = EventKind::resolving,
+        .detail = via ? via->name + " " + via->host + " (for " + remote.host + ")" : remote.host});
   const auto generation = generation_;
   resolving_ = stack_.resolve(
-      remote.host, std::to_string(remote.port),
+      resolve_host, std::to_string(resolve_port),
       {config::family_hint(c.family), false,
        transport == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream},
-      [this, r, transport, generation, &remote, &c](net::Result<std::vector<net::Endpoint>> res) {
+      [this, r, transport, generation, &remote, &c, via, resolve_host](net::Result<std::vector<net::Endpoint>> res) {
         if (generation != generation_) return;
         if (!res) {
-          emit({.kind = EventKind::resolve_failed, .error = res.error(), .detail = remote.host});
+          emit({.kind = EventKind::resolve_failed, .error = res.error(), .detail = resolve_host});
           resolve_remote(r + 1);
           return;
         }
@@ -153,10 +159,10 @@ void Client::resolve_remote(std::size_t r) {
         const auto order = policy::order_remotes(usable, c.happy_eyeballs_delay);
         std::string list;
         for (const auto& e : order.order) {
-          candidates_.push_back({e, transport});
+          candidates_.push_back({e, transport, via ? remote.host : "", via ? remote.port : std::uint16_t{0}});
           list += " " + e.to_string();
         }
-        emit({.kind = EventKind::resolved, .detail = remote.host + " ->" + list});
+        emit({.kind = EventKind::resolved, .detail = resolve_host + " ->" + list});
         resolve_remote(r + 1);
       });
 }
@@ -225,7 +231,10 @@ void Client::begin_attempt(std::size_t i) {
   a->session = sessions_.create(a->candidate.remote, a->candidate.transport);
   Attempt& ref = *a;
   attempts_[i] = std::move(a);
-  emit({.kind = EventKind::attempt_started, .endpoint = ref.candidate.remote, .transport = ref.candidate.transport});
+  emit({.kind = EventKind::attempt_started, .endpoint = ref.candidate.remote, .transport = ref.candidate.transport,
+        .detail = ref.candidate.via_host.empty()
+                      ? ""
+                      : "via proxy to " + ref.candidate.via_host + ":" + std::to_string(ref.candidate.via_port)});
   if (ref.candidate.transport == config::Transport::udp) begin_udp(ref);
   else begin_tcp(ref);
 }
@@ -245,9 +254,10 @@ void Client::attempt_failed(std::size_t i, std::error_code ec, const std::string
 void Client::begin_udp(Attempt& a) {
   const config::Connection& c = config_.connections[connection_];
   const net::Family f = a.candidate.remote.family();
-  if (shared_ != nullptr) a.shared_udp = shared_->udp_socket(f);
+  if (shared_ != nullptr && a.candidate.via_host.empty()) a.shared_udp = shared_->udp_socket(f);
   if (a.shared_udp == nullptr) {
-    auto s = sockets_.open_datagram(f, a.candidate.remote);
+    auto s = a.candidate.via_host.empty() ? sockets_.open_datagram(f, a.candidate.remote)
+                                          : sockets_.open_datagram_via(f, a.candidate.via_host, a.candidate.via_port);
     if (!s) return attempt_failed(a.index, s.error());
     a.udp = std::move(*s);
     if (auto plan = policy::client_bind(c, config_.mode, f, locals_)) {
@@ -307,7 +317,8 @@ bool Client::offer(const net::Endpoint& from, std::span<const std::uint8_t> data
 void Client::begin_tcp(Attempt& a) {
   const config::Connection& c = config_.connections[connection_];
   const net::Family f = a.candidate.remote.family();
-  auto s = sockets_.open_stream(f, a.candidate.remote);
+  auto s = a.candidate.via_host.empty() ? sockets_.open_stream(f, a.candidate.remote)
+                                        : sockets_.open_stream_via(f, a.candidate.via_host, a.candidate.via_port);
   if (!s) return attempt_failed(a.index, s.error());
   a.tcp = std::move(*s);
   if (auto plan = policy::client_bind(c, config_.mode, f, locals_)) {
@@ -318,7 +329,7 @@ void Client::begin_tcp(Attempt& a) {
     emit({.kind = EventKind::bind_ok, .endpoint = plan->local, .transport = config::Transport::tcp});
   }
   a.tcp->connect(a.candidate.remote, c.connect_timeout, [this, &a](std::error_code ec) {
-    if (ec) return attempt_failed(a.index, ec);
+    if (ec) return attempt_failed(a.index, ec, a.tcp->error_detail());
     a.tcp_connected = true;
     a.tcp->write(frame(a.session->hello()), [](std::error_code) {});
     tcp_read(a);

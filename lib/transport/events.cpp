@@ -44,7 +44,7 @@ std::string Event::describe() const {
     case EventKind::skipped: return detail;
     case EventKind::listening: return "listening on " + detail;
     case EventKind::startup_failed: return "cannot start: " + detail;
-    case EventKind::attempt_started: return "trying " + where;
+    case EventKind::attempt_started: return "trying " + where + (detail.empty() ? "" : " " + detail);
     case EventKind::attempt_failed:
       return "attempt to " + where + " failed: " +
              (err.empty() ? detail : detail.empty() ? err : err + " (" + detail + ")");

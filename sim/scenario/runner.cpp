@@ -13,6 +13,7 @@
 #include "duet/net/error.hpp"
 #include "duet/net/ip_packet.hpp"
 #include "duet/sim/probe_session.hpp"
+#include "duet/plugin/host.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
@@ -44,7 +45,7 @@ struct Instance {
   config::LoadResult loaded;
   std::unique_ptr<ProbeSessionFactory> sessions;
   std::unique_ptr<Tunnel> tunnel;
-  std::unique_ptr<transport::StackSockets> sockets;
+  std::unique_ptr<transport::SocketFactory> sockets;
   std::unique_ptr<transport::Server> server;
   std::unique_ptr<transport::Client> client;
   std::vector<transport::Event> events;
@@ -197,7 +198,13 @@ private:
       return;
     }
     net::NetworkStack& stack = world_.stack(in.spec->host);
-    in.sockets = std::make_unique<transport::StackSockets>(stack);
+    std::string plugin_error;
+    in.sockets = plugin::sockets_for(in.loaded.config, stack, plugin_error);
+    if (!in.sockets) {
+      in.events.push_back({.time = world_.now(), .kind = EventKind::startup_failed, .detail = plugin_error});
+      in.startup_failed = true;
+      return;
+    }
     auto sink = [this, &in](const transport::Event& e) {
       in.events.push_back(e);
       world_.annotate(in.spec->host, "duet:" + std::string(transport::to_string(e.kind)), in.spec->name + ": " + e.describe());

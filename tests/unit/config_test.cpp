@@ -153,7 +153,7 @@ TEST(Loader, ContradictionsAreErrorsNamingBothPlaces) {
        "test.conf:2:1: 'proto tcp' in p2p mode is ambiguous: one peer says 'tcp-server', the other 'tcp-client'"},
       {"proto udp-client\n", "test.conf:1:1: 'proto udp-client' needs a 'remote' to connect to"},
       {"mode client\nremote a\nhttp-proxy p 8080\n",
-       "test.conf:3:1: 'http-proxy' carries TCP only: use 'proto tcp-client' (or 'proto tcp' with 'mode client')"},
+       "test.conf:3:1: 'http-proxy' carries TCP only: use 'proto tcp-client' (or 'proto tcp' with 'mode client', or 'remote HOST PORT tcp')"},
       {"mode client\nproto tcp\nremote a\nhttp-proxy p 8080\nsocks-proxy s 1080\n",
        "test.conf:5:1: give 'http-proxy' (at test.conf:4:1) or 'socks-proxy', not both"},
       {"remote a\n<connection>\nremote b\n</connection>\n",

@@ -101,6 +101,8 @@ public:
   virtual void reset() = 0;
   [[nodiscard]] virtual Result<Endpoint> local_endpoint() const = 0;
   [[nodiscard]] virtual Result<Endpoint> remote_endpoint() const = 0;
+  /// Words about the last error beyond its code (a proxy's reply, say); usually empty.
+  [[nodiscard]] virtual std::string error_detail() const { return {}; }
 };
 
 using AcceptHandler = std::function<void(std::error_code, std::unique_ptr<StreamSocket>)>;

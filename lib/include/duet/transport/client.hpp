@@ -45,8 +45,10 @@ public:
 
 private:
   struct Candidate {
-    net::Endpoint remote;
+    net::Endpoint remote;  ///< where the socket connects: the remote, or a proxy's address
     config::Transport transport;
+    std::string via_host;  ///< through a proxy: the remote it is asked to reach
+    std::uint16_t via_port = 0;
   };
   struct Attempt;
 
