@@ -173,6 +173,29 @@ TEST_F(Proxy, SocksConnectSendsNamesForTheProxyToResolve) {
   EXPECT_EQ(server->sessions.stats.data_received, 1u);
 }
 
+TEST_F(Proxy, SocksUdpAssociateCarriesAUdpTunnelAndItsLossIsNoticed) {
+  Node udp_server(w, "server", "mode server\nproto udp\nport 1194\n", 2000);
+  FakeProxy proxy(w.stack("router"), FakeProxy::Kind::socks, ep("198.18.1.1:1080"));
+  Node client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nkeepalive 1 3\nsocks-proxy 198.18.1.1 1080\n", 1);
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
+  EXPECT_EQ(proxy.requests.at(0), "udp");
+  EXPECT_EQ(client.client->transport(), config::Transport::udp);
+  client.client->send(sim::ProbeSession::data(1));
+  w.run_for(100ms);
+  EXPECT_EQ(udp_server.sessions.stats.data_received, 1u) << "through the relay";
+  EXPECT_GT(proxy.relayed, 1);
+  // The proxy ends the association: the client notices and builds a new one.
+  proxy.close_all();
+  ASSERT_TRUE(w.run_until([&] { return !client.of(EventKind::disconnected).empty(); }, 5s)) << client.log();
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 15s)) << client.log();
+  EXPECT_EQ(client.client->connections_made(), 2u);
+}
+
+TEST_F(Proxy, AnHttpProxyCannotCarryUdpAndSaysSo) {
+  auto r = config::load_text("mode client\nremote 198.18.2.2 1194 udp\nhttp-proxy 198.18.1.1 3128\n", "c.conf");
+  EXPECT_FALSE(r.ok()) << "refused when the configuration is read";
+}
+
 TEST_F(Proxy, TheProxysOwnAddressesAreRacedWhenOneFamilyIsBroken) {
   w.set_dns("proxy.test", {sim::DnsAnswer::Kind::records, {*net::Address::parse("fd00:1::1"), *net::Address::parse("198.18.1.1")}});
   w.add_route("client", "fd00:1::1/128", sim::RouteVerdict::blackhole);

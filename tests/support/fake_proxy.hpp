@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -158,6 +159,12 @@ private:
         return true;
       }
       const auto port = static_cast<std::uint16_t>((b[at] << 8) | b[at + 1]);
+      if (b[1] == 3) {  // UDP ASSOCIATE
+        requests.push_back("udp");
+        b.clear();
+        associate(c);
+        return true;
+      }
       requests.push_back(host + ":" + std::to_string(port));
       b.clear();
       connect_remote(c, host, port, std::string("\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00", 10),
@@ -166,6 +173,60 @@ private:
     }
     return true;
   }
+
+  /// A UDP relay on the proxy host: datagrams from the client are unwrapped (ATYP 1 only)
+  /// and sent on from `outside`; answers come back wrapped with their source.
+  void associate(Conn& c) {
+    relay_ = std::move(*stack_.open_datagram(net::Family::v4));
+    (void)relay_->bind(*net::Endpoint::parse(listener_->local_endpoint()->address.to_string() + ":0"));
+    outside_ = std::move(*stack_.open_datagram(net::Family::v4));
+    const auto bound = *relay_->local_endpoint();
+    std::vector<std::uint8_t> reply{5, 0, 0, 1};
+    const auto& a = bound.address.bytes();
+    reply.insert(reply.end(), a.begin(), a.begin() + 4);
+    reply.push_back(static_cast<std::uint8_t>(bound.port >> 8));
+    reply.push_back(static_cast<std::uint8_t>(bound.port));
+    send(c, reply);
+    relay_loop();
+    outside_loop();
+  }
+  void relay_loop() {
+    relay_->receive([this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> d) {
+      if (!ec && d.size() > 10 && d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 1) {
+        client_udp_ = from;
+        ++relayed;
+        const net::Endpoint dst{net::Address::v4(d[4], d[5], d[6], d[7]), static_cast<std::uint16_t>((d[8] << 8) | d[9])};
+        (void)outside_->send_to(dst, d.subspan(10));
+      }
+      relay_loop();
+    });
+  }
+  void outside_loop() {
+    outside_->receive([this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> d) {
+      if (!ec && client_udp_) {
+        std::vector<std::uint8_t> w{0, 0, 0, 1};
+        const auto& a = from.address.bytes();
+        w.insert(w.end(), a.begin(), a.begin() + 4);
+        w.push_back(static_cast<std::uint8_t>(from.port >> 8));
+        w.push_back(static_cast<std::uint8_t>(from.port));
+        w.insert(w.end(), d.begin(), d.end());
+        (void)relay_->send_to(*client_udp_, w);
+      }
+      outside_loop();
+    });
+  }
+
+public:
+  int relayed = 0;  ///< datagrams the UDP relay carried from the client
+  /// Ends every connection (and so every UDP association).
+  void close_all() {
+    for (auto& [id, c] : conns_) c->client->close();
+    conns_.clear();
+  }
+
+private:
+  std::unique_ptr<net::DatagramSocket> relay_, outside_;
+  std::optional<net::Endpoint> client_udp_;
 
   void connect_remote(Conn& c, const std::string& host, std::uint16_t port, std::string ok, std::string bad) {
     auto ep = net::Endpoint::parse((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port));
