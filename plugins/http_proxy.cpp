@@ -140,7 +140,8 @@ int feed(void* conn, const std::uint8_t* in, std::size_t len, std::size_t* consu
   if (code < 0) return fail(error, DUET_PLUGIN_E_MALFORMED, err, err_size, "not an HTTP status line: '" + shown + "'");
   if (code >= 200 && code < 300) return DUET_PLUGIN_DONE;
   int why = DUET_PLUGIN_E_PROXY_FAILED;
-  if (code == 407) why = c->sent_credentials ? DUET_PLUGIN_E_AUTH_FAILED : DUET_PLUGIN_E_AUTH_REQUIRED;
+  // 407 is the proxy status; tinyproxy answers a bad password with 401.
+  if (code == 407 || code == 401) why = c->sent_credentials ? DUET_PLUGIN_E_AUTH_FAILED : DUET_PLUGIN_E_AUTH_REQUIRED;
   if (code == 403) why = DUET_PLUGIN_E_FORBIDDEN;
   if (code == 502 || code == 503) why = DUET_PLUGIN_E_UNREACHABLE;
   if (code == 504) why = DUET_PLUGIN_E_TIMEOUT;
