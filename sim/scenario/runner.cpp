@@ -1,6 +1,7 @@
 // Builds the world a scenario describes, starts its duet instances on their hosts with
 // the real engine (lib/transport), plays the fault timeline, and checks the sentences.
 #include "duet/sim/runner.hpp"
+#include "duet/sim/judge.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -57,16 +58,6 @@ struct Instance {
   int pings_sent = 0;
 };
 
-/// What "X logs info|warning|error" matches: the engine's own level of each event (debug
-/// steps count as info here, since a scenario has no debug sentences).
-config::Severity severity_of(EventKind k) {
-  switch (transport::level_of(k)) {
-    case transport::EventLevel::error: return config::Severity::error;
-    case transport::EventLevel::warning: return config::Severity::warning;
-    default: return config::Severity::info;
-  }
-}
-
 /// "default dev eth0", "blackhole fd00::/64", "198.18.0.0/24 dev eth1"
 void apply_route(SimWorld& w, const std::string& host, const std::string& text) {
   std::istringstream in(text);
@@ -89,7 +80,7 @@ void apply_route(SimWorld& w, const std::string& host, const std::string& text) 
 }
 
 /// "X pings A": scheduled before the run (the pings must be sent), judged after it.
-const std::regex kPings(R"re(^(\S+) pings (\S+)$)re");
+
 
 class Run {
 public:
@@ -320,7 +311,7 @@ private:
     }
     for (const auto& x : s_.expectations) {
       std::smatch m;
-      if (!std::regex_match(x.text, m, kPings)) continue;
+      if (!std::regex_match(x.text, m, pings_sentence())) continue;
       Instance* in = instance(m[1]);
       auto to = net::Address::parse(m[2].str());
       if (in == nullptr) invalid(x.line, "expectation names unknown instance '" + m[1].str() + "': " + x.text);
@@ -378,218 +369,28 @@ private:
     }
   }
 
-  // --- expectations --------------------------------------------------------------------
-
-  const transport::Event* first(const Instance& in, EventKind k, net::TimePoint after = {}) const {
-    for (const auto& e : in.events) {
-      if (e.kind == k && e.time >= after) return &e;
-    }
-    return nullptr;
-  }
-
-  static std::string ms(net::Duration d) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f ms", net::to_ms(d));
-    return buf;
-  }
-
-  static bool family_is(const transport::Event& e, const std::string& fam) {
-    return fam.empty() || (fam == "IPv4") == e.endpoint->address.is_v4();
-  }
-  static bool transport_is(const transport::Event& e, const std::string& t) {
-    return t.empty() || t == config::to_string(*e.transport);
-  }
-
-  std::string connected_summary(const Instance& in) const {
-    const auto* c = first(in, EventKind::connected);
-    if (!c) {
-      std::string last;
-      for (const auto& e : in.events) {
-        if (e.kind == EventKind::attempt_failed || e.kind == EventKind::round_failed || e.kind == EventKind::resolve_failed ||
-            e.kind == EventKind::bind_remote_error) {
-          last = e.describe();
-        }
-      }
-      return "never connected" + (last.empty() ? std::string() : " (last: " + last + ")");
-    }
-    return "connected to " + c->endpoint->to_string() + "/" + std::string(config::to_string(*c->transport)) + " after " +
-           ms(c->time - in.started_at);
-  }
+  // --- expectations: what each instance did, judged by the code the testbed shares ---
 
   void judge() {
-    static const std::regex connects_within(R"re(^(\S+) connects within (\S+?)(?: over (IPv4|IPv6))?(?: via (udp|tcp))?$)re");
-    static const std::regex connects_after(R"re(^(\S+) connects after at least (\S+?)(?: over (IPv4|IPv6))?$)re");
-    static const std::regex connects(R"re(^(\S+) connects(?: over (IPv4|IPv6))?(?: via (udp|tcp))?$)re");
-    static const std::regex no_connect(R"re(^(\S+) does not connect$)re");
-    static const std::regex ends_connected(R"re(^(\S+) ends connected(?: over (IPv4|IPv6))?$)re");
-    static const std::regex listens(R"re(^(\S+) listens on exactly (.+)$)re");
-    static const std::regex fails(R"re(^(\S+) fails to start with "(.*)"$)re");
-    static const std::regex starts(R"re(^(\S+) starts$)re");
-    static const std::regex logs(R"re(^(\S+) logs (info|warning|error) "(.*)"$)re");
-    static const std::regex logs_no(R"re(^(\S+) logs no (warnings|errors)$)re");
-    static const std::regex never_tries(R"re(^(\S+) never tries (\S+)$)re");
-    static const std::regex reconnects(R"re(^(\S+) reconnects within (\S+?) after (\S+?)(?: over (IPv4|IPv6))?$)re");
-    static const std::regex binds_nothing(R"re(^(\S+) binds nothing$)re");
-    static const std::regex binds_only(R"re(^(\S+) binds only (IPv4|IPv6)$)re");
-    static const std::regex receives(R"re(^(\S+) receives (\d+) messages?$)re");
-    static const std::regex accepts(R"re(^(\S+) accepts (\d+) peers?$)re");
-
-    for (const auto& x : s_.expectations) {
-      ExpectationResult r{x, false, ""};
-      std::smatch m;
-      const std::string& t = x.text;
-      auto need_instance = [&](const std::string& name) -> Instance* {
-        Instance* in = instance(name);
-        if (!in) invalid(x.line, "expectation names unknown instance '" + name + "': " + t);
-        return in;
-      };
-      auto need_duration = [&](const std::string& text) -> std::optional<net::Duration> {
-        auto d = parse_duration(text);
-        if (!d) invalid(x.line, "'" + text + "' is not a duration in: " + t);
-        return d;
-      };
-      if (std::regex_match(t, m, connects_within)) {
-        Instance* in = need_instance(m[1]);
-        auto d = need_duration(m[2]);
-        if (!in || !d) continue;
-        const auto* c = first(*in, EventKind::connected);
-        r.passed = c && c->time - in->started_at <= *d && family_is(*c, m[3]) && transport_is(*c, m[4]);
-        r.detail = connected_summary(*in);
-      } else if (std::regex_match(t, m, connects_after)) {
-        Instance* in = need_instance(m[1]);
-        auto d = need_duration(m[2]);
-        if (!in || !d) continue;
-        const auto* c = first(*in, EventKind::connected);
-        r.passed = c && c->time - in->started_at >= *d && family_is(*c, m[3]);
-        r.detail = connected_summary(*in);
-      } else if (std::regex_match(t, m, connects)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        const auto* c = first(*in, EventKind::connected);
-        r.passed = c && family_is(*c, m[2]) && transport_is(*c, m[3]);
-        r.detail = connected_summary(*in);
-      } else if (std::regex_match(t, m, no_connect)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        r.passed = first(*in, EventKind::connected) == nullptr;
-        r.detail = connected_summary(*in);
-      } else if (std::regex_match(t, m, ends_connected)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        const bool up = in->client && in->client->connected();
-        r.passed = up && (m[2].str().empty() || (m[2] == "IPv4") == in->client->remote()->address.is_v4());
-        r.detail = up ? "connected to " + in->client->remote()->to_string() : "not connected at the end";
-      } else if (std::regex_match(t, m, listens)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        std::istringstream words(m[2].str());
-        std::multiset<std::string> want, got(in->listening.begin(), in->listening.end());
-        for (std::string w; words >> w;) want.insert(w);
-        r.passed = want == got;
-        for (const auto& g : in->listening) r.detail += (r.detail.empty() ? "listening on " : " ") + g;
-        if (r.detail.empty()) r.detail = "listening on nothing";
-      } else if (std::regex_match(t, m, fails)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        std::string all;
-        for (const auto& d : in->loaded.diagnostics.all()) {
-          if (d.severity == config::Severity::error) all += d.message + "\n";
-        }
-        for (const auto& e : in->events) {
-          if (e.kind == EventKind::startup_failed) all += e.describe() + "\n";
-        }
-        r.passed = in->startup_failed && all.find(m[2].str()) != std::string::npos;
-        r.detail = in->startup_failed ? "failed with: " + all : "started fine";
-      } else if (std::regex_match(t, m, starts)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        r.passed = in->started && !in->startup_failed;
-        r.detail = in->startup_failed ? "failed to start" : "started";
-      } else if (std::regex_match(t, m, logs) || std::regex_match(t, m, logs_no)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        const bool none = m.size() == 3;
-        const std::string level = none ? (m[2] == "warnings" ? "warning" : "error") : m[2].str();
-        const auto sev = level == "error" ? config::Severity::error
-                         : level == "warning" ? config::Severity::warning
-                                              : config::Severity::info;
-        std::vector<std::string> lines;
-        for (const auto& d : in->loaded.diagnostics.all()) {
-          if (d.severity == sev) lines.push_back(d.message);
-        }
-        for (const auto& e : in->events) {
-          if (severity_of(e.kind) == sev) lines.push_back(e.describe());
-        }
-        if (none) {
-          r.passed = lines.empty();
-          r.detail = lines.empty() ? "" : "logged: " + lines.front();
-        } else {
-          const std::string want = m[3];
-          r.passed = std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(want) != std::string::npos; });
-          r.detail = lines.empty() ? "nothing at that level" : std::to_string(lines.size()) + " lines, e.g. " + lines.front();
-        }
-      } else if (std::regex_match(t, m, never_tries)) {
-        Instance* in = need_instance(m[1]);
-        auto addr = net::Address::parse(m[2].str());
-        if (!addr) invalid(x.line, "'" + m[2].str() + "' is not an address in: " + t);
-        if (!in || !addr) continue;
-        r.passed = true;
-        for (const auto& e : in->events) {
-          if (e.kind == EventKind::attempt_started && e.endpoint->address == *addr) {
-            r.passed = false;
-            r.detail = "tried " + e.endpoint->to_string();
-          }
-        }
-      } else if (std::regex_match(t, m, reconnects)) {
-        Instance* in = need_instance(m[1]);
-        auto d = need_duration(m[2]);
-        auto after = need_duration(m[3]);
-        if (!in || !d || !after) continue;
-        const net::TimePoint fault_at(*after);
-        const auto* before = first(*in, EventKind::connected);
-        const auto* again = first(*in, EventKind::connected, fault_at + std::chrono::nanoseconds(1));
-        r.passed = before && before->time <= fault_at && again && again->time - fault_at <= *d && family_is(*again, m[4]);
-        r.detail = !before ? "never connected before the fault"
-                   : !again ? "no new connection after the fault"
-                            : "reconnected to " + again->endpoint->to_string() + " " + ms(again->time - fault_at) + " after";
-      } else if (std::regex_match(t, m, kPings)) {
-        Instance* in = need_instance(m[1]);
-        auto to = net::Address::parse(m[2].str());
-        if (!in || !to) continue;
-        const int answered = in->tunnel ? in->tunnel->echo_replies[*to] : 0;
-        r.passed = answered > 0;
-        r.detail = std::to_string(answered) + " of " + std::to_string(in->pings_sent) + " pings answered" +
-                   (in->tunnel ? "" : " (no tunnel: the instance has no private-key)");
-      } else if (std::regex_match(t, m, binds_nothing) || std::regex_match(t, m, binds_only)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        const bool nothing = m.size() == 2;
-        std::set<std::string> families;
-        for (const auto& e : in->events) {
-          if (e.kind == EventKind::bind_ok) {
-            families.insert(std::string(net::to_string(e.endpoint->family())));
-            r.detail += (r.detail.empty() ? "bound " : ", ") + e.endpoint->to_string();
-          }
-        }
-        r.passed = nothing ? families.empty() : families == std::set<std::string>{m[2].str()};
-        if (r.detail.empty()) r.detail = "bound nothing";
-      } else if (std::regex_match(t, m, receives)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        r.passed = in->sessions->stats.data_received == std::stoull(m[2]);
-        r.detail = "received " + std::to_string(in->sessions->stats.data_received);
-      } else if (std::regex_match(t, m, accepts)) {
-        Instance* in = need_instance(m[1]);
-        if (!in) continue;
-        const std::size_t peers = in->server ? in->server->peers() : 0;
-        r.passed = peers == std::stoull(m[2]);
-        r.detail = "accepted " + std::to_string(peers);
-      } else {
-        invalid(x.line, "cannot understand the expectation \"" + t + "\" (see sim/scenarios/README.md)");
-        continue;
-      }
-      result_.expectations.push_back(std::move(r));
+    std::vector<Observed> seen;
+    for (const auto& in : instances_) {
+      Observed o;
+      o.name = in->spec->name;
+      o.started = in->started;
+      o.startup_failed = in->startup_failed;
+      o.started_at = in->started_at;
+      o.diagnostics = in->loaded.diagnostics.all();
+      for (const auto& e : in->events) o.events.push_back({e, e.describe()});
+      o.listening = in->listening;
+      if (in->client && in->client->connected()) o.connected_at_end = in->client->remote();
+      o.data_received = in->sessions->stats.data_received;
+      o.peers_accepted = in->server ? in->server->peers() : 0;
+      o.has_tunnel = in->tunnel != nullptr;
+      if (in->tunnel) o.echo_replies = in->tunnel->echo_replies;
+      o.pings_sent = in->pings_sent;
+      seen.push_back(std::move(o));
     }
+    judge_expectations(s_, seen, result_.expectations, result_.errors);
   }
 
   const Scenario& s_;
