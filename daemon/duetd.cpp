@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <set>
 #include <iostream>
@@ -37,7 +38,7 @@ using namespace duet;
 namespace {
 
 constexpr const char* kUsage =
-    "usage: duetd genkey | duetd pubkey < KEY | duetd --config FILE [--directive args...]\n"
+    "usage: duetd genkey | duetd pubkey < KEY | duetd [--events FILE] --config FILE [--directive args...]\n"
     "       duetd --test-config [--json] [--no-resolve] [FILE] [--directive args...]\n";
 
 spdlog::level::level_enum level_for_verb(int verb) {
@@ -167,6 +168,18 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // --events FILE: every engine event as a JSON line (for the namespace testbed, which
+  // judges scenario sentences from them as the simulator does).
+  std::unique_ptr<std::ofstream> event_file;
+  if (args.size() >= 2 && args[0] == "--events") {
+    event_file = std::make_unique<std::ofstream>(args[1], std::ios::app);
+    if (!*event_file) {
+      std::cerr << "duetd: cannot write events to '" << args[1] << "'\n";
+      return 1;
+    }
+    args.erase(args.begin(), args.begin() + 2);
+  }
+
   const auto loaded = config::load_command_line(args);
   for (const auto& d : loaded.diagnostics.all()) std::cerr << d.to_string() << "\n";
   if (!loaded.ok()) return 1;
@@ -235,8 +248,20 @@ int main(int argc, char** argv) {
   }
   transport::SocketFactory& sockets = *sockets_ptr;
   std::string last_error;
-  auto events = [&log, &last_error](const transport::Event& e) {
+  auto events = [&log, &last_error, &event_file](const transport::Event& e) {
     transport::log_event(*log, e);
+    if (event_file) {
+      const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+      nlohmann::json j = {{"unix_ms", unix_ms},
+                          {"kind", std::string(transport::to_string(e.kind))},
+                          {"elapsed_ms", net::to_ms(e.elapsed)},
+                          {"detail", e.detail},
+                          {"text", e.describe()}};
+      if (e.endpoint) j["endpoint"] = e.endpoint->to_string();
+      if (e.transport) j["transport"] = std::string(config::to_string(*e.transport));
+      *event_file << j.dump() << "\n" << std::flush;
+    }
     if (transport::level_of(e.kind) >= transport::EventLevel::warning) {
       last_error = e.describe();
     }
