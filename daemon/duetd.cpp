@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <iostream>
 #include <spawn.h>
 
@@ -38,7 +39,7 @@ using namespace duet;
 namespace {
 
 constexpr const char* kUsage =
-    "usage: duetd genkey | duetd pubkey < KEY | duetd [--events FILE] --config FILE [--directive args...]\n"
+    "usage: duetd genkey | duetd pubkey < KEY | duetd [--events FILE] [--start-at UNIX_MS] --config FILE [--directive args...]\n"
     "       duetd --test-config [--json] [--no-resolve] [FILE] [--directive args...]\n";
 
 spdlog::level::level_enum level_for_verb(int verb) {
@@ -170,12 +171,24 @@ int main(int argc, char** argv) {
 
   // --events FILE: every engine event as a JSON line (for the namespace testbed, which
   // judges scenario sentences from them as the simulator does).
+  // --start-at UNIX_MS: open everything, then start the engine at that wall-clock time
+  // (the testbed starts several daemons' engines together, as the simulator does).
   std::unique_ptr<std::ofstream> event_file;
-  if (args.size() >= 2 && args[0] == "--events") {
-    event_file = std::make_unique<std::ofstream>(args[1], std::ios::app);
-    if (!*event_file) {
-      std::cerr << "duetd: cannot write events to '" << args[1] << "'\n";
-      return 1;
+  std::optional<long long> start_at;
+  while (args.size() >= 2 && (args[0] == "--events" || args[0] == "--start-at")) {
+    if (args[0] == "--events") {
+      event_file = std::make_unique<std::ofstream>(args[1], std::ios::app);
+      if (!*event_file) {
+        std::cerr << "duetd: cannot write events to '" << args[1] << "'\n";
+        return 1;
+      }
+    } else {
+      try {
+        start_at = std::stoll(args[1]);
+      } catch (const std::exception&) {
+        std::cerr << "duetd: --start-at wants milliseconds since 1970, not '" << args[1] << "'\n";
+        return 1;
+      }
     }
     args.erase(args.begin(), args.begin() + 2);
   }
@@ -291,6 +304,9 @@ int main(int argc, char** argv) {
     client = std::make_unique<transport::Client>(stack, sockets, *client_cfg, *initiators, events, server.get());
     client->start();
   };
+  if (start_at) {
+    std::this_thread::sleep_until(std::chrono::system_clock::time_point(std::chrono::milliseconds(*start_at)));
+  }
   start_server();
   start_client();
   (*tun)->start_reading([&device, &log](std::span<const std::uint8_t> packet) {

@@ -116,6 +116,8 @@ std::optional<std::string> route_args(const sim::Scenario& s, const std::string&
   return std::nullopt;
 }
 
+constexpr net::Duration kLaunchEarly = std::chrono::milliseconds(700);
+
 int plan(const sim::Scenario& s, const std::string& prefix, const std::string& dir, const std::string& duetd) {
   const Names n{prefix};
   std::ostringstream o;
@@ -205,13 +207,6 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   }
   // The timeline: instance starts, faults and pings, in time order.
   std::multimap<net::Duration, std::string> at;
-  for (const auto& in : s.instances) {
-    // Started in file order, each once its engine runs (its first event) or it has died:
-    // the simulator starts an instance's engine at once, the daemon first opens its TUN.
-    at.emplace(in.start, "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name + ".events\" --config \"$D/" +
-                             in.name + ".conf\" > \"$D/" + in.name + ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name +
-                             ".pid\"; wait_ready $! \"$D/" + in.name + ".events\"");
-  }
   for (const auto& f : s.faults) {
     const std::string ns = n.ns(f.host);
     std::string cmd;
@@ -245,7 +240,22 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       std::cerr << s.file << ":" << f.line << ": the testbed cannot replay the fault '" << f.action << "'\n";
       return 3;
     }
-    at.emplace(f.at, cmd);
+    // A fault at 0 is part of the world the instances start in: apply it first.
+    at.emplace(f.at.count() == 0 ? -2 * kLaunchEarly : f.at, cmd);
+  }
+  // After the faults: a fault at the same time as a start is part of the world it starts in.
+  std::map<net::Duration, int> same_time;
+  for (const auto& in : s.instances) {
+    // Each daemon is launched early and starts its engine at the instance's time
+    // (--start-at): the simulator starts engines at once, a daemon first opens its TUN.
+    // Instances that start together start in file order, 5 ms apart, as the simulator
+    // runs them in file order within an instant (a server's sockets exist before a client
+    // that starts with it sends anything).
+    const auto engine_at = std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 5 * same_time[in.start]++;
+    at.emplace(in.start - kLaunchEarly,
+               "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name + ".events\" --start-at $((t0 + " +
+                   std::to_string(engine_at) + ")) --config \"$D/" +
+                   in.name + ".conf\" > \"$D/" + in.name + ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"");
   }
   for (const auto& x : s.expectations) {
     std::smatch m;
@@ -259,8 +269,10 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     }
   }
   at.emplace(s.duration, "kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null");
-  o << "wait_ready() { local _; for _ in $(seq 1 200); do [[ -s $2 ]] && return; kill -0 $1 2>/dev/null || return; sleep 0.01; done; }\n";
-  o << "t0=$(date +%s%3N)\necho $t0 > \"$D/start\"\n";
+  // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
+  // open their TUN before their engines start together.
+  o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()
+    << " ))\necho $t0 > \"$D/start\"\n";
   o << "sleep_until() { local now; now=$(date +%s%3N); local d=$(( t0 + $1 - now )); (( d > 0 )) && sleep \"$(printf '%d.%03d' $((d / 1000)) $((d % 1000)))\"; return 0; }\n";
   for (const auto& [t, cmd] : at) {
     o << "sleep_until " << std::chrono::duration_cast<std::chrono::milliseconds>(t).count() << "\n" << cmd << "\n";
@@ -366,7 +378,11 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
     std::string sim_connected = "no connection";
     if (auto it = simulated.connected_at.find(o.name); it != simulated.connected_at.end() && !it->second.empty()) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "after %.0f ms", net::to_ms(it->second.front().time_since_epoch()));
+      net::Duration start{0};
+      for (const auto& in : s.instances) {
+        if (in.name == o.name) start = in.start;
+      }
+      std::snprintf(buf, sizeof buf, "after %.0f ms", net::to_ms(it->second.front().time_since_epoch() - start));
       sim_connected = buf;
     }
     out["instances"].push_back({{"name", o.name}, {"kernel", first_connection(o)}, {"sim", sim_connected}, {"warnings", warnings}});

@@ -26,6 +26,7 @@ struct Client::Attempt {
   Deframer deframer;
   std::unique_ptr<net::Timer> hello_timer;
   bool tcp_connected = false;
+  bool nudged = false;  ///< the hello was repeated early because the peer spoke first
 
   net::DatagramSocket* datagram() { return udp ? udp.get() : shared_udp; }
   void send(std::span<const std::uint8_t> m) {
@@ -364,6 +365,12 @@ void Client::on_message(Attempt& a, std::span<const std::uint8_t> message) {
   if (&a == active_.get()) {
     last_received_ = stack_.clock().now();
     return;
+  }
+  if (!reply.answers_hello && !a.nudged && a.candidate.transport == config::Transport::udp) {
+    // The peer spoke on this path, so it is up now: if our hello reached it before it was
+    // (p2p peers starting together), say it again at once instead of after a second.
+    a.nudged = true;
+    a.send(a.session->hello());
   }
   if (reply.answers_hello && race_) {
     // Defer to a clean stack: the race may destroy the attempt we are inside of.

@@ -183,6 +183,22 @@ TEST(Engine, P2pPeersOnDualStackFindEachOther) {
   EXPECT_EQ(b.client->remote()->to_string(), "[fd00:1::2]:1194");
 }
 
+TEST(Engine, AP2pPeerThatStartsFirstStillSettlesOnIpv6) {
+  // a's IPv6 hello reaches b's host before b runs and is lost (an unconnected socket hears
+  // no ICMP error). When b's own hello arrives on that path, a says hello again at once,
+  // instead of waiting a second for its resend while Happy Eyeballs moves to IPv4.
+  sim::SimWorld w(5);
+  build_three_hosts(w);
+  Instance a(w, "client", "proto udp\nremote fd00:2::2\nremote 198.18.2.2\n", 1);
+  Instance b(w, "server", "proto udp\nremote fd00:1::2\nremote 198.18.1.2\n", 1000);
+  a.start();
+  w.run_for(20ms);
+  b.start();
+  ASSERT_TRUE(w.run_until([&] { return a.client->connected() && b.client->connected(); }, 5s));
+  EXPECT_EQ(a.client->remote()->to_string(), "[fd00:2::2]:1194");
+  EXPECT_LT(a.of(EventKind::connected).at(0).elapsed, 100ms);
+}
+
 TEST(Engine, RoundFailureBacksOffWithConnectRetry) {
   sim::SimWorld w(6);
   build_three_hosts(w);

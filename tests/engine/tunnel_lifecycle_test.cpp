@@ -329,7 +329,7 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << "connected during the flood";
   EXPECT_TRUE(server.device.under_load());
   EXPECT_TRUE(client.device.peers()[0].cookie) << "it was asked for a cookie, and used it";
-  EXPECT_GT(server.device.cookie_replies_sent(), 1000u);
+  EXPECT_GT(server.device.cookie_replies_sent(), 500u) << "the flood got cookies, not handshakes";
   EXPECT_GT(cookies_seen, 0u) << "a cookie reply goes to the address the initiation came from";
   EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 5)));
   w.run_for(100ms);
