@@ -7,12 +7,19 @@
 //   judge reads what the daemons did (duetd --events) and judges the scenario's sentences
 //         with the simulator's judge, runs the simulator on the same file, and prints both
 //         side by side (with --json, one JSON object).
+//   dns   serves the scenario's DNS answers in a namespace (the plan starts one per host).
 // A scenario the kernel cannot replay faithfully (link loss, jitter or bandwidth without
-// netem, partitions, DNS answers a hosts file cannot give, probe-session data) is reported
+// netem, partitions, an answer order glibc would change, probe-session data) is reported
 // as simulator-only with the reason.
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -32,7 +39,8 @@ constexpr const char* kUsage =
     "usage: duet-testbed plan SCENARIO PREFIX DIR DUETD\n"
     "       duet-testbed judge SCENARIO DIR START_UNIX_MS [--json]\n"
     "       duet-testbed why-not SCENARIO   (empty output: the testbed can run it)\n"
-    "       duet-testbed report RUN.jsonl     (bench/FIDELITY.md from testbed/run --json)\n";
+    "       duet-testbed report RUN.jsonl     (bench/FIDELITY.md from testbed/run --json)\n"
+    "       duet-testbed dns SCENARIO         (the scenario's DNS answers on 127.0.0.1:53)\n";
 
 /// Why the kernel testbed cannot replay `s` faithfully; empty if it can.
 std::string simulator_only(const sim::Scenario& s) {
@@ -47,8 +55,15 @@ std::string simulator_only(const sim::Scenario& s) {
   for (const auto& [name, a] : s.dns) {
     bool used = false;  // a shared topology may define names this scenario never asks for
     for (const auto& in : s.instances) used = used || in.config.find(name) != std::string::npos;
-    if (used && (a.kind != sim::DnsAnswer::Kind::records || a.raw_order)) {
-      return "DNS answer for " + name + " (NXDOMAIN, SERVFAIL, timeout or raw order) needs a DNS server, not a hosts file";
+    // The testbed's DNS server gives every kind of answer, but glibc sorts what it gets:
+    // a raw order survives only if it is already glibc's (IPv6 before IPv4 here).
+    bool v4_seen = false, v6_after_v4 = false;
+    for (const auto& r : a.records) {
+      v6_after_v4 = v6_after_v4 || (v4_seen && r.is_v6());
+      v4_seen = v4_seen || r.is_v4();
+    }
+    if (used && a.raw_order && v6_after_v4) {
+      return "DNS answer for " + name + " puts IPv4 before IPv6 and glibc would reorder it (the simulator's raw_order)";
     }
   }
   for (const auto& f : s.faults) {
@@ -116,12 +131,80 @@ std::optional<std::string> route_args(const sim::Scenario& s, const std::string&
   return std::nullopt;
 }
 
+/// This program's own path (the plan runs it again as the namespaces' DNS server).
+std::string self_path() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "duet-testbed";
+}
+
+/// A DNS server on 127.0.0.1:53 of the namespace it runs in, answering A and AAAA
+/// questions as the scenario's [dns] says; other names get NXDOMAIN.
+int dns_server(const sim::Scenario& s) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(53);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    std::perror("duet-testbed dns: bind 127.0.0.1:53");
+    return 1;
+  }
+  for (;;) {
+    std::uint8_t q[512];
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    const ssize_t n = recvfrom(fd, q, sizeof q, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 17) continue;
+    // One question: labels, then type and class.
+    std::string name;
+    std::size_t at = 12;
+    while (at < static_cast<std::size_t>(n) && q[at] != 0 && q[at] < 64) {
+      if (!name.empty()) name += '.';
+      name.append(reinterpret_cast<const char*>(q + at + 1), std::min<std::size_t>(q[at], static_cast<std::size_t>(n) - at - 1));
+      at += 1 + q[at];
+    }
+    if (at + 5 > static_cast<std::size_t>(n)) continue;
+    const std::uint16_t type = static_cast<std::uint16_t>((q[at + 1] << 8) | q[at + 2]);
+    const std::size_t question_end = at + 5;
+    const auto it = s.dns.find(name);
+    std::uint8_t rcode = 3;  // NXDOMAIN
+    std::vector<net::Address> answers;
+    net::Duration delay{0};
+    if (it != s.dns.end()) {
+      const auto& d = it->second;
+      delay = d.delay;
+      if (d.kind == sim::DnsAnswer::Kind::timeout) continue;  // silence
+      rcode = d.kind == sim::DnsAnswer::Kind::servfail ? 2 : d.kind == sim::DnsAnswer::Kind::nxdomain ? 3 : 0;
+      for (const auto& r : d.records) {
+        if ((type == 1 && r.is_v4()) || (type == 28 && r.is_v6())) answers.push_back(r);
+      }
+    }
+    std::vector<std::uint8_t> out(q, q + question_end);
+    out[2] = static_cast<std::uint8_t>(0x80 | (q[2] & 0x01));  // QR, RD copied
+    out[3] = static_cast<std::uint8_t>(0x80 | rcode);          // RA
+    out[4] = 0, out[5] = 1, out[6] = 0, out[7] = static_cast<std::uint8_t>(answers.size());
+    out[8] = out[9] = out[10] = out[11] = 0;
+    for (const auto& r : answers) {
+      const std::size_t sz = r.is_v4() ? 4 : 16;
+      const std::uint8_t rr[] = {0xc0, 0x0c, 0, static_cast<std::uint8_t>(type), 0, 1, 0, 0, 0, 60, 0, static_cast<std::uint8_t>(sz)};
+      out.insert(out.end(), rr, rr + sizeof rr);
+      out.insert(out.end(), r.bytes().begin(), r.bytes().begin() + static_cast<std::ptrdiff_t>(sz));
+    }
+    std::thread([fd, out, from, delay] {
+      std::this_thread::sleep_for(delay);
+      (void)sendto(fd, out.data(), out.size(), 0, reinterpret_cast<const sockaddr*>(&from), sizeof from);
+    }).detach();
+  }
+}
+
 constexpr net::Duration kLaunchEarly = std::chrono::milliseconds(700);
 
 int plan(const sim::Scenario& s, const std::string& prefix, const std::string& dir, const std::string& duetd) {
   const Names n{prefix};
   std::ostringstream o;
-  o << "# generated by duet-testbed from " << s.file << "\nset -u\nD=" << q(dir) << "\nDUETD=" << q(duetd) << "\n";
+  o << "# generated by duet-testbed from " << s.file << "\nset -u\nD=" << q(dir) << "\nDUETD=" << q(duetd)
+    << "\nTESTBED=" << q(self_path()) << "\n";
   o << "pids=()\nrun() { \"$@\" || echo \"testbed: failed: $*\" >&2; }\n";
   for (const auto& h : s.hosts) {
     o << "run ip netns add " << n.ns(h.name) << "\nrun ip -n " << n.ns(h.name) << " link set lo up\n";
@@ -161,14 +244,16 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       o << "run ip -n " << n.ns(h.name) << " " << *args << "\n";
     }
   }
-  // Name resolution: one hosts file per namespace (ip netns exec bind-mounts it).
-  std::string hosts = "127.0.0.1 localhost\n::1 localhost\n";
-  for (const auto& [name, a] : s.dns) {
-    for (const auto& r : a.records) hosts += r.to_string() + " " + name + "\n";
-  }
+  // Name resolution: each namespace asks a DNS server of its own on 127.0.0.1 that gives
+  // the scenario's answers (records, NXDOMAIN, SERVFAIL, silence, delays), with glibc's
+  // default patience (5 s, 2 tries: the simulator's 10 s). ip netns exec bind-mounts
+  // /etc/netns/NAME/{hosts,resolv.conf} over /etc.
   for (const auto& h : s.hosts) {
-    o << "mkdir -p /etc/netns/" << n.ns(h.name) << "\nprintf '%s' " << q(hosts) << " > /etc/netns/" << n.ns(h.name) << "/hosts\n";
-    o << "printf 'options timeout:1 attempts:1\\nnameserver 127.0.0.1\\n' > /etc/netns/" << n.ns(h.name) << "/resolv.conf\n";
+    o << "mkdir -p /etc/netns/" << n.ns(h.name) << "\nprintf '127.0.0.1 localhost\\n::1 localhost\\n' > /etc/netns/"
+      << n.ns(h.name) << "/hosts\n";
+    o << "printf 'nameserver 127.0.0.1\\noptions timeout:5 attempts:2\\n' > /etc/netns/" << n.ns(h.name) << "/resolv.conf\n";
+    o << "ip netns exec " << n.ns(h.name) << " $TESTBED dns " << q(s.file) << " > \"$D/dns-" << h.name
+      << ".log\" 2>&1 & pids+=($!)\n";
   }
   // Instances: keys, and each other as peers (listeners first, so a client's first peer is
   // a server), a TUN address 198.18.250.N, the events file the judge reads.
@@ -463,6 +548,7 @@ int main(int argc, char** argv) {
     for (const auto& e : errors) std::cerr << e.to_string() << "\n";
     return 2;
   }
+  if (a[0] == "dns") return dns_server(*s);
   if (a[0] == "why-not") {
     std::cout << simulator_only(*s);
     return 0;
