@@ -455,10 +455,15 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
                                    {"sim_detail", m ? m->detail : ""}});
   }
   for (const auto& o : seen) {
-    std::string warnings;
+    int kernel_warnings = 0;
+    std::string first_warning;
     for (const auto& e : o.events) {
-      if (sim::severity_of(e.event.kind) != config::Severity::info) warnings += e.text + "; ";
+      if (sim::severity_of(e.event.kind) != config::Severity::info) {
+        if (kernel_warnings++ == 0) first_warning = e.text;
+      }
     }
+    const auto sw = simulated.warnings.find(o.name);
+    const int sim_warnings = sw == simulated.warnings.end() ? 0 : static_cast<int>(sw->second.size());
     std::string sim_connected = "no connection";
     if (auto it = simulated.connected_at.find(o.name); it != simulated.connected_at.end() && !it->second.empty()) {
       char buf[64];
@@ -469,7 +474,12 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
       std::snprintf(buf, sizeof buf, "after %.0f ms", net::to_ms(it->second.front().time_since_epoch() - start));
       sim_connected = buf;
     }
-    out["instances"].push_back({{"name", o.name}, {"kernel", first_connection(o)}, {"sim", sim_connected}, {"warnings", warnings}});
+    out["instances"].push_back({{"name", o.name},
+                                {"kernel", first_connection(o)},
+                                {"sim", sim_connected},
+                                {"kernel_warnings", kernel_warnings},
+                                {"sim_warnings", sim_warnings},
+                                {"first_kernel_warning", first_warning}});
   }
   for (const auto& e : errors) out["errors"].push_back(e.to_string());
   out["kernel_passed"] = kernel_ok;
@@ -486,8 +496,12 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
       if (kernel_word == "FAIL") std::printf("                 kernel: %s\n", x["kernel_detail"].get<std::string>().c_str());
     }
     for (const auto& i : out["instances"]) {
-      std::printf("  %s: sim %s; kernel %s\n", i["name"].get<std::string>().c_str(), i["sim"].get<std::string>().c_str(),
-                  i["kernel"].get<std::string>().c_str());
+      std::printf("  %s: sim %s, %d warnings/errors; kernel %s, %d warnings/errors%s\n", i["name"].get<std::string>().c_str(),
+                  i["sim"].get<std::string>().c_str(), i["sim_warnings"].get<int>(), i["kernel"].get<std::string>().c_str(),
+                  i["kernel_warnings"].get<int>(),
+                  i["first_kernel_warning"].get<std::string>().empty()
+                      ? ""
+                      : (" (first: " + i["first_kernel_warning"].get<std::string>() + ")").c_str());
     }
     for (const auto& e : errors) std::printf("  error: %s\n", e.to_string().c_str());
   }

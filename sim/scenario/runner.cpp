@@ -102,6 +102,9 @@ public:
       for (const auto& in : instances_) {
         for (const auto& e : in->events) {
           if (e.kind == EventKind::connected) result_.connected_at[in->spec->name].push_back(e.time);
+          if (transport::level_of(e.kind) >= transport::EventLevel::warning) {
+            result_.warnings[in->spec->name].push_back(e.describe());
+          }
         }
       }
     }

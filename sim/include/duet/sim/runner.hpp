@@ -36,6 +36,8 @@ struct RunResult {
   double wall_ms = 0;
   /// For each instance, the virtual times at which it connected (for benchmarks).
   std::map<std::string, std::vector<net::TimePoint>> connected_at;
+  /// For each instance, its warnings and errors as logged (for side-by-side reports).
+  std::map<std::string, std::vector<std::string>> warnings;
   [[nodiscard]] bool invalid() const { return !errors.empty(); }
   [[nodiscard]] bool passed() const;
 };
