@@ -217,14 +217,17 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
     load_count_ = 0;
   }
   if (++load_count_ > limits_.handshakes_per_second) under_load_until_ = now + std::chrono::seconds(1);
-  if (under_load() && !mac2_valid(cookie_for(s.remote_), m)) {
-    std::array<std::uint8_t, kCookieNonceLength> nonce;
-    random_(nonce);
-    if (auto reply = create_cookie_reply(me_.public_key, m, cookie_for(s.remote_), nonce)) {
-      r.send.push_back(std::move(*reply));
-      ++cookie_replies_;
+  if (under_load()) {
+    const Mac cookie = cookie_for(s.remote_);
+    if (!mac2_valid(cookie, m)) {
+      std::array<std::uint8_t, kCookieNonceLength> nonce;
+      random_(nonce);
+      if (auto reply = create_cookie_reply(me_.public_key, m, cookie, nonce)) {
+        r.send.push_back(std::move(*reply));
+        ++cookie_replies_;
+      }
+      return;
     }
-    return;
   }
   auto in = consume_initiation(me_, m);
   if (!in) return;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "../sim/world_fixture.hpp"
+#include "tunnel_side.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
@@ -13,45 +14,6 @@ using namespace duet::test;
 using namespace duet::tunnel;
 
 namespace {
-
-Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag) {
-  Bytes p(28, 0);
-  p[0] = 0x45;
-  p[3] = 28;
-  p[8] = 64;
-  p[9] = 17;
-  const auto s = *net::Address::parse(src), d = *net::Address::parse(dst);
-  std::memcpy(&p[12], s.bytes().data(), 4);
-  std::memcpy(&p[16], d.bytes().data(), 4);
-  p[27] = tag;
-  return p;
-}
-
-struct Side {
-  Side(sim::SimWorld& w, const std::string& host, const std::string& cfg_text, Identity me, std::vector<PeerConfig> peers,
-       bool client_side)
-      : loaded(config::load_text(cfg_text, host + ".conf")),
-        device(me, std::move(peers), w.stack(host).clock(), [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }),
-        sessions(device, client_side ? std::optional<std::size_t>(0) : std::nullopt),
-        sockets(w.stack(host)) {
-    EXPECT_TRUE(loaded.ok());
-    if (!loaded.config.listens.empty()) {
-      server = std::make_unique<transport::Server>(w.stack(host), loaded.config, sessions, nullptr);
-      server->start([](bool) {});
-    }
-    if (client_side) {
-      client = std::make_unique<transport::Client>(w.stack(host), sockets, loaded.config, sessions, nullptr);
-      client->start();
-    }
-  }
-  config::LoadResult loaded;
-  std::vector<Bytes> tun;
-  Device device;
-  DeviceSessions sessions;
-  transport::StackSockets sockets;
-  std::unique_ptr<transport::Server> server;
-  std::unique_ptr<transport::Client> client;
-};
 
 class TunnelOver : public ::testing::TestWithParam<const char*> {
 protected:

@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "../sim/world_fixture.hpp"
+#include "tunnel_side.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
@@ -16,19 +17,6 @@ using namespace duet::tunnel;
 using namespace std::chrono_literals;
 
 namespace {
-
-Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag) {
-  Bytes p(28, 0);
-  p[0] = 0x45;
-  p[3] = 28;
-  p[8] = 64;
-  p[9] = 17;
-  const auto s = *net::Address::parse(src), d = *net::Address::parse(dst);
-  std::memcpy(&p[12], s.bytes().data(), 4);
-  std::memcpy(&p[16], d.bytes().data(), 4);
-  p[27] = tag;
-  return p;
-}
 
 Device::RandomSource seeded(std::uint64_t seed) {
   auto rng = std::make_shared<sim::Random>(seed);
@@ -170,33 +158,6 @@ TEST_F(Pair, APeerThatMovesIsFollowedAfterItsFirstAuthenticatedPacket) {
   EXPECT_EQ(server_tun.size(), 2u);
 }
 
-struct Side {
-  Side(sim::SimWorld& w, const std::string& host, const std::string& cfg_text, Identity me,
-       std::vector<PeerConfig> peers, bool client_side, std::uint64_t seed)
-      : loaded(config::load_text(cfg_text, host + ".conf")),
-        device(me, std::move(peers), w.stack(host).clock(),
-               [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, seeded(seed)),
-        sessions(device, client_side ? std::optional<std::size_t>(0) : std::nullopt),
-        sockets(w.stack(host)) {
-    EXPECT_TRUE(loaded.ok());
-    if (!loaded.config.listens.empty()) {
-      server = std::make_unique<transport::Server>(w.stack(host), loaded.config, sessions, nullptr);
-      server->start([](bool) {});
-    }
-    if (client_side) {
-      client = std::make_unique<transport::Client>(w.stack(host), sockets, loaded.config, sessions, nullptr);
-      client->start();
-    }
-  }
-  config::LoadResult loaded;
-  std::vector<Bytes> tun;
-  Device device;
-  DeviceSessions sessions;
-  transport::StackSockets sockets;
-  std::unique_ptr<transport::Server> server;
-  std::unique_ptr<transport::Client> client;
-};
-
 class RekeyOver : public ::testing::TestWithParam<const char*> {
 protected:
   void SetUp() override { ASSERT_TRUE(crypto_init()); }
@@ -209,9 +170,9 @@ TEST_P(RekeyOver, SevenMinutesOfTrafficCrossThreeRekeysWithoutLossOrReconnect) {
   const Identity c = Identity::from_private(clamp_private_key(Key{4}));
   const std::string proto = GetParam();
   Side server(w, "server", "mode server\nproto " + proto + "\n", s,
-              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false, 5);
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false, seeded(5));
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 " + proto + "\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, 6);
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, seeded(6));
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
   for (int i = 0; i < 420; ++i) {
     EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(i))));
@@ -235,7 +196,7 @@ TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
   const Identity s = Identity::from_private(clamp_private_key(Key{5}));
   const Identity c = Identity::from_private(clamp_private_key(Key{6}));
   Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
-              false, 7);
+              false, seeded(7));
   // The client side by hand: one session, and two sockets standing for a NAT's mappings.
   std::vector<Bytes> client_tun;
   Device client(c, {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("client").clock(),
@@ -289,7 +250,7 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
   const Identity s = Identity::from_private(clamp_private_key(Key{7}));
   const Identity c = Identity::from_private(clamp_private_key(Key{8}));
   Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
-              false, 9);
+              false, seeded(9));
 
   // 64 sources send initiations with a valid mac1 (anyone who knows the server's public
   // key can), 1280 a second, for 8 seconds.
@@ -325,7 +286,7 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
   EXPECT_TRUE(server.device.under_load());
 
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, 11);
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, seeded(11));
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << "connected during the flood";
   EXPECT_TRUE(server.device.under_load());
   EXPECT_TRUE(client.device.peers()[0].cookie) << "it was asked for a cookie, and used it";
