@@ -363,7 +363,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
 }
 
 /// What an instance did, from its duetd events file (and pings the script recorded).
-sim::Observed observe(const sim::ScenarioInstance& in, const std::string& dir, long long start_ms) {
+sim::Observed observe(const sim::Scenario& s, const sim::ScenarioInstance& in, const std::string& dir, long long start_ms) {
   sim::Observed o;
   o.name = in.name;
   auto loaded = config::load_text(in.config, in.name);
@@ -387,6 +387,9 @@ sim::Observed observe(const sim::ScenarioInstance& in, const std::string& dir, l
     }
     if (!known) continue;
     e.time = net::TimePoint(std::chrono::milliseconds(j.value("unix_ms", 0LL) - start_ms));
+    // The scenario ends at its duration, as the simulated world does; what the daemons
+    // log while being stopped (a peer's EOF, say) is not part of it.
+    if (e.time.time_since_epoch() >= s.duration) continue;
     if (j.contains("endpoint")) {
       if (auto ep = net::Endpoint::parse(j["endpoint"].get<std::string>())) e.endpoint = *ep;
     }
@@ -433,7 +436,7 @@ std::string first_connection(const sim::Observed& o) {
 
 int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bool as_json) {
   std::vector<sim::Observed> seen;
-  for (const auto& in : s.instances) seen.push_back(observe(in, dir, start_ms));
+  for (const auto& in : s.instances) seen.push_back(observe(s, in, dir, start_ms));
   std::vector<sim::ExpectationResult> kernel;
   std::vector<sim::ScenarioError> errors;
   sim::judge_expectations(s, seen, kernel, errors);
