@@ -230,13 +230,14 @@ int main(int argc, char** argv) {
   const std::vector<tunnel::PeerConfig> peers = peer_configs(cfg);
 
   boost::asio::io_context io;
-  posix::PosixStack stack(io);
-  auto tun = posix::Tun::open(io, cfg.dev);
+  posix::PosixStack stack(io, posix::StackOptions{cfg.offload.gso, cfg.offload.gro});
+  auto tun = posix::Tun::open(io, cfg.dev, cfg.offload.tun);
   if (!tun) {
     log->error("cannot open TUN device '{}': {} (needs CAP_NET_ADMIN and /dev/net/tun)", cfg.dev, tun.error().message());
     return 1;
   }
   const std::string dev = (*tun)->name();
+  log->info("TUN {} offloads: {}", dev, (*tun)->offloads().describe());
   for (const auto& a : cfg.ifconfig) {
     if (!run(*log, {"ip", "address", "add", a.to_string(), "dev", dev})) log->warn("could not add {} to {}", a.to_string(), dev);
   }
@@ -339,7 +340,8 @@ int main(int argc, char** argv) {
       // Read the request line first: closing a Unix socket with unread data resets the peer.
       boost::asio::async_read_until(*sock, *request, '\n', [&, sock, request](const boost::system::error_code& rec, std::size_t) {
         if (rec) return;
-        const auto status = daemon::status_json({cfg, dev, device, server.get(), client.get(), stack.clock().now(), last_error});
+        const auto status = daemon::status_json({cfg, dev, device, server.get(), client.get(), stack.clock().now(), last_error,
+                                                       &(*tun)->offloads(), &(*tun)->counters(), &stack.udp_counters()});
         auto reply = std::make_shared<std::string>(status.dump());
         boost::asio::async_write(*sock, boost::asio::buffer(*reply), [sock, reply](const boost::system::error_code&, std::size_t) {
           boost::system::error_code ignored;
@@ -362,8 +364,9 @@ int main(int argc, char** argv) {
       if (!again.ok()) {
         log->error("the new configuration has errors: keeping the running one");
       } else if (again.config.private_key != cfg.private_key || again.config.dev != cfg.dev ||
-                 again.config.ifconfig != cfg.ifconfig || again.config.peers.empty()) {
-        log->warn("private-key, dev, ifconfig or the peer list's presence changed: restart duetd to apply them");
+                 again.config.ifconfig != cfg.ifconfig || again.config.peers.empty() ||
+                 !(again.config.offload == cfg.offload)) {
+        log->warn("private-key, dev, ifconfig, offload or the peer list's presence changed: restart duetd to apply them");
       } else {
         auto next = std::make_shared<const config::Config>(again.config);
         const auto changes = device.update_peers(peer_configs(*next));

@@ -2,6 +2,9 @@
 
 #include "duet/tunnel/crypto.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 namespace duet::daemon {
 
 nlohmann::ordered_json status_json(const StatusSources& s) {
@@ -34,6 +37,22 @@ nlohmann::ordered_json status_json(const StatusSources& s) {
     pj["tx_bytes"] = p.tx_bytes;
     j["peers"].push_back(pj);
   }
+  if (s.tun_offloads && s.tun_counters && s.udp) {
+    auto ratio = [](std::uint64_t a, std::uint64_t b) {
+      return b == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::round(10.0 * static_cast<double>(a) / static_cast<double>(b)) / 10.0);
+    };
+    nlohmann::ordered_json d;
+    d["tun_offload"] = s.tun_offloads->describe();
+    d["udp_gso"] = s.udp->gso;
+    d["udp_gro"] = s.udp->gro;
+    d["packets_per_tun_read"] = ratio(s.tun_counters->packets_read, s.tun_counters->reads);
+    d["packets_per_tun_write"] = ratio(s.tun_counters->packets_written, s.tun_counters->writes);
+    d["datagrams_per_send_call"] = ratio(s.udp->datagrams_sent, s.udp->send_calls);
+    d["datagrams_per_receive_call"] = ratio(s.udp->datagrams_received, s.udp->receive_calls);
+    d["tun_dropped"] = s.tun_counters->dropped;
+    d["udp_send_dropped"] = s.udp->send_dropped;
+    j["data_path"] = d;
+  }
   j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error);
   return j;
 }
@@ -61,6 +80,20 @@ std::string status_text(const nlohmann::ordered_json& j) {
     std::string l;
     for (const auto& x : j["listening"]) l += (l.empty() ? "" : ", ") + x.get<std::string>();
     out += "  listening: " + l + "\n";
+  }
+  if (j.contains("data_path")) {
+    const auto& d = j["data_path"];
+    auto num = [](const nlohmann::ordered_json& v) {
+      if (v.is_null()) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f", v.get<double>());
+      return std::string(buf);
+    };
+    out += "  offloads: tun " + d["tun_offload"].get<std::string>() + "; udp gso " + d["udp_gso"].get<std::string>() +
+           "; udp gro " + d["udp_gro"].get<std::string>() + "\n";
+    out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " + num(d["packets_per_tun_write"]) +
+           " per TUN write; " + num(d["datagrams_per_send_call"]) + " datagrams per send call, " +
+           num(d["datagrams_per_receive_call"]) + " per receive call\n";
   }
   if (!j["last_error"].is_null()) out += "  last error: " + j["last_error"].get<std::string>() + "\n";
   for (const auto& p : j["peers"]) {

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "duet/config/config.hpp"
+#include "duet/posix/posix_stack.hpp"
+#include "duet/posix/tun.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
@@ -20,6 +22,10 @@ struct StatusSources {
   const transport::Client* client;
   net::TimePoint now;
   const std::string& last_error;
+  /// The packet path: which offloads are in use and how well batching works.
+  const posix::TunOffloads* tun_offloads = nullptr;
+  const posix::TunCounters* tun_counters = nullptr;
+  const posix::UdpCounters* udp = nullptr;
 };
 
 nlohmann::ordered_json status_json(const StatusSources& s);

@@ -51,6 +51,7 @@ struct Raw {
   std::vector<Peer> peers;
   std::vector<net::Prefix> ifconfig;
   Opt<int> tun_mtu;
+  Opt<Config::Offloads> offload;
   Opt<int> verb;
   SourceLocation where;
 };
@@ -407,6 +408,31 @@ const Spec kSpecs[] = {
        if (auto v = l.number(d, 0, 576, 65535, "'tun-mtu'")) r.tun_mtu = Set<int>{static_cast<int>(*v), d.where};
      },
      "tun-mtu BYTES"},
+    {"offload", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       const std::string& t = d.args[0].text;
+       Config::Offloads o{false, false, false};
+       if (t == "all") {
+         o = {};
+       } else if (t != "none") {
+         std::size_t start = 0;
+         while (start <= t.size()) {
+           const auto end = std::min(t.find(',', start), t.size());
+           const std::string word = t.substr(start, end - start);
+           if (word == "tun") o.tun = true;
+           else if (word == "gso") o.gso = true;
+           else if (word == "gro") o.gro = true;
+           else {
+             l.diag.error(at_arg(d, 0), "'offload' takes all, none, or a list of tun, gso and gro (such as tun,gro), not '" +
+                                            word + "'");
+             return;
+           }
+           start = end + 1;
+         }
+       }
+       r.offload = Set<Config::Offloads>{o, d.where};
+     },
+     "offload all|none|tun,gso,gro"},
     {"control-socket", 1, 1, kTop,
      [](Loader&, Raw& r, const Directive& d) { r.control_socket = Set<std::string>{d.args[0].text, d.where}; },
      "control-socket PATH"},
@@ -715,6 +741,7 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   cfg.ifconfig = top.ifconfig;
   cfg.route_allowed_ips = top.route_allowed_ips.has_value();
   if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;
+  if (top.offload) cfg.offload = top.offload->value;
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;
   if (top.socks_proxy) cfg.socks_proxy = top.socks_proxy->value;
   if (cfg.http_proxy && cfg.socks_proxy) {

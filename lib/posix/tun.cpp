@@ -4,51 +4,169 @@
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#include <array>
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <cstring>
+#include <vector>
+
+#include "duet/posix/offload.hpp"
+
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
 
 namespace duet::posix {
+
+namespace {
+constexpr std::size_t kMaxPacket = 65535;
+/// Super-packets read per wake-up before the loop goes on with other work.
+constexpr int kReadsPerWakeup = 16;
+/// Packets merged in one turn before they are written anyway.
+constexpr std::size_t kMaxPendingWrites = 512;
+}  // namespace
+
+std::string TunOffloads::describe() const {
+  if (!vnet_header) return "off" + (why_not.empty() ? std::string() : " (" + why_not + ")");
+  std::string s;
+  auto add = [&s](bool on, const char* what) {
+    if (on) s += (s.empty() ? "" : ", ") + std::string(what);
+  };
+  add(tso, "tso");
+  add(uso, "uso");
+  add(checksum, "checksum");
+  if (s.empty()) s = "vnet header only";
+  if (!why_not.empty()) s += " (" + why_not + ")";
+  return s;
+}
 
 struct Tun::Impl {
   Impl(boost::asio::io_context& io, int fd) : stream(io, fd) {}
   boost::asio::posix::stream_descriptor stream;
-  std::array<std::uint8_t, 65536> buffer{};
+  std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(offload::VnetHeader::kSize + kMaxPacket);
   std::function<void(std::span<const std::uint8_t>)> on_packet;
+  TunOffloads offloads;
+  TunCounters counters;
+  offload::Coalescer coalescer;
+  bool flush_posted = false;
+
+  int fd() { return stream.native_handle(); }
+
+  void read_ready() {
+    for (int i = 0; i < kReadsPerWakeup; ++i) {
+      const ssize_t n = ::read(fd(), buffer.data(), buffer.size());
+      if (n <= 0) return;  // EAGAIN (drained), or an error the next wait reports
+      ++counters.reads;
+      std::span<std::uint8_t> packet(buffer.data(), static_cast<std::size_t>(n));
+      if (!offloads.vnet_header) {
+        ++counters.packets_read;
+        on_packet(packet);
+        continue;
+      }
+      if (packet.size() < offload::VnetHeader::kSize) continue;
+      const auto h = offload::VnetHeader::parse(packet.first<offload::VnetHeader::kSize>());
+      const bool ok = offload::segment(h, packet.subspan(offload::VnetHeader::kSize), [this](std::span<const std::uint8_t> p) {
+        ++counters.packets_read;
+        on_packet(p);
+      });
+      if (!ok) ++counters.dropped;
+    }
+  }
+
+  void flush() {
+    flush_posted = false;
+    coalescer.flush([this](const offload::VnetHeader& h, std::span<const std::uint8_t> p) {
+      std::uint8_t header[offload::VnetHeader::kSize];
+      h.write(std::span<std::uint8_t, offload::VnetHeader::kSize>(header));
+      iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(p.data()), p.size()}};
+      ++counters.writes;
+      if (::writev(fd(), iov, 2) < 0) ++counters.dropped;
+    });
+  }
 };
 
-Tun::Tun(std::unique_ptr<Impl> impl, std::string name) : impl_(std::move(impl)), name_(std::move(name)) {}
+Tun::Tun(std::shared_ptr<Impl> impl, std::string name) : impl_(std::move(impl)), name_(std::move(name)) {}
 Tun::~Tun() = default;
 
-net::Result<std::unique_ptr<Tun>> Tun::open(boost::asio::io_context& io, const std::string& name) {
+const TunOffloads& Tun::offloads() const { return impl_->offloads; }
+const TunCounters& Tun::counters() const { return impl_->counters; }
+
+net::Result<std::unique_ptr<Tun>> Tun::open(boost::asio::io_context& io, const std::string& name, bool offload) {
   if (name.size() >= IFNAMSIZ) return std::make_error_code(std::errc::invalid_argument);
   const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return std::error_code(errno, std::generic_category());
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
     const int e = errno;
     ::close(fd);
     return std::error_code(e, std::generic_category());
   }
-  return std::unique_ptr<Tun>(new Tun(std::make_unique<Impl>(io, fd), ifr.ifr_name));
+  TunOffloads got;
+  if (!offload) {
+    got.why_not = "turned off by 'offload'";
+  } else {
+    got.vnet_header = true;
+    // The most first; a kernel older than 6.2 knows no USO and refuses the whole set.
+    const unsigned tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (::ioctl(fd, TUNSETOFFLOAD, tso | TUN_F_USO4 | TUN_F_USO6) == 0) {
+      got.checksum = got.tso = got.uso = true;
+    } else if (::ioctl(fd, TUNSETOFFLOAD, tso) == 0) {
+      got.checksum = got.tso = true;
+      got.why_not = "the kernel has no USO";
+    } else if (::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM) == 0) {
+      got.checksum = true;
+      got.why_not = std::string("TSO refused: ") + std::strerror(errno);
+    } else {
+      got.why_not = std::string("TUNSETOFFLOAD refused: ") + std::strerror(errno);
+    }
+  }
+  auto impl = std::make_shared<Impl>(io, fd);
+  impl->offloads = got;
+  return std::unique_ptr<Tun>(new Tun(std::move(impl), ifr.ifr_name));
 }
 
 void Tun::start_reading(std::function<void(std::span<const std::uint8_t>)> on_packet) {
   impl_->on_packet = std::move(on_packet);
-  impl_->stream.async_read_some(boost::asio::buffer(impl_->buffer),
-                                [this](const boost::system::error_code& ec, std::size_t n) {
-                                  if (ec == boost::asio::error::operation_aborted) return;
-                                  if (!ec && n > 0) impl_->on_packet(std::span<const std::uint8_t>(impl_->buffer.data(), n));
-                                  start_reading(std::move(impl_->on_packet));
-                                });
+  impl_->stream.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [weak = std::weak_ptr<Impl>(impl_), this](const boost::system::error_code& ec) {
+                             auto impl = weak.lock();
+                             if (!impl || ec == boost::asio::error::operation_aborted) return;
+                             impl->read_ready();
+                             start_reading(std::move(impl->on_packet));
+                           });
 }
 
 void Tun::write(std::span<const std::uint8_t> packet) {
-  (void)::write(impl_->stream.native_handle(), packet.data(), packet.size());
+  Impl& i = *impl_;
+  ++i.counters.packets_written;
+  if (!i.offloads.vnet_header) {
+    ++i.counters.writes;
+    if (::write(i.fd(), packet.data(), packet.size()) < 0) ++i.counters.dropped;
+    return;
+  }
+  if (!i.offloads.tso) {  // a header is needed, but nothing is merged
+    const offload::VnetHeader none;
+    std::uint8_t header[offload::VnetHeader::kSize];
+    none.write(std::span<std::uint8_t, offload::VnetHeader::kSize>(header));
+    iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(packet.data()), packet.size()}};
+    ++i.counters.writes;
+    if (::writev(i.fd(), iov, 2) < 0) ++i.counters.dropped;
+    return;
+  }
+  i.coalescer.add(packet);
+  if (i.coalescer.pending() >= kMaxPendingWrites) {
+    i.flush();
+  } else if (!i.flush_posted) {
+    i.flush_posted = true;
+    boost::asio::post(i.stream.get_executor(), [weak = std::weak_ptr<Impl>(impl_)] {
+      if (auto impl = weak.lock(); impl && impl->flush_posted) impl->flush();
+    });
+  }
 }
 
 }  // namespace duet::posix

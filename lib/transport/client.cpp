@@ -29,9 +29,10 @@ struct Client::Attempt {
   bool nudged = false;  ///< the hello was repeated early because the peer spoke first
 
   net::DatagramSocket* datagram() { return udp ? udp.get() : shared_udp; }
+  /// Tunnel traffic and keepalives: batched with the rest of this turn (see send_soon).
   void send(std::span<const std::uint8_t> m) {
     if (auto* d = datagram()) {
-      (void)d->send_to(candidate.remote, m);
+      d->send_soon(candidate.remote, m);
     } else if (tcp && tcp_connected) {
       (void)send_framed(*tcp, m);
     }

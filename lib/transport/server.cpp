@@ -146,7 +146,8 @@ void Server::on_datagram(UdpListener& l, const net::Endpoint& from, std::span<co
   if (it == l.peers.end()) {
     // A new source: a session on trial, kept only if this message authenticates it.
     auto session = sessions_.create(from, config::Transport::udp);
-    session->attach([&l, from](std::span<const std::uint8_t> m) { (void)l.socket->send_to(from, m); });
+    // Tunnel traffic leaves at the end of the turn, batched with the rest (see send_soon).
+    session->attach([&l, from](std::span<const std::uint8_t> m) { l.socket->send_soon(from, m); });
     const auto reply = session->receive(data);
     for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
     if (!reply.authenticated) return;  // its destructor forgets it

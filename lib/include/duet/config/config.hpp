@@ -112,6 +112,14 @@ struct Config {
   std::vector<net::Prefix> ifconfig;  ///< addresses of the TUN device
   bool route_allowed_ips = false;     ///< route every peer's allowed IPs into the TUN device
   int tun_mtu = 1420;
+  /// The kernel offloads the daemon may use (`offload`): each one is used only where the
+  /// kernel grants it; turning one off is for measuring and for working around a driver.
+  struct Offloads {
+    bool tun = true;  ///< TUN super-packets (IFF_VNET_HDR, TSO/USO, checksum) and merged writes
+    bool gso = true;  ///< UDP_SEGMENT sends
+    bool gro = true;  ///< UDP_GRO receives
+    bool operator==(const Offloads&) const = default;
+  } offload;
   int verb = 3;
   std::string status_file;
   std::string control_socket;  ///< duetctl's socket ("" = /run/duetd-DEV.sock)

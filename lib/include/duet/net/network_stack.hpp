@@ -70,6 +70,12 @@ public:
   virtual std::error_code send_to(const Endpoint& remote, std::span<const std::uint8_t> data) = 0;
   /// Sends to the connected peer.
   virtual std::error_code send(std::span<const std::uint8_t> data) = 0;
+  /// Queues a datagram (copied) to go out at the end of this turn of the event loop with
+  /// the others queued in it, so that a stack can send them together (PosixStack: one
+  /// sendmmsg, consecutive equal-sized datagrams to one peer as one UDP GSO send). For the
+  /// tunnel's data, whose fate nobody waits for: failures are counted by the stack, not
+  /// reported. By default the datagram is sent at once.
+  virtual void send_soon(const Endpoint& remote, std::span<const std::uint8_t> data) { (void)send_to(remote, data); }
   /// Waits for one datagram, or for an error the kernel reports on a connected socket
   /// (ECONNREFUSED, EHOSTUNREACH, EACCES after ICMP). One receive at a time.
   virtual void receive(ReceiveHandler handler) = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "duet/net/network_stack.hpp"
 
@@ -12,10 +13,25 @@ class io_context;
 
 namespace duet::posix {
 
+/// The kernel's UDP offloads a PosixStack may use on its datagram sockets.
+struct StackOptions {
+  bool udp_gso = true;  ///< UDP_SEGMENT: equal-sized datagrams to one peer in one send
+  bool udp_gro = true;  ///< UDP_GRO: datagrams of one peer received together
+};
+
+/// What the stack's datagram sockets did: which offloads are in use, and how many
+/// datagrams each system call moved (for `duetctl status` and the benchmark).
+struct UdpCounters {
+  std::string gso = "unknown (no socket yet)", gro = "unknown (no socket yet)";
+  std::uint64_t send_calls = 0, datagrams_sent = 0;
+  std::uint64_t receive_calls = 0, datagrams_received = 0;
+  std::uint64_t send_dropped = 0;  ///< queued datagrams the kernel refused (counted, not reported)
+};
+
 class PosixStack final : public net::NetworkStack {
 public:
   /// The stack schedules everything on `io` and never runs it itself.
-  explicit PosixStack(boost::asio::io_context& io);
+  explicit PosixStack(boost::asio::io_context& io, StackOptions options = {});
   ~PosixStack() override;
   PosixStack(const PosixStack&) = delete;
   PosixStack& operator=(const PosixStack&) = delete;
@@ -31,6 +47,8 @@ public:
   net::Result<std::unique_ptr<net::Listener>> listen(const net::Endpoint& local,
                                                      const net::ListenOptions& options) override;
   std::uint64_t random() override;
+
+  [[nodiscard]] const UdpCounters& udp_counters() const;
 
 private:
   struct Impl;

@@ -1,8 +1,18 @@
 // A Linux TUN device (/dev/net/tun, IFF_TUN | IFF_NO_PI) on the daemon's io_context:
 // whole IP packets in and out. Addresses and MTU are set with iproute2 (`ip`), whose
 // commands the daemon logs.
+//
+// With offloads (the default) the device is opened with IFF_VNET_HDR and TUNSETOFFLOAD:
+// the kernel hands out TCP/UDP super-packets of up to 64 KiB with their checksums left to
+// us, which are cut here into the packets a peer expects (posix/offload.hpp); and the
+// packets written in one turn of the event loop are merged, per TCP flow, into
+// super-packets again. One system call then moves tens of packets each way. A kernel
+// that refuses an offload gets the next best thing (TSO without USO, or plain packets);
+// `offloads()` says what is in use. The engine never sees any of it: it reads and writes
+// ordinary IP packets.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -16,24 +26,47 @@ class io_context;
 
 namespace duet::posix {
 
+struct TunOffloads {
+  bool vnet_header = false;  ///< IFF_VNET_HDR: packets carry a virtio_net_hdr
+  bool checksum = false;     ///< TUN_F_CSUM: checksums are finished here
+  bool tso = false;          ///< TUN_F_TSO4|6: TCP super-packets read, and written (merged)
+  bool uso = false;          ///< TUN_F_USO4|6: UDP super-packets read
+  std::string why_not;       ///< why offloads are off or partial, when they are
+  /// "tso, uso, checksum" / "off (…)": for the log and `duetctl status`.
+  [[nodiscard]] std::string describe() const;
+};
+
+/// Counters of the device's packet path (for the status and the benchmark).
+struct TunCounters {
+  std::uint64_t reads = 0, packets_read = 0;       ///< system calls, and packets after cutting
+  std::uint64_t writes = 0, packets_written = 0;   ///< system calls, and packets before merging
+  std::uint64_t dropped = 0;                       ///< malformed super-packets, full queue on write
+};
+
 class Tun {
 public:
-  /// Creates (or attaches to) the interface `name`; EPERM without CAP_NET_ADMIN.
-  static net::Result<std::unique_ptr<Tun>> open(boost::asio::io_context& io, const std::string& name);
+  /// Creates (or attaches to) the interface `name`; EPERM without CAP_NET_ADMIN. With
+  /// `offload` the device asks the kernel for every offload it knows and keeps those granted.
+  static net::Result<std::unique_ptr<Tun>> open(boost::asio::io_context& io, const std::string& name,
+                                                bool offload = true);
   ~Tun();
   Tun(const Tun&) = delete;
   Tun& operator=(const Tun&) = delete;
 
   [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const TunOffloads& offloads() const;
+  [[nodiscard]] const TunCounters& counters() const;
   /// Calls `on_packet` for every packet the kernel routes into the device.
   void start_reading(std::function<void(std::span<const std::uint8_t>)> on_packet);
-  /// Hands one packet to the kernel (dropped, like a full queue, if it would block).
+  /// Hands one packet to the kernel: at once without offloads, else at the end of this
+  /// turn of the event loop, merged with the other segments of its TCP flow (dropped,
+  /// like a full queue, if the kernel would block).
   void write(std::span<const std::uint8_t> packet);
 
 private:
   struct Impl;
-  explicit Tun(std::unique_ptr<Impl> impl, std::string name);
-  std::unique_ptr<Impl> impl_;
+  explicit Tun(std::shared_ptr<Impl> impl, std::string name);
+  std::shared_ptr<Impl> impl_;
   std::string name_;
 };
 
