@@ -733,22 +733,34 @@ private:
     return to_std(ec);
   }
 
+  /// Writes everything queued so far in one gathered write (up to 64 messages): a tunnel
+  /// queues many small framed messages per turn, and one system call should take them.
   static void write_next(const std::shared_ptr<State>& s) {
-    auto& front = s->writes.front();
+    constexpr std::size_t kGather = 64;
+    std::vector<asio::const_buffer> buffers;
+    const std::size_t n = std::min(s->writes.size(), kGather);
+    buffers.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) buffers.push_back(asio::buffer(s->writes[i].data));
     asio::async_write(
-        s->socket, asio::buffer(front.data),
-        [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec, std::size_t) {
+        s->socket, buffers,
+        [weak = std::weak_ptr<State>(s), n](const boost::system::error_code& ec, std::size_t) {
           auto st = weak.lock();
-          if (!st || st->writes.empty()) return;
-          auto h = std::move(st->writes.front().handler);
-          st->queued -= st->writes.front().data.size();
-          st->writes.pop_front();
+          if (!st || st->writes.size() < n) return;  // dropped by close() or reset()
+          std::vector<net::WriteHandler> done;
+          done.reserve(n);
+          for (std::size_t i = 0; i < n; ++i) {
+            done.push_back(std::move(st->writes.front().handler));
+            st->queued -= st->writes.front().data.size();
+            st->writes.pop_front();
+          }
           if (!st->writes.empty() && !ec) {
             write_next(st);
           } else if (st->writes.empty() && st->shutdown_requested) {
             do_shutdown(*st);
           }
-          if (h) h(to_std(ec));
+          for (auto& h : done) {
+            if (h) h(to_std(ec));
+          }
         });
   }
 

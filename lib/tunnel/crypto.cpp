@@ -5,6 +5,7 @@
 #include <openssl/params.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -143,14 +144,64 @@ std::array<std::uint8_t, 12> nonce_of(std::uint64_t counter) {
 }
 }  // namespace
 
+/// One EVP context per thread and direction, set to ChaCha20-Poly1305 once; each message
+/// only sets its key and nonce (no allocation, no algorithm fetch per packet).
+EVP_CIPHER_CTX* aead_context(bool encrypt) {
+  struct Contexts {
+    EVP_CIPHER_CTX* seal = nullptr;
+    EVP_CIPHER_CTX* open = nullptr;
+    ~Contexts() {
+      EVP_CIPHER_CTX_free(seal);
+      EVP_CIPHER_CTX_free(open);
+    }
+  };
+  thread_local Contexts c;
+  EVP_CIPHER_CTX*& ctx = encrypt ? c.seal : c.open;
+  if (ctx == nullptr) {
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == nullptr || EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr, encrypt ? 1 : 0) != 1) {
+      throw std::runtime_error("OpenSSL has no ChaCha20-Poly1305");
+    }
+  }
+  return ctx;
+}
+
+void aead_seal_in_place(const Key& key, std::uint64_t counter, std::span<std::uint8_t> data, std::size_t plain_length,
+                        std::span<const std::uint8_t> auth) {
+  if (data.size() < plain_length + 16) throw std::length_error("aead_seal_in_place: no room for the tag");
+  EVP_CIPHER_CTX* ctx = aead_context(true);
+  const auto n = nonce_of(counter);
+  int len = 0;
+  bool ok = EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), n.data()) == 1;
+  if (ok && !auth.empty()) ok = EVP_EncryptUpdate(ctx, nullptr, &len, auth.data(), static_cast<int>(auth.size())) == 1;
+  if (ok && plain_length > 0) ok = EVP_EncryptUpdate(ctx, data.data(), &len, data.data(), static_cast<int>(plain_length)) == 1;
+  if (ok) ok = EVP_EncryptFinal_ex(ctx, data.data() + plain_length, &len) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, data.data() + plain_length) == 1;
+  if (!ok) throw std::runtime_error("OpenSSL could not seal a message");
+}
+
+bool aead_open_to(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> sealed,
+                  std::span<const std::uint8_t> auth, std::span<std::uint8_t> out) {
+  if (sealed.size() < 16 || out.size() < sealed.size() - 16) return false;
+  const std::size_t n_plain = sealed.size() - 16;
+  EVP_CIPHER_CTX* ctx = aead_context(false);
+  const auto n = nonce_of(counter);
+  int len = 0;
+  std::uint8_t tag[16];
+  std::memcpy(tag, sealed.data() + n_plain, 16);
+  bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, key.data(), n.data()) == 1;
+  if (ok && !auth.empty()) ok = EVP_DecryptUpdate(ctx, nullptr, &len, auth.data(), static_cast<int>(auth.size())) == 1;
+  if (ok && n_plain > 0) ok = EVP_DecryptUpdate(ctx, out.data(), &len, sealed.data(), static_cast<int>(n_plain)) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1;
+  // Final checks the tag; on failure `out` holds unauthenticated bytes the caller drops.
+  return ok && EVP_DecryptFinal_ex(ctx, out.data() + n_plain, &len) == 1;
+}
+
 Bytes aead_encrypt(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> plain,
                    std::span<const std::uint8_t> auth) {
   Bytes out(plain.size() + 16);
-  unsigned long long len = 0;
-  const auto n = nonce_of(counter);
-  crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &len, nonnull(plain), plain.size(), nonnull(auth), auth.size(),
-                                            nullptr, n.data(), key.data());
-  out.resize(len);
+  std::copy(plain.begin(), plain.end(), out.begin());
+  aead_seal_in_place(key, counter, out, plain.size(), auth);
   return out;
 }
 
@@ -158,13 +209,7 @@ std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter, std::sp
                                   std::span<const std::uint8_t> auth) {
   if (sealed.size() < 16) return std::nullopt;
   Bytes out(sealed.size() - 16);
-  unsigned long long len = 0;
-  const auto n = nonce_of(counter);
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(nonnull(out), &len, nullptr, sealed.data(), sealed.size(), nonnull(auth),
-                                                auth.size(), n.data(), key.data()) != 0) {
-    return std::nullopt;
-  }
-  out.resize(len);
+  if (!aead_open_to(key, counter, sealed, auth, out)) return std::nullopt;
   return out;
 }
 

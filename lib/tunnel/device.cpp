@@ -61,7 +61,7 @@ public:
 
   std::vector<std::uint8_t> keepalive() override {
     if (peer_) {
-      if (auto m = d_.seal(*peer_, {})) return *m;
+      if (auto m = d_.seal(*peer_, {})) return {m->begin(), m->end()};
     }
     return hello();
   }
@@ -271,7 +271,7 @@ void Device::on_response(WgSession& s, std::span<const std::uint8_t> m, transpor
   r.answers_hello = s.initiator_;
   if (s.can_send()) make_active(s);
   // The responder may send only once we have used the keys: confirm them now.
-  if (auto keepalive = seal(peer, {})) r.send.push_back(std::move(*keepalive));
+  if (auto keepalive = seal(peer, {})) r.send.emplace_back(keepalive->begin(), keepalive->end());
   flush_staged(peer);
 }
 
@@ -311,11 +311,12 @@ void Device::begin_handshake(std::size_t peer, bool retry) {
 
 // --- data -----------------------------------------------------------------------------------
 
-std::optional<Bytes> Device::seal(std::size_t peer, std::span<const std::uint8_t> packet) {
+std::optional<std::span<const std::uint8_t>> Device::seal(std::size_t peer, std::span<const std::uint8_t> packet) {
   auto& ps = peers_[peer];
   if (ps.removed || !usable(ps.current)) return std::nullopt;
   KeypairState& k = *ps.current;
-  auto m = encrypt_data(k.keys, k.send_counter++, packet);
+  encrypt_data_into(k.keys, k.send_counter++, packet, seal_buffer_);
+  const std::span<const std::uint8_t> m(seal_buffer_);
   const auto now = clock_.now();
   ps.tx_bytes += m.size();
   ps.last_sent = now;
@@ -342,8 +343,9 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   const auto now = clock_.now();
   if (now - k->created >= kRejectAfterTime) return;
   if (s.peer_ && *s.peer_ != k->peer) return;  // this path belongs to someone else
-  auto data = decrypt_data(k->keys, m);
-  if (!data || !k->replay.accept(data->counter)) return;
+  const auto counter = decrypt_data_into(k->keys, m, open_buffer_);
+  if (!counter || !k->replay.accept(*counter)) return;
+  const std::span<const std::uint8_t> packet(open_buffer_);
   const std::size_t peer = k->peer;
   auto& ps = peers_[peer];
   // The initiator used a keypair we answered with: it becomes the one we send with.
@@ -365,14 +367,14 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   ps.rx_bytes += m.size();
   flush_staged(peer);
   if (k == ps.current && k->keys.initiator && now - k->created >= kReceiveRekeyAge) begin_handshake(peer, false);
-  if (data->packet.empty()) {
+  if (packet.empty()) {
     // A keepalive. A responder answers it: the engine's keepalive checks the path with it.
     if (!s.initiator_) {
-      if (auto reply = seal(peer, {})) r.send.push_back(std::move(*reply));
+      if (auto reply = seal(peer, {})) r.send.emplace_back(reply->begin(), reply->end());
     }
     return;
   }
-  auto h = inner_header(data->packet);
+  auto h = inner_header(packet);
   if (!h) return;
   bool allowed = false;
   for (const auto& p : ps.config.allowed_ips) allowed = allowed || p.contains(h->source);
@@ -387,7 +389,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
       if (auto ka = seal(peer, {})) p.active->send(*ka);
     });
   }
-  if (to_tun_) to_tun_(std::span<const std::uint8_t>(data->packet).first(h->length));
+  if (to_tun_) to_tun_(packet.first(h->length));
 }
 
 void Device::make_active(WgSession& s) {

@@ -249,28 +249,41 @@ std::optional<Keypair> consume_response(const Identity& me, const InitiatorState
   return keys;
 }
 
-Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, Span packet) {
+void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out) {
   const std::size_t padded = (packet.size() + 15) & ~std::size_t{15};
-  Bytes plain(packet.begin(), packet.end());
-  plain.resize(padded, 0);
-  const Bytes sealed = aead_encrypt(keys.send, counter, plain, {});
-  Bytes msg(kDataHeaderLength + sealed.size(), 0);
-  msg[0] = kMessageData;
-  put_le32(&msg[4], keys.remote_index);
-  put_le64(&msg[8], counter);
-  std::memcpy(msg.data() + kDataHeaderLength, sealed.data(), sealed.size());
+  out.resize(kDataHeaderLength + padded + 16);
+  out[0] = kMessageData;
+  out[1] = out[2] = out[3] = 0;
+  put_le32(&out[4], keys.remote_index);
+  put_le64(&out[8], counter);
+  std::uint8_t* body = out.data() + kDataHeaderLength;
+  if (!packet.empty()) std::memcpy(body, packet.data(), packet.size());
+  std::memset(body + packet.size(), 0, padded - packet.size());
+  aead_seal_in_place(keys.send, counter, std::span(body, padded + 16), padded, {});
+}
+
+Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, Span packet) {
+  Bytes msg;
+  encrypt_data_into(keys, counter, packet, msg);
   return msg;
 }
 
-std::optional<Decrypted> decrypt_data(const Keypair& keys, Span m) {
+std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, Span m, Bytes& out) {
   if (m.size() < kDataMinLength || m[0] != kMessageData || m[1] || m[2] || m[3]) return std::nullopt;
   if (get_le32(&m[4]) != keys.local_index) return std::nullopt;
+  const std::uint64_t counter = get_le64(&m[8]);
+  if (counter >= kRejectAfterMessages) return std::nullopt;
+  const auto sealed = m.subspan(kDataHeaderLength);
+  out.resize(sealed.size() - 16);
+  if (!aead_open_to(keys.receive, counter, sealed, {}, out)) return std::nullopt;
+  return counter;
+}
+
+std::optional<Decrypted> decrypt_data(const Keypair& keys, Span m) {
   Decrypted d;
-  d.counter = get_le64(&m[8]);
-  if (d.counter >= kRejectAfterMessages) return std::nullopt;
-  auto plain = aead_decrypt(keys.receive, d.counter, m.subspan(kDataHeaderLength), {});
-  if (!plain) return std::nullopt;
-  d.packet = std::move(*plain);
+  auto counter = decrypt_data_into(keys, m, d.packet);
+  if (!counter) return std::nullopt;
+  d.counter = *counter;
   return d;
 }
 

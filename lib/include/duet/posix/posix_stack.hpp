@@ -22,7 +22,7 @@ struct StackOptions {
 /// What the stack's datagram sockets did: which offloads are in use, and how many
 /// datagrams each system call moved (for `duetctl status` and the benchmark).
 struct UdpCounters {
-  std::string gso = "unknown (no socket yet)", gro = "unknown (no socket yet)";
+  std::string gso = "unused (no UDP socket)", gro = "unused (no UDP socket)";
   std::uint64_t send_calls = 0, datagrams_sent = 0;
   std::uint64_t receive_calls = 0, datagrams_received = 0;
   std::uint64_t send_dropped = 0;  ///< queued datagrams the kernel refused (counted, not reported)

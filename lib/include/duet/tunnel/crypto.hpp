@@ -1,6 +1,8 @@
 // The primitives WireGuard uses, as thin wrappers over maintained libraries: libsodium
-// (X25519, ChaCha20-Poly1305, XChaCha20-Poly1305, base64) and OpenSSL 3 (BLAKE2s, keyed
-// BLAKE2s, HMAC-BLAKE2s). No primitive is written here.
+// (X25519, XChaCha20-Poly1305, base64, random bytes) and OpenSSL 3 (ChaCha20-Poly1305,
+// BLAKE2s, keyed BLAKE2s, HMAC-BLAKE2s). No primitive is written here. ChaCha20-Poly1305
+// is OpenSSL's because it is the data plane's hot path and OpenSSL's is the faster of the
+// two on this machine (bench/RESULTS.md).
 #pragma once
 
 #include <array>
@@ -48,6 +50,14 @@ Bytes aead_encrypt(const Key& key, std::uint64_t counter, std::span<const std::u
                    std::span<const std::uint8_t> auth);
 std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter,
                                   std::span<const std::uint8_t> sealed, std::span<const std::uint8_t> auth);
+/// The same, without allocating: seals the first `plain_length` bytes of `data` where they
+/// lie and writes the 16-byte tag right after them (`data` must have room for it).
+void aead_seal_in_place(const Key& key, std::uint64_t counter, std::span<std::uint8_t> data, std::size_t plain_length,
+                        std::span<const std::uint8_t> auth);
+/// Opens `sealed` into `out` (at least sealed.size() - 16 bytes); false if not authentic
+/// (then `out` holds garbage).
+bool aead_open_to(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> sealed,
+                  std::span<const std::uint8_t> auth, std::span<std::uint8_t> out);
 /// XChaCha20-Poly1305 with a 24-byte nonce (cookie replies).
 Bytes xaead_encrypt(const Key& key, std::span<const std::uint8_t, 24> nonce, std::span<const std::uint8_t> plain,
                     std::span<const std::uint8_t> auth);

@@ -144,8 +144,9 @@ private:
   void on_cookie(WgSession& s, std::span<const std::uint8_t> m);
   void on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
   /// A data message for `peer` with its current keypair (empty packet: a keepalive);
-  /// nullopt when there is no usable keypair. Starts a rekey when one is due.
-  std::optional<Bytes> seal(std::size_t peer, std::span<const std::uint8_t> packet);
+  /// nullopt when there is no usable keypair. Starts a rekey when one is due. The message
+  /// lives in the device's buffer until the next seal (send it, or copy it).
+  std::optional<std::span<const std::uint8_t>> seal(std::size_t peer, std::span<const std::uint8_t> packet);
   void make_active(WgSession& s);
   void forget(WgSession& s);
 
@@ -173,6 +174,7 @@ private:
   std::size_t load_count_ = 0;
   std::optional<net::TimePoint> under_load_until_;
   std::uint64_t cookie_replies_ = 0;
+  Bytes seal_buffer_, open_buffer_;  ///< reused for every data message: no allocation per packet
 };
 
 /// A SessionFactory over a Device: initiators for a client, responders for listeners.

@@ -103,6 +103,12 @@ struct Decrypted {
 /// Authenticates and decrypts; nullopt for a wrong key, a bad tag or a short message.
 std::optional<Decrypted> decrypt_data(const Keypair& keys, std::span<const std::uint8_t> message);
 
+/// The data path's versions: the message (or the padded packet) is written into `out`,
+/// whose capacity is reused from packet to packet, so a warm path allocates nothing.
+/// decrypt_data_into returns the message's counter.
+void encrypt_data_into(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet, Bytes& out);
+std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, std::span<const std::uint8_t> message, Bytes& out);
+
 /// The receiver index of a data or response message (to find the keypair), if long enough.
 std::optional<std::uint32_t> receiver_index(std::span<const std::uint8_t> message);
 
