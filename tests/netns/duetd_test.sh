@@ -7,9 +7,12 @@
 # both sides, and stops them. One case blackholes the server's IPv6 address on the
 # router: a client given both addresses must get through over IPv4 without waiting for
 # a timeout. The last two put a stock wireguard-go on one side, in each role.
-# Usage: duetd_test.sh PATH/TO/duetd PATH/TO/duetctl   (root; every namespace is deleted on exit)
+# Some cases also push 64 MiB of TCP and 3000 UDP datagrams (sent with UDP GSO) through
+# the tunnel and check every byte (duet-bulk): the offloaded packet path must deliver
+# exactly what was sent, to duetd and to wireguard-go alike.
+# Usage: duetd_test.sh PATH/TO/duetd PATH/TO/duetctl PATH/TO/duet-bulk   (root; every namespace is deleted on exit)
 set -u
-duetd=$1 duetctl=$2
+duetd=$1 duetctl=$2 bulk=$3
 p=dd$$
 . "$(cd "$(dirname "$0")/../../testbed" && pwd)/lib.sh"
 dir=$(mktemp -d)
@@ -30,6 +33,24 @@ report() {  # report NAME OK DETAILS
   fi
 }
 
+# bulk_intact: 64 MiB over TCP and 3000 datagrams of 1200 bytes over UDP, client to
+# server through the tunnel, checked byte for byte; sets bulk_detail.
+bulk_detail=""
+bulk_intact() {
+  local tcp=fail udp="" _
+  ip netns exec "$S" "$bulk" tcp-receive 5301 67108864 > "$dir/bulk-tcp.out" 2>&1 & local r=$!
+  for _ in $(seq 1 30); do grep -q listening "$dir/bulk-tcp.out" && break; sleep 0.1; done
+  timeout 60 ip netns exec "$C" "$bulk" tcp-send 198.18.140.1 5301 67108864 >/dev/null 2>&1
+  wait $r && tcp=ok
+  ip netns exec "$S" "$bulk" udp-receive 5302 3000 8 > "$dir/bulk-udp.out" 2>&1 & r=$!
+  for _ in $(seq 1 30); do grep -q listening "$dir/bulk-udp.out" && break; sleep 0.1; done
+  ip netns exec "$C" "$bulk" udp-send 198.18.140.1 5302 3000 1200 >/dev/null 2>&1
+  wait $r; udp=$(tail -n 1 "$dir/bulk-udp.out")
+  bulk_detail="64 MiB TCP: $(tail -n 1 "$dir/bulk-tcp.out"); UDP: $udp"
+  [[ $tcp == ok && $udp == ok* ]]
+}
+BULK=0
+
 case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
   local name=$1 pattern=$2; shift 2
   rm -f "$dir"/*.log
@@ -46,8 +67,16 @@ case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
       && grep -q "listening: 0.0.0.0:1194/udp, \[::\]:1194/udp, 0.0.0.0:1194/tcp, \[::\]:1194/tcp" <<<"$server_status" \
       && ok=1
   fi
+  local detail="ping through the tunnel after $((SECONDS - start)) s; duetctl status agrees"
+  if [[ $ok -eq 1 && $BULK -eq 1 ]]; then
+    bulk_intact || ok=0
+    # The offloads were granted and used: many packets per TUN read on the sending side.
+    status=$(ip netns exec "$C" "$duetctl" status --socket "$dir/client.sock")
+    grep -q "offloads: tun tso" <<<"$status" && grep -qE "batching: ([2-9]|[1-9][0-9]+)\.[0-9] packets per TUN read" <<<"$status" || ok=0
+    detail+="; $bulk_detail; $(grep batching <<<"$status" | sed 's/^ *//')"
+  fi
   [[ $ok -eq 1 ]] || { echo "--- duetctl status (client)"; echo "$status"; echo "--- (server)"; echo "$server_status"; }
-  report "$name" $ok "ping through the tunnel after $((SECONDS - start)) s; duetctl status agrees"
+  report "$name" $ok "$detail"
   tb_stop
 }
 
@@ -76,8 +105,9 @@ wg_case() {  # wg_case NAME NAMESPACE_OF_WIREGUARD_GO
     mbit=$(ip netns exec "$C" iperf3 -c 198.18.140.1 -t 1 -J 2>/dev/null | grep -A6 '"sum_received"' \
              | grep '"bits_per_second"' | head -1 | tr -dc '0-9.' | awk '{printf "%d", $1 / 1e6}')
     [[ ${mbit:-0} -gt 0 ]] && ok=1
+    bulk_intact || ok=0
   fi
-  report "$name" $ok "ping after $((SECONDS - start)) s; iperf3 ${mbit:-0} Mbit/s"
+  report "$name" $ok "ping after $((SECONDS - start)) s; iperf3 ${mbit:-0} Mbit/s; $bulk_detail"
   if [[ $wgns == "$C" ]]; then
     # Roaming: wireguard-go moves to another source port (as behind a NAT that remaps);
     # duetd must follow it after its first authenticated packet, without a new handshake.
@@ -94,10 +124,14 @@ wg_case() {  # wg_case NAME NAMESPACE_OF_WIREGUARD_GO
   tb_stop
 }
 
+BULK=1
 case_ "udp over IPv4" "connected to 198.18.131.2:1194/udp" "remote 198.18.131.2 1194 udp"
+BULK=0
 case_ "udp over IPv6" "connected to \[fd00:131::2\]:1194/udp" "remote fd00:131::2 1194 udp"
 case_ "tcp over IPv4" "connected to 198.18.131.2:1194/tcp" "remote 198.18.131.2 1194 tcp"
+BULK=1
 case_ "tcp over IPv6" "connected to \[fd00:131::2\]:1194/tcp" "remote fd00:131::2 1194 tcp"
+BULK=0
 r ip -6 route add blackhole fd00:131::2/128
 case_ "dual stack, IPv6 blackholed: over IPv4 at once" "connected to 198.18.131.2:1194/udp over IPv4 after [0-9]{1,3} ms" \
   "remote fd00:131::2 1194 udp" "remote 198.18.131.2 1194 udp"

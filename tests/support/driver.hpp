@@ -47,8 +47,9 @@ private:
 /// The kernel, in whatever network namespace the thread is in when the driver is made.
 class PosixDriver final : public Driver {
 public:
-  PosixDriver() : stack_(io_) {}
+  explicit PosixDriver(posix::StackOptions options = {}) : stack_(io_, options) {}
   net::NetworkStack& stack() override { return stack_; }
+  posix::PosixStack& posix_stack() { return stack_; }
   bool run_until(const std::function<bool()>& done, Duration limit) override {
     const auto end = std::chrono::steady_clock::now() + limit;
     while (!done()) {
