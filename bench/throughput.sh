@@ -127,11 +127,11 @@ for spec in "udp all" "udp none" "udp tun" "udp gso,gro" "tcp all" "tcp none"; d
   wanted "$name" || [[ $extra == yes ]] || continue
   start_duetd "$proto" "$off"
   wanted "$name" && run_case "$name" 198.18.151.2 "" "$ap" "$bp"
+  statuses[$name]=$(status_lines)  # before the small-packet cases dilute the averages
   if [[ $extra == yes ]]; then
     wanted "duetd pps" && run_case "duetd udp, 64-byte packets" 198.18.151.2 "-u -b 0 -l 64" "$ap" "$bp"
     wanted "latency" && latency_case "duetd udp" 198.18.151.2
   fi
-  statuses[$name]=$(status_lines)
   stop
 done
 

@@ -500,13 +500,14 @@ private:
     std::array<sockaddr_storage, kMessagesPerCall> to{};
     alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(std::uint16_t))>, kMessagesPerCall> control{};
     std::array<std::size_t, kMessagesPerCall> count{};
+    std::size_t plain_until = 0;  ///< entries before this go one by one (a GSO send failed)
     while (s.sent < s.queue.size() && s.socket.is_open()) {
       // Runs of datagrams to one place, all the size of the first but a shorter last one.
       std::size_t m = 0, i = s.sent;
       for (; m < kMessagesPerCall && i < s.queue.size(); ++m) {
         const Queued& first = s.queue[i];
         std::size_t j = i + 1, bytes = first.length;
-        while (s.gso && j < s.queue.size() && j - i < kMaxGsoSegments && s.queue[j].to == first.to &&
+        while (s.gso && i >= plain_until && j < s.queue.size() && j - i < kMaxGsoSegments && s.queue[j].to == first.to &&
                s.queue[j].length <= first.length && bytes + s.queue[j].length <= kMaxGsoBytes &&
                s.queue[j - 1].length == first.length) {
           bytes += s.queue[j].length;
@@ -555,11 +556,16 @@ private:
         return;
       }
       if (e == EINTR) continue;
-      if (e == EIO && count[0] > 1) {
-        // The kernel cannot segment for this route (no checksum offload on its device).
-        s.gso = false;
-        s.gso_refused = true;
-        s.counters->gso = "off (the kernel refused a GSO send with EIO)";
+      if (count[0] > 1) {
+        if (e == EIO) {
+          // The kernel cannot segment for this route (no checksum offload on its device).
+          s.gso = false;
+          s.gso_refused = true;
+          s.counters->gso = "off (the kernel refused a GSO send with EIO)";
+        }
+        // Otherwise (EINVAL: a message larger than the path's MTU, which a plain send
+        // would fragment) these go one by one, and the next run tries GSO again.
+        plain_until = s.sent + count[0];
         continue;
       }
       s.sent += count[0];  // that message cannot go (no route, too big...): skip it
