@@ -101,14 +101,22 @@ net::Result<std::unique_ptr<Tun>> Tun::open(boost::asio::io_context& io, const s
   ifreq ifr{};
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+  TunOffloads got;
+  int rc = ::ioctl(fd, TUNSETIFF, &ifr);
+  if (rc != 0 && offload && errno == EINVAL) {
+    // A kernel (or an existing persistent device) without virtio headers: plain packets.
+    got.why_not = "IFF_VNET_HDR refused";
+    offload = false;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    rc = ::ioctl(fd, TUNSETIFF, &ifr);
+  }
+  if (rc != 0) {
     const int e = errno;
     ::close(fd);
     return std::error_code(e, std::generic_category());
   }
-  TunOffloads got;
   if (!offload) {
-    got.why_not = "turned off by 'offload'";
+    if (got.why_not.empty()) got.why_not = "turned off by 'offload'";
   } else {
     got.vnet_header = true;
     // The most first; a kernel older than 6.2 knows no USO and refuses the whole set.

@@ -49,13 +49,16 @@ bulk_intact() {
   bulk_detail="64 MiB TCP: $(tail -n 1 "$dir/bulk-tcp.out"); UDP: $udp"
   [[ $tcp == ok && $udp == ok* ]]
 }
-BULK=0
+BULK=0 OFFLOAD=""
 
 case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
   local name=$1 pattern=$2; shift 2
   rm -f "$dir"/*.log
   tb_client_conf "$dir" "$@"
-  ip netns exec "$S" "$duetd" --config "$dir/server.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
+  # OFFLOAD: an 'offload' line for both ends (default: none given, all offloads).
+  { cat "$dir/server.conf"; [[ -z $OFFLOAD ]] || echo "offload $OFFLOAD"; } > "$dir/server-case.conf"
+  [[ -z $OFFLOAD ]] || echo "offload $OFFLOAD" >> "$dir/client.conf"
+  ip netns exec "$S" "$duetd" --config "$dir/server-case.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
   ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
   local ok=0 start=$SECONDS status="" json="" server_status=""
   if tb_ping_tunnel; then
@@ -70,9 +73,13 @@ case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
   local detail="ping through the tunnel after $((SECONDS - start)) s; duetctl status agrees"
   if [[ $ok -eq 1 && $BULK -eq 1 ]]; then
     bulk_intact || ok=0
-    # The offloads were granted and used: many packets per TUN read on the sending side.
     status=$(ip netns exec "$C" "$duetctl" status --socket "$dir/client.sock")
-    grep -q "offloads: tun tso" <<<"$status" && grep -qE "batching: ([2-9]|[1-9][0-9]+)\.[0-9] packets per TUN read" <<<"$status" || ok=0
+    if [[ $OFFLOAD == none ]]; then  # the plain path: one packet per read, and it says so
+      grep -q "offloads: tun off (turned off by 'offload'); udp gso off" <<<"$status" \
+        && grep -q "batching: 1.0 packets per TUN read" <<<"$status" || ok=0
+    else  # the offloads were granted and used: many packets per TUN read on the sending side
+      grep -q "offloads: tun tso" <<<"$status" && grep -qE "batching: ([2-9]|[1-9][0-9]+)\.[0-9] packets per TUN read" <<<"$status" || ok=0
+    fi
     detail+="; $bulk_detail; $(grep batching <<<"$status" | sed 's/^ *//')"
   fi
   [[ $ok -eq 1 ]] || { echo "--- duetctl status (client)"; echo "$status"; echo "--- (server)"; echo "$server_status"; }
@@ -131,7 +138,9 @@ case_ "udp over IPv6" "connected to \[fd00:131::2\]:1194/udp" "remote fd00:131::
 case_ "tcp over IPv4" "connected to 198.18.131.2:1194/tcp" "remote 198.18.131.2 1194 tcp"
 BULK=1
 case_ "tcp over IPv6" "connected to \[fd00:131::2\]:1194/tcp" "remote fd00:131::2 1194 tcp"
-BULK=0
+OFFLOAD=none
+case_ "udp over IPv4, offload none" "connected to 198.18.131.2:1194/udp" "remote 198.18.131.2 1194 udp"
+BULK=0 OFFLOAD=""
 r ip -6 route add blackhole fd00:131::2/128
 case_ "dual stack, IPv6 blackholed: over IPv4 at once" "connected to 198.18.131.2:1194/udp over IPv4 after [0-9]{1,3} ms" \
   "remote fd00:131::2 1194 udp" "remote 198.18.131.2 1194 udp"

@@ -98,6 +98,17 @@ TEST(Loader, EveryRemovedProtoSaysWhatToWriteInstead) {
             "test.conf:1:7: unknown proto 'sctp' (udp, tcp, udp-server, udp-client, tcp-server, tcp-client)\n");
 }
 
+TEST(Loader, OffloadsDefaultToAllAndCanBeNamed) {
+  using O = config::Config::Offloads;
+  auto offloads = [](const std::string& text) { return load(text).config.offload; };
+  EXPECT_EQ(offloads(""), (O{true, true, true}));
+  EXPECT_EQ(offloads("offload none\n"), (O{false, false, false}));
+  EXPECT_EQ(offloads("offload all\n"), (O{true, true, true}));
+  EXPECT_EQ(offloads("offload tun,gro\n"), (O{true, false, true}));
+  EXPECT_EQ(offloads("offload gso\n"), (O{false, true, false}));
+  EXPECT_EQ(offloads("offload none\noffload tun\n"), (O{true, false, false})) << "the last one counts";
+}
+
 TEST(Loader, UnknownDirectivesGetTheClosestKnownOne) {
   EXPECT_EQ(errors(load("remtoe vpn.test\n")), "test.conf:1:1: unknown directive 'remtoe'; did you mean 'remote'?\n");
   EXPECT_EQ(errors(load("happy-eyeball-delay 300\n")),
@@ -125,6 +136,8 @@ TEST(Loader, ArgumentsAndNumbersAreChecked) {
       {"<connection>\nmode server\n</connection>\n", "test.conf:2:1: 'mode' is not allowed in <connection>"},
       {"<listen>\nremote x\n</listen>\nmode server\n", "test.conf:2:1: 'remote' is not allowed in <listen>"},
       {"<peer>\n</peer>\n", "test.conf:1:1: unknown block <peer> (known: <connection>, <listen>)"},
+      {"offload tun,tso\n", "test.conf:1:9: 'offload' takes all, none, or a list of tun, gso and gro (such as tun,gro), not 'tso'"},
+      {"offload\n", "test.conf:1:1: missing argument for 'offload' (usage: offload all|none|tun,gso,gro)"},
   };
   for (const auto& c : cases) {
     auto r = load(c.text);
