@@ -276,6 +276,7 @@ void Coalescer::add(std::span<const std::uint8_t> p) {
       if (!it.open || !try_merge(it, p, l3.length, l4)) continue;
       if (it.next_seq == seq && payload <= it.gso_size && it.bytes.size() + payload <= 65535) {
         it.bytes.insert(it.bytes.end(), p.begin() + static_cast<std::ptrdiff_t>(l4), p.end());
+        bytes_ += payload;
         std::memcpy(it.bytes.data() + l3.length + 14, p.data() + l3.length + 14, 2);  // newest window
         it.bytes[l3.length + 13] |= flags & kPsh;
         it.next_seq = seq + static_cast<std::uint32_t>(payload);
@@ -290,6 +291,7 @@ void Coalescer::add(std::span<const std::uint8_t> p) {
   }
   Item& it = next_item();
   it.bytes.assign(p.begin(), p.end());
+  bytes_ += p.size();
   if (eligible) {
     it.open = (flags & kPsh) == 0;
     it.l3 = l3.length;
@@ -320,6 +322,8 @@ void Coalescer::flush(const std::function<void(const VnetHeader&, std::span<cons
     out(h, it.bytes);
   }
   used_ = 0;
+  bytes_ = 0;
+  if (items_.size() > kKeptItems) items_.resize(kKeptItems);  // a burst's buffers go back
 }
 
 }  // namespace duet::posix::offload

@@ -27,6 +27,7 @@ constexpr std::size_t kMaxPacket = 65535;
 constexpr int kReadsPerWakeup = 16;
 /// Packets merged in one turn before they are written anyway.
 constexpr std::size_t kMaxPendingWrites = 512;
+constexpr std::size_t kMaxPendingBytes = 1 << 20;
 }  // namespace
 
 std::string TunOffloads::describe() const {
@@ -167,7 +168,7 @@ void Tun::write(std::span<const std::uint8_t> packet) {
     return;
   }
   i.coalescer.add(packet);
-  if (i.coalescer.pending() >= kMaxPendingWrites) {
+  if (i.coalescer.pending() >= kMaxPendingWrites || i.coalescer.pending_bytes() >= kMaxPendingBytes) {
     i.flush();
   } else if (!i.flush_posted) {
     i.flush_posted = true;

@@ -341,6 +341,7 @@ TEST(Offload, InterleavedFlowsMergeEachInItsOwnOrder) {
     c.add(packet(x));
     c.add(packet(y));
   }
+  EXPECT_EQ(c.pending_bytes(), 2u * (40 + 5000)) << "what the TUN's queue bound counts";
   const auto out = merged(c);
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(get16(out[0].second, 20), 1000) << "in the order each flow first arrived";
@@ -348,6 +349,7 @@ TEST(Offload, InterleavedFlowsMergeEachInItsOwnOrder) {
   EXPECT_EQ(out[1].second.size(), 40u + 5000);
   EXPECT_EQ(c.merged(), 18u);
   EXPECT_TRUE(c.empty());
+  EXPECT_EQ(c.pending_bytes(), 0u);
 }
 
 TEST(Offload, GarbageNeverCrashesEitherHalf) {

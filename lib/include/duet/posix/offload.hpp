@@ -68,6 +68,8 @@ public:
   void add(std::span<const std::uint8_t> packet);
   [[nodiscard]] bool empty() const { return used_ == 0; }
   [[nodiscard]] std::size_t pending() const { return used_; }
+  /// Bytes held until the next flush.
+  [[nodiscard]] std::size_t pending_bytes() const { return bytes_; }
   /// Calls `out` with each packet (merged ones with a GSO header and a partial checksum,
   /// others with an empty header), in the order their first segment arrived, then empties.
   void flush(const std::function<void(const VnetHeader&, std::span<const std::uint8_t>)>& out);
@@ -88,7 +90,10 @@ private:
 
   std::vector<Item> items_;  ///< items_[0..used_) are in use; the rest keep their capacity
   std::size_t used_ = 0;
+  std::size_t bytes_ = 0;
   std::uint64_t merged_ = 0;
+  /// Items kept (with their buffers) between flushes; a burst beyond this is freed after.
+  static constexpr std::size_t kKeptItems = 64;
 };
 
 }  // namespace duet::posix::offload
