@@ -53,6 +53,8 @@ nlohmann::ordered_json status_json(const StatusSources& s) {
     d["udp_send_dropped"] = s.udp->send_dropped;
     j["data_path"] = d;
   }
+  j["cookie_replies_sent"] = s.device.cookie_replies_sent();
+  j["handshakes_rate_limited"] = s.device.handshakes_rate_limited();
   j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error);
   return j;
 }
@@ -94,6 +96,10 @@ std::string status_text(const nlohmann::ordered_json& j) {
     out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " + num(d["packets_per_tun_write"]) +
            " per TUN write; " + num(d["datagrams_per_send_call"]) + " datagrams per send call, " +
            num(d["datagrams_per_receive_call"]) + " per receive call\n";
+  }
+  if (j.value("cookie_replies_sent", 0) > 0 || j.value("handshakes_rate_limited", 0) > 0) {
+    out += "  under load: " + std::to_string(j["cookie_replies_sent"].get<std::uint64_t>()) + " cookie replies sent, " +
+           std::to_string(j["handshakes_rate_limited"].get<std::uint64_t>()) + " handshakes refused by the per-source limit\n";
   }
   if (!j["last_error"].is_null()) out += "  last error: " + j["last_error"].get<std::string>() + "\n";
   for (const auto& p : j["peers"]) {

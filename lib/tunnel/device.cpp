@@ -207,6 +207,33 @@ Mac Device::cookie_for(const net::Endpoint& source) {
   return mac(cookie_secret_, who);
 }
 
+bool Device::handshake_allowed(const net::Endpoint& source) {
+  constexpr std::size_t kMaxSources = 8192;
+  const auto now = clock_.now();
+  const net::Duration cost = std::chrono::duration_cast<net::Duration>(std::chrono::seconds(1)) /
+                             static_cast<long>(std::max<std::size_t>(limits_.handshakes_per_source, 1));
+  const net::Duration capacity = cost * static_cast<long>(std::max<std::size_t>(limits_.handshake_burst, 1));
+  std::uint64_t key = 0;
+  const auto& b = source.address.bytes();
+  for (std::size_t i = 0; i < (source.family() == net::Family::v4 ? 4u : 8u); ++i) key = key << 8 | b[i];
+  const std::pair<bool, std::uint64_t> who{source.family() == net::Family::v6, key};
+  auto it = buckets_.find(who);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= kMaxSources) {
+      // Sources quiet for a second have full buckets: forgetting them changes nothing.
+      std::erase_if(buckets_, [&](const auto& e) { return now - e.second.last >= std::chrono::seconds(1); });
+      if (buckets_.size() >= kMaxSources) return false;  // that many busy sources: refuse newcomers
+    }
+    it = buckets_.emplace(who, Bucket{capacity, now}).first;
+  }
+  Bucket& k = it->second;
+  k.tokens = std::min(capacity, k.tokens + (now - k.last));
+  k.last = now;
+  if (k.tokens < cost) return false;
+  k.tokens -= cost;
+  return true;
+}
+
 bool Device::under_load() const { return under_load_until_ && clock_.now() < *under_load_until_; }
 
 void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
@@ -226,6 +253,10 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
         r.send.push_back(std::move(*reply));
         ++cookie_replies_;
       }
+      return;
+    }
+    if (!handshake_allowed(s.remote_)) {  // a real host, but asking too often
+      ++rate_limited_;
       return;
     }
   }

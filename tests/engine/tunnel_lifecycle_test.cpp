@@ -300,3 +300,70 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
 }
 
 }  // namespace
+
+// A host that answers its cookie is a real address, but it may still ask for handshakes
+// faster than anyone needs: under load each source gets 20 a second after a burst of 5,
+// so it cannot make the responder do a Diffie-Hellman per packet; other sources, like a
+// real client, keep their own allowance.
+TEST(Cookies, AHostThatAnswersItsCookieIsHeldToTwentyHandshakesASecond) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(34);
+  build_three_hosts(w);
+  w.add_host("eager");
+  w.connect("eager", "eth0", "router", "eth2");
+  w.add_address("router", "eth2", "198.18.9.1/24");
+  w.add_address("eager", "eth0", "198.18.9.2/24");
+  w.add_route("eager", "default", sim::RouteVerdict::forward, "eth0");
+  const Identity s = Identity::from_private(clamp_private_key(Key{7}));
+  const Identity c = Identity::from_private(clamp_private_key(Key{8}));
+  // Under load from the second initiation in a second, so one host is enough to show it.
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
+              false, seeded(9), DeviceLimits{.handshakes_per_second = 1});
+
+  auto& eager = w.stack("eager");
+  auto sock = std::move(*eager.open_datagram(net::Family::v4));
+  ASSERT_FALSE(sock->bind(ep("198.18.9.2:4000")));
+  const Identity stranger = Identity::from_private(clamp_private_key(Key{10}));
+  std::optional<Mac> cookie;
+  Mac sent_mac1{};
+  std::uint32_t n = 0;
+  auto send_initiation = [&] {
+    InitiatorState st;
+    ++n;
+    const Bytes m = create_initiation(stranger, s.public_key, Key{}, n, tai64n(1000 + n, 0),
+                                      clamp_private_key(Key{static_cast<std::uint8_t>(n)}), st, cookie);
+    sent_mac1 = *mac1_of(m);
+    (void)sock->send_to(ep("198.18.2.2:1194"), m);
+  };
+  std::function<void()> listen = [&] {
+    sock->receive([&](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
+      if (!ec && !cookie && !d.empty() && d[0] == kMessageHandshakeCookie) cookie = consume_cookie_reply(s.public_key, d, sent_mac1);
+      listen();
+    });
+  };
+  listen();
+  send_initiation();
+  send_initiation();  // the second one in the second: a cookie reply
+  w.run_for(50ms);
+  ASSERT_TRUE(cookie) << "the eager host was asked for a cookie and took it";
+
+  // 100 cookie-carrying initiations a second for 3 seconds.
+  auto timer = eager.clock().make_timer();
+  int sent = 0;
+  std::function<void()> tick = [&] {
+    send_initiation();
+    if (++sent < 300) timer->start(10ms, tick);
+  };
+  tick();
+  w.run_for(1s);
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true, seeded(11));
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << "a real client is not held back by the eager one";
+  EXPECT_TRUE(server.device.under_load());
+  w.run_for(3s);
+  ASSERT_EQ(sent, 300);
+  // At most 5 + 3 × 20 of the 300 got a Diffie-Hellman.
+  const auto limited = server.device.handshakes_rate_limited();
+  EXPECT_GE(limited, 300u - 66u);
+  EXPECT_LE(limited, 300u - 60u) << "and no fewer than the rate allows";
+}

@@ -31,10 +31,11 @@ inline tunnel::Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag
 struct Side {
   Side(sim::SimWorld& w, const std::string& host, const std::string& cfg_text, tunnel::Identity me,
        std::vector<tunnel::PeerConfig> peers, bool client_side,
-       tunnel::Device::RandomSource random = tunnel::random_bytes)
+       tunnel::Device::RandomSource random = tunnel::random_bytes, tunnel::DeviceLimits limits = {})
       : loaded(config::load_text(cfg_text, host + ".conf")),
         device(me, std::move(peers), w.stack(host).clock(),
-               [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, std::move(random)),
+               [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, std::move(random),
+               limits),
         sessions(device, client_side ? std::optional<std::size_t>(0) : std::nullopt),
         sockets(w.stack(host)) {
     EXPECT_TRUE(loaded.ok());

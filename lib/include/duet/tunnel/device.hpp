@@ -25,6 +25,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -60,6 +61,12 @@ struct DeviceLimits {
   std::size_t handshakes_per_second = 64;
   /// Packets held per peer while a handshake is under way (WireGuard holds 128).
   std::size_t staged_packets = 128;
+  /// Under load, initiations that do carry a valid cookie are processed at most this many
+  /// per second per source (an IPv4 address, an IPv6 /64), after a burst of
+  /// `handshake_burst`: a host that answers its cookie still cannot make us do a
+  /// Diffie-Hellman for every packet it sends (WireGuard's ratelimiter: 20 and 5).
+  std::size_t handshakes_per_source = 20;
+  std::size_t handshake_burst = 5;
 };
 
 class Device {
@@ -129,6 +136,8 @@ public:
 
   [[nodiscard]] bool under_load() const;
   [[nodiscard]] std::uint64_t cookie_replies_sent() const { return cookie_replies_; }
+  /// Cookie-carrying initiations dropped by the per-source limit.
+  [[nodiscard]] std::uint64_t handshakes_rate_limited() const { return rate_limited_; }
 
 private:
   friend class WgSession;
@@ -159,6 +168,8 @@ private:
   void flush_staged(std::size_t peer);
   net::Timer& timer(std::unique_ptr<net::Timer>& t);
   Mac cookie_for(const net::Endpoint& source);
+  /// The per-source token bucket for cookie-carrying initiations under load.
+  bool handshake_allowed(const net::Endpoint& source);
 
   Identity me_;
   std::vector<PeerState> peers_;
@@ -174,6 +185,12 @@ private:
   std::size_t load_count_ = 0;
   std::optional<net::TimePoint> under_load_until_;
   std::uint64_t cookie_replies_ = 0;
+  struct Bucket {
+    net::Duration tokens{};  ///< time's worth of handshakes saved up (one costs 1 s / rate)
+    net::TimePoint last{};
+  };
+  std::map<std::pair<bool, std::uint64_t>, Bucket> buckets_;  ///< by (IPv6?, address or /64)
+  std::uint64_t rate_limited_ = 0;
   Bytes seal_buffer_, open_buffer_;  ///< reused for every data message: no allocation per packet
 };
 
