@@ -182,6 +182,31 @@ std::unique_ptr<Handshake> Instance::open(const std::string& host, std::uint16_t
 
 namespace {
 
+/// Sends whatever the plugin has to say to the proxy.
+void send_output(net::StreamSocket& s, Handshake& hs) {
+  auto out = hs.output();
+  if (!out.empty()) s.write(out, [](std::error_code) {});
+}
+
+/// The plugin's side of a handshake on a stream to the proxy: feed it what the proxy says
+/// and send what it answers until it is done (`done` gets the bytes after the proxy's
+/// reply) or fails (`failed` gets the error and the plugin's words; a read error comes
+/// with no words). ProxyStream's stream and ProxyDatagram's control stream both use it.
+using HandshakeDone = std::function<void(std::span<const std::uint8_t> rest)>;
+using HandshakeFailed = std::function<void(std::error_code, const std::string& why)>;
+void run_handshake(net::StreamSocket& s, Handshake& hs, HandshakeDone done, HandshakeFailed failed) {
+  s.read_some([&s, &hs, done = std::move(done), failed = std::move(failed)](std::error_code ec,
+                                                                            std::span<const std::uint8_t> data) mutable {
+    if (ec) return failed(ec, "");
+    if (data.empty()) return failed(make_error(DUET_PLUGIN_E_CLOSED), "the proxy closed the connection before its reply was complete");
+    const auto fed = hs.feed(data);
+    if (fed.status == Handshake::Status::failed) return failed(fed.error, fed.message);
+    send_output(s, hs);
+    if (fed.status == Handshake::Status::done) return done(data.subspan(std::min(fed.consumed, data.size())));
+    run_handshake(s, hs, std::move(done), std::move(failed));
+  });
+}
+
 /// A stream to the proxy that becomes a stream to the remote: connect() covers the TCP
 /// connection and the plugin's handshake, within one timeout.
 class ProxyStream final : public net::StreamSocket {
@@ -201,8 +226,17 @@ public:
     });
     inner_->connect(proxy, timeout, [this](std::error_code ec) {
       if (ec) return finish(ec);
-      flush();
-      read_handshake();
+      send_output(*inner_, *hs_);
+      run_handshake(
+          *inner_, *hs_,
+          [this](std::span<const std::uint8_t> rest) {
+            leftover_.assign(rest.begin(), rest.end());
+            finish({});
+          },
+          [this](std::error_code e, const std::string& why) {
+            if (!why.empty()) detail_ = name_ + ": " + why;
+            finish(e);
+          });
     });
   }
 
@@ -234,32 +268,6 @@ public:
   std::string error_detail() const override { return detail_; }
 
 private:
-  void flush() {
-    auto out = hs_->output();
-    if (!out.empty()) inner_->write(out, [](std::error_code) {});
-  }
-  void read_handshake() {
-    inner_->read_some([this](std::error_code ec, std::span<const std::uint8_t> data) {
-      if (ec) return finish(ec);
-      if (data.empty()) {
-        detail_ = name_ + ": the proxy closed the connection before its reply was complete";
-        return finish(make_error(DUET_PLUGIN_E_CLOSED));
-      }
-      const auto fed = hs_->feed(data);
-      switch (fed.status) {
-        case Handshake::Status::failed:
-          detail_ = name_ + ": " + fed.message;
-          return finish(fed.error);
-        case Handshake::Status::done:
-          leftover_.assign(data.begin() + static_cast<std::ptrdiff_t>(fed.consumed), data.end());
-          flush();
-          return finish({});
-        case Handshake::Status::more:
-          flush();
-          return read_handshake();
-      }
-    });
-  }
   void finish(std::error_code ec) {
     timer_->cancel();
     if (ec) inner_->close();
@@ -301,8 +309,12 @@ public:
     control_ = std::move(*s);
     control_->connect(proxy, std::chrono::seconds(30), [this](std::error_code ec) {
       if (ec) return fail(ec, "");
-      flush();
-      read_control();
+      send_output(*control_, *hs_);
+      run_handshake(
+          *control_, *hs_, [this](std::span<const std::uint8_t>) { associated(); },
+          [this](std::error_code e, const std::string& why) {
+            fail(e, why.empty() ? "the proxy closed the connection before its reply was complete" : why);
+          });
     });
     return {};
   }
@@ -331,35 +343,27 @@ public:
   }
 
 private:
-  void flush() {
-    auto out = hs_->output();
-    if (!out.empty()) control_->write(out, [](std::error_code) {});
+  /// The handshake is done: the relay's address is known, waiting datagrams go out.
+  void associated() {
+    auto r = hs_->relay();
+    if (!r) return fail(make_error(DUET_PLUGIN_E_MALFORMED), "no relay address");
+    std::optional<net::Address> addr = proxy_.address;
+    if (!r->first.empty()) {
+      auto parsed = net::Address::parse(r->first);
+      addr = parsed ? std::optional(*parsed) : std::nullopt;
+    }
+    if (!addr || addr->family() != udp_->family()) {
+      return fail(make_error(DUET_PLUGIN_E_UNSUPPORTED), "relay '" + r->first + "' is not an address of this family");
+    }
+    relay_ = net::Endpoint{*addr, r->second};
+    for (const auto& d : std::exchange(waiting_, {})) (void)send(d);
+    watch_control();
   }
-  void read_control() {
+  /// The association lives as long as the control stream: nothing more is expected on it.
+  void watch_control() {
     control_->read_some([this](std::error_code ec, std::span<const std::uint8_t> data) {
-      if (ec || data.empty()) {
-        return fail(ec ? ec : make_error(DUET_PLUGIN_E_CLOSED),
-                    relay_ ? "the proxy closed the UDP association" : "the proxy closed the connection before its reply was complete");
-      }
-      if (relay_) return read_control();  // nothing is expected on the control stream now
-      const auto fed = hs_->feed(data);
-      if (fed.status == Handshake::Status::failed) return fail(fed.error, fed.message);
-      flush();
-      if (fed.status == Handshake::Status::done) {
-        auto r = hs_->relay();
-        if (!r) return fail(make_error(DUET_PLUGIN_E_MALFORMED), "no relay address");
-        std::optional<net::Address> addr = proxy_.address;
-        if (!r->first.empty()) {
-          auto parsed = net::Address::parse(r->first);
-          addr = parsed ? std::optional(*parsed) : std::nullopt;
-        }
-        if (!addr || addr->family() != udp_->family()) {
-          return fail(make_error(DUET_PLUGIN_E_UNSUPPORTED), "relay '" + r->first + "' is not an address of this family");
-        }
-        relay_ = net::Endpoint{*addr, r->second};
-        for (const auto& d : std::exchange(waiting_, {})) (void)send(d);
-      }
-      read_control();
+      if (ec || data.empty()) return fail(ec ? ec : make_error(DUET_PLUGIN_E_CLOSED), "the proxy closed the UDP association");
+      watch_control();
     });
   }
   void arm() {
