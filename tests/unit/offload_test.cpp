@@ -122,12 +122,25 @@ TEST(Offload, ChecksumIsRfc1071) {
   EXPECT_EQ(ones_sum(Bytes{0x01}), 0x0100);
   EXPECT_EQ(ones_sum(std::span(data).subspan(4), ones_sum(std::span(data).first(4))), 0xddf2);
   // Long inputs (the unrolled loop) agree with summing word by word.
-  Bytes big(1501);
+  // Every length and alignment agrees with summing 16-bit words one by one, also where
+  // the wide words carry (bytes of 0xff).
+  auto slow = [](std::span<const std::uint8_t> d) {
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < d.size(); i += 2) sum += (d[i] << 8) | (i + 1 < d.size() ? d[i + 1] : 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(sum);
+  };
+  Bytes big(1600);
   std::iota(big.begin(), big.end(), std::uint8_t{3});
-  std::uint32_t slow = 0;
-  for (std::size_t i = 0; i < big.size(); i += 2) slow += (big[i] << 8) | (i + 1 < big.size() ? big[i + 1] : 0);
-  while (slow >> 16) slow = (slow & 0xffff) + (slow >> 16);
-  EXPECT_EQ(ones_sum(big), slow);
+  Bytes ones(1600, 0xff);
+  for (const Bytes* d : {&big, &ones}) {
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+      for (std::size_t len = 0; len + offset <= d->size(); len += (len < 80 ? 1 : 37)) {
+        const auto part = std::span(*d).subspan(offset, len);
+        ASSERT_EQ(ones_sum(part), slow(part)) << "length " << len << " at offset " << offset;
+      }
+    }
+  }
 }
 
 TEST(Offload, TsoSuperPacketIsCutIntoValidSegments) {
