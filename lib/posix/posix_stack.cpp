@@ -545,7 +545,7 @@ private:
         continue;
       }
       const int e = errno;
-      if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {  // come back when there is room
+      if (e == EAGAIN || e == EWOULDBLOCK) {  // the socket buffer is full: come back when there is room
         s.waiting_writable = true;
         s.socket.async_wait(udp::socket::wait_write, [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
           auto p = weak.lock();
@@ -568,7 +568,9 @@ private:
         plain_until = s.sent + count[0];
         continue;
       }
-      s.sent += count[0];  // that message cannot go (no route, too big...): skip it
+      // That message cannot go (no route, too big, ENOBUFS from a full device queue, which
+      // no wait on the socket would end): drop it, as a full interface drops.
+      s.sent += count[0];
       s.counters->send_dropped += count[0];
     }
     s.queue.clear();
