@@ -248,8 +248,10 @@ int main(int argc, char** argv) {
   std::set<std::string> routes = allowed_ip_routes(cfg);
   sync_routes(*log, dev, {}, routes);
 
+  tunnel::DeviceLimits limits;
+  limits.mtu = static_cast<std::size_t>(cfg.tun_mtu);
   tunnel::Device device(tunnel::Identity::from_private(*private_key), peers, stack.clock(),
-                        [&tun](std::span<const std::uint8_t> p) { (*tun)->write(p); });
+                        [&tun](std::span<const std::uint8_t> p) { (*tun)->write(p); }, tunnel::random_bytes, limits);
   tunnel::DeviceSessions responders(device, std::nullopt);
   auto initiators = std::make_unique<tunnel::DeviceSessions>(device, std::size_t{0});
   // Sockets straight from the stack, or through a proxy plugin (http-proxy, socks-proxy,

@@ -394,6 +394,7 @@ private:
     StackOptions options;
     std::shared_ptr<UdpCounters> counters;
     bool gso = false, gro = false, gso_refused = false, connected = false;
+    std::size_t gso_max_segment = SIZE_MAX;  ///< larger messages failed a GSO send (path MTU)
     net::ReceiveHandler handler;
     // received, not yet handed out
     std::vector<std::uint8_t> slots;
@@ -507,7 +508,7 @@ private:
       for (; m < kMessagesPerCall && i < s.queue.size(); ++m) {
         const Queued& first = s.queue[i];
         std::size_t j = i + 1, bytes = first.length;
-        while (s.gso && i >= plain_until && j < s.queue.size() && j - i < kMaxGsoSegments && s.queue[j].to == first.to &&
+        while (s.gso && i >= plain_until && first.length <= s.gso_max_segment && j < s.queue.size() && j - i < kMaxGsoSegments && s.queue[j].to == first.to &&
                s.queue[j].length <= first.length && bytes + s.queue[j].length <= kMaxGsoBytes &&
                s.queue[j - 1].length == first.length) {
           bytes += s.queue[j].length;
@@ -564,7 +565,8 @@ private:
           s.counters->gso = "off (the kernel refused a GSO send with EIO)";
         }
         // Otherwise (EINVAL: a message larger than the path's MTU, which a plain send
-        // would fragment) these go one by one, and the next run tries GSO again.
+        // would fragment) these go one by one, and so do messages this size from now on.
+        if (e != EIO) s.gso_max_segment = std::min(s.gso_max_segment, s.queue[s.sent].length - 1);
         plain_until = s.sent + count[0];
         continue;
       }

@@ -346,7 +346,7 @@ std::optional<std::span<const std::uint8_t>> Device::seal(std::size_t peer, std:
   auto& ps = peers_[peer];
   if (ps.removed || !usable(ps.current)) return std::nullopt;
   KeypairState& k = *ps.current;
-  encrypt_data_into(k.keys, k.send_counter++, packet, seal_buffer_);
+  encrypt_data_into(k.keys, k.send_counter++, packet, seal_buffer_, limits_.mtu);
   const std::span<const std::uint8_t> m(seal_buffer_);
   const auto now = clock_.now();
   ps.tx_bytes += m.size();

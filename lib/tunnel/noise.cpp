@@ -1,5 +1,6 @@
 #include "duet/tunnel/noise.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace duet::tunnel {
@@ -249,8 +250,11 @@ std::optional<Keypair> consume_response(const Identity& me, const InitiatorState
   return keys;
 }
 
-void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out) {
-  const std::size_t padded = (packet.size() + 15) & ~std::size_t{15};
+void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out, std::size_t mtu) {
+  // Padded to a multiple of 16, but never past the MTU (the whitepaper, 5.4.6): a full-size
+  // packet's message must still fit the outer path (1420 + 80 = 1500 over IPv6).
+  std::size_t padded = (packet.size() + 15) & ~std::size_t{15};
+  if (mtu != 0 && padded > mtu) padded = std::max(mtu, packet.size());
   out.resize(kDataHeaderLength + padded + 16);
   out[0] = kMessageData;
   out[1] = out[2] = out[3] = 0;
@@ -264,7 +268,7 @@ void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, 
 
 Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, Span packet) {
   Bytes msg;
-  encrypt_data_into(keys, counter, packet, msg);
+  encrypt_data_into(keys, counter, packet, msg, 0);
   return msg;
 }
 

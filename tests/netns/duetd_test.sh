@@ -49,15 +49,15 @@ bulk_intact() {
   bulk_detail="64 MiB TCP: $(tail -n 1 "$dir/bulk-tcp.out"); UDP: $udp"
   [[ $tcp == ok && $udp == ok* ]]
 }
-BULK=0 OFFLOAD=""
+BULK=0 EXTRA=""
 
 case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
   local name=$1 pattern=$2; shift 2
   rm -f "$dir"/*.log
   tb_client_conf "$dir" "$@"
-  # OFFLOAD: an 'offload' line for both ends (default: none given, all offloads).
-  { cat "$dir/server.conf"; [[ -z $OFFLOAD ]] || echo "offload $OFFLOAD"; } > "$dir/server-case.conf"
-  [[ -z $OFFLOAD ]] || echo "offload $OFFLOAD" >> "$dir/client.conf"
+  # EXTRA: lines for both ends' configuration (default: none).
+  { cat "$dir/server.conf"; [[ -z $EXTRA ]] || printf '%s\n' "$EXTRA"; } > "$dir/server-case.conf"
+  [[ -z $EXTRA ]] || printf '%s\n' "$EXTRA" >> "$dir/client.conf"
   ip netns exec "$S" "$duetd" --config "$dir/server-case.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
   ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
   local ok=0 start=$SECONDS status="" json="" server_status=""
@@ -74,7 +74,7 @@ case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
   if [[ $ok -eq 1 && $BULK -eq 1 ]]; then
     bulk_intact || ok=0
     status=$(ip netns exec "$C" "$duetctl" status --socket "$dir/client.sock")
-    if [[ $OFFLOAD == none ]]; then  # the plain path: one packet per read, and it says so
+    if [[ $EXTRA == "offload none" ]]; then  # the plain path: one packet per read, and it says so
       grep -q "offloads: tun off (turned off by 'offload'); udp gso off" <<<"$status" \
         && grep -q "batching: 1.0 packets per TUN read" <<<"$status" || ok=0
     else  # the offloads were granted and used: many packets per TUN read on the sending side
@@ -133,14 +133,18 @@ wg_case() {  # wg_case NAME NAMESPACE_OF_WIREGUARD_GO
 
 BULK=1
 case_ "udp over IPv4" "connected to 198.18.131.2:1194/udp" "remote 198.18.131.2 1194 udp"
-BULK=0
 case_ "udp over IPv6" "connected to \[fd00:131::2\]:1194/udp" "remote fd00:131::2 1194 udp"
+BULK=0
 case_ "tcp over IPv4" "connected to 198.18.131.2:1194/tcp" "remote 198.18.131.2 1194 tcp"
 BULK=1
 case_ "tcp over IPv6" "connected to \[fd00:131::2\]:1194/tcp" "remote fd00:131::2 1194 tcp"
-OFFLOAD=none
+EXTRA="offload none"
 case_ "udp over IPv4, offload none" "connected to 198.18.131.2:1194/udp" "remote 198.18.131.2 1194 udp"
-BULK=0 OFFLOAD=""
+# Tunnel messages larger than the path (tun-mtu 1500 over 1500-byte links): the kernel
+# refuses them as GSO sends (EINVAL), so they go one by one, fragmented, and still arrive.
+EXTRA="tun-mtu 1500"
+case_ "udp over IPv4, messages larger than the path MTU" "connected to 198.18.131.2:1194/udp" "remote 198.18.131.2 1194 udp"
+BULK=0 EXTRA=""
 r ip -6 route add blackhole fd00:131::2/128
 case_ "dual stack, IPv6 blackholed: over IPv4 at once" "connected to 198.18.131.2:1194/udp over IPv4 after [0-9]{1,3} ms" \
   "remote fd00:131::2 1194 udp" "remote 198.18.131.2 1194 udp"

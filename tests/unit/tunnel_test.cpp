@@ -106,6 +106,31 @@ TEST_F(Tunnel, HandshakeGivesBothSidesTheSameKeys) {
   }
 }
 
+TEST_F(Tunnel, PaddingStopsAtTheMtu) {
+  // A full-size packet must not grow past the TUN's MTU when padded: 1420 + 80 bytes of
+  // IPv6, UDP and WireGuard is exactly 1500 (the whitepaper pads to min(16k, MTU)).
+  Keypair k;
+  k.send = Key{1};
+  k.remote_index = 9;
+  Bytes out;
+  const Bytes full(1420, 0x45), small(100, 0x45), odd(1419, 0x45);
+  encrypt_data_into(k, 0, full, out, 1420);
+  EXPECT_EQ(out.size(), kDataHeaderLength + 1420 + kAeadTagLength);
+  encrypt_data_into(k, 1, full, out, 0);
+  EXPECT_EQ(out.size(), kDataHeaderLength + 1424 + kAeadTagLength) << "no MTU given: a multiple of 16";
+  encrypt_data_into(k, 2, odd, out, 1420);
+  EXPECT_EQ(out.size(), kDataHeaderLength + 1420 + kAeadTagLength);
+  encrypt_data_into(k, 3, small, out, 1420);
+  EXPECT_EQ(out.size(), kDataHeaderLength + 112 + kAeadTagLength);
+  Keypair r;
+  r.receive = Key{1};
+  r.local_index = 9;
+  encrypt_data_into(k, 4, full, out, 1420);
+  auto opened = decrypt_data(r, out);
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->packet, full);
+}
+
 TEST_F(Tunnel, WrongKeysAndTamperingAreRejected) {
   Pair p;
   InitiatorState st;

@@ -67,6 +67,9 @@ struct DeviceLimits {
   /// Diffie-Hellman for every packet it sends (WireGuard's ratelimiter: 20 and 5).
   std::size_t handshakes_per_source = 20;
   std::size_t handshake_burst = 5;
+  /// The TUN's MTU: data is padded to a multiple of 16 but not past it, so that a full-size
+  /// packet still fits the outer path (0: pad without limit).
+  std::size_t mtu = 0;
 };
 
 class Device {

@@ -105,8 +105,10 @@ std::optional<Decrypted> decrypt_data(const Keypair& keys, std::span<const std::
 
 /// The data path's versions: the message (or the padded packet) is written into `out`,
 /// whose capacity is reused from packet to packet, so a warm path allocates nothing.
-/// decrypt_data_into returns the message's counter.
-void encrypt_data_into(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet, Bytes& out);
+/// decrypt_data_into returns the message's counter. encrypt_data_into pads to a multiple
+/// of 16 but not past `mtu` (the TUN's; 0: no limit), as WireGuard does.
+void encrypt_data_into(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet, Bytes& out,
+                       std::size_t mtu);
 std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, std::span<const std::uint8_t> message, Bytes& out);
 
 /// The receiver index of a data or response message (to find the keypair), if long enough.
