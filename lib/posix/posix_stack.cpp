@@ -211,34 +211,6 @@ constexpr std::size_t kMaxQueuedDatagrams = 4096;
 constexpr std::size_t kMessagesPerCall = 64;
 constexpr int kSocketBuffer = 4 << 20;
 
-socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof ss);
-  if (e.address.is_v4()) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(e.port);
-    sin->sin_addr.s_addr = htonl(e.address.v4_value());
-    return sizeof(sockaddr_in);
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(e.port);
-  std::memcpy(&sin6->sin6_addr, e.address.bytes().data(), 16);
-  sin6->sin6_scope_id = e.address.scope_id();
-  return sizeof(sockaddr_in6);
-}
-
-Endpoint from_sockaddr(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    return {Address::v4(ntohl(sin->sin_addr.s_addr)), ntohs(sin->sin_port)};
-  }
-  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-  Address::Bytes b{};
-  std::memcpy(b.data(), &sin6->sin6_addr, 16);
-  return {Address::v6(b, sin6->sin6_scope_id), ntohs(sin6->sin6_port)};
-}
-
 class PosixDatagramSocket final : public net::DatagramSocket {
 public:
   PosixDatagramSocket(asio::io_context& io, Family family, StackOptions options, std::shared_ptr<UdpCounters> counters)
@@ -264,7 +236,7 @@ public:
       int size = 0;
       socklen_t len = sizeof size;
       state_->gso = ::getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
-      if (!state_->gso_refused) c.gso = state_->gso ? "on" : std::string("off (kernel: ") + std::strerror(errno) + ")";
+      c.gso = state_->gso ? "on" : std::string("off (kernel: ") + std::strerror(errno) + ")";
     }
     if (!state_->options.udp_gro) {
       c.gro = "off (turned off by 'offload')";
@@ -393,7 +365,7 @@ private:
     udp::socket socket;
     StackOptions options;
     std::shared_ptr<UdpCounters> counters;
-    bool gso = false, gro = false, gso_refused = false, connected = false;
+    bool gso = false, gro = false, connected = false;
     std::size_t gso_max_segment = SIZE_MAX;  ///< larger messages failed a GSO send (path MTU)
     net::ReceiveHandler handler;
     // received, not yet handed out
@@ -430,14 +402,14 @@ private:
     if (s.slots.empty()) s.slots.resize(kReceiveSlots * kSlotBytes);
     std::array<mmsghdr, kReceiveSlots> msgs{};
     std::array<iovec, kReceiveSlots> iov{};
-    std::array<sockaddr_storage, kReceiveSlots> from{};
+    std::array<udp::endpoint, kReceiveSlots> from{};
     alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(int))>, kReceiveSlots> control{};
     for (std::size_t i = 0; i < kReceiveSlots; ++i) {
       iov[i] = {s.slots.data() + i * kSlotBytes, kSlotBytes};
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = &from[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      msgs[i].msg_hdr.msg_name = from[i].data();
+      msgs[i].msg_hdr.msg_namelen = static_cast<socklen_t>(from[i].capacity());
       msgs[i].msg_hdr.msg_control = control[i].data();
       msgs[i].msg_hdr.msg_controllen = control[i].size();
     }
@@ -460,7 +432,9 @@ private:
           segment = static_cast<std::size_t>(size);
         }
       }
-      const Endpoint sender = from_sockaddr(from[static_cast<std::size_t>(i)]);
+      auto& raw_sender = from[static_cast<std::size_t>(i)];
+      raw_sender.resize(h.msg_namelen);
+      const Endpoint sender = from_asio(raw_sender);
       const std::size_t base = static_cast<std::size_t>(i) * kSlotBytes;
       const std::size_t total = msgs[static_cast<std::size_t>(i)].msg_len;
       if (segment == 0) segment = std::max<std::size_t>(total, 1);
@@ -498,17 +472,17 @@ private:
     const int fd = s.socket.native_handle();
     std::array<mmsghdr, kMessagesPerCall> msgs{};
     std::array<iovec, kMessagesPerCall> iov{};
-    std::array<sockaddr_storage, kMessagesPerCall> to{};
+    std::array<udp::endpoint, kMessagesPerCall> to{};
     alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(std::uint16_t))>, kMessagesPerCall> control{};
     std::array<std::size_t, kMessagesPerCall> count{};
-    std::size_t plain_until = 0;  ///< entries before this go one by one (a GSO send failed)
     while (s.sent < s.queue.size() && s.socket.is_open()) {
       // Runs of datagrams to one place, all the size of the first but a shorter last one.
       std::size_t m = 0, i = s.sent;
       for (; m < kMessagesPerCall && i < s.queue.size(); ++m) {
         const Queued& first = s.queue[i];
         std::size_t j = i + 1, bytes = first.length;
-        while (s.gso && i >= plain_until && first.length <= s.gso_max_segment && j < s.queue.size() && j - i < kMaxGsoSegments && s.queue[j].to == first.to &&
+        while (s.gso && first.length <= s.gso_max_segment && j < s.queue.size() && j - i < kMaxGsoSegments &&
+               s.queue[j].to == first.to &&
                s.queue[j].length <= first.length && bytes + s.queue[j].length <= kMaxGsoBytes &&
                s.queue[j - 1].length == first.length) {
           bytes += s.queue[j].length;
@@ -521,8 +495,9 @@ private:
         h.msg_iov = &iov[m];
         h.msg_iovlen = 1;
         if (!s.connected) {
-          h.msg_name = &to[m];
-          h.msg_namelen = to_sockaddr(first.to, to[m]);
+          to[m] = to_asio<udp>(first.to);
+          h.msg_name = to[m].data();
+          h.msg_namelen = static_cast<socklen_t>(to[m].size());
         }
         if (count[m] > 1) {
           h.msg_control = control[m].data();
@@ -557,17 +532,16 @@ private:
         return;
       }
       if (e == EINTR) continue;
-      if (count[0] > 1) {
+      if (count[0] > 1) {  // a GSO send refused: these go again one by one, as does what follows
         if (e == EIO) {
           // The kernel cannot segment for this route (no checksum offload on its device).
           s.gso = false;
-          s.gso_refused = true;
           s.counters->gso = "off (the kernel refused a GSO send with EIO)";
+        } else {
+          // EINVAL: a message larger than the path's MTU, which a plain send fragments;
+          // messages this size are not grouped from now on.
+          s.gso_max_segment = std::min(s.gso_max_segment, s.queue[s.sent].length - 1);
         }
-        // Otherwise (EINVAL: a message larger than the path's MTU, which a plain send
-        // would fragment) these go one by one, and so do messages this size from now on.
-        if (e != EIO) s.gso_max_segment = std::min(s.gso_max_segment, s.queue[s.sent].length - 1);
-        plain_until = s.sent + count[0];
         continue;
       }
       // That message cannot go (no route, too big, ENOBUFS from a full device queue, which
