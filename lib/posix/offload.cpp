@@ -233,7 +233,7 @@ Coalescer::Item& Coalescer::next_item() {
   return it;
 }
 
-bool Coalescer::try_merge(Item& it, std::span<const std::uint8_t> p, std::size_t l3, std::size_t l4) {
+bool Coalescer::same_flow(const Item& it, std::span<const std::uint8_t> p, std::size_t l3, std::size_t l4) {
   const std::span<const std::uint8_t> first(it.bytes);
   // Same flow: equal IP fields (but lengths, ID and checksum), ports, ACK, header length.
   const bool v4 = (p[0] >> 4) == 4;
@@ -281,7 +281,7 @@ void Coalescer::add(std::span<const std::uint8_t> p) {
     const std::size_t lookback = std::min<std::size_t>(used_, 8);
     for (std::size_t k = 0; k < lookback; ++k) {
       Item& it = items_[used_ - 1 - k];
-      if (!it.open || !try_merge(it, p, l3.length, l4)) continue;
+      if (!it.open || !same_flow(it, p, l3.length, l4)) continue;
       if (it.next_seq == seq && payload <= it.gso_size && it.bytes.size() + payload <= 65535) {
         it.bytes.insert(it.bytes.end(), p.begin() + static_cast<std::ptrdiff_t>(l4), p.end());
         bytes_ += payload;
@@ -304,7 +304,6 @@ void Coalescer::add(std::span<const std::uint8_t> p) {
     it.open = (flags & kPsh) == 0;
     it.l3 = l3.length;
     it.l4 = l4;
-    it.payload = l4;
     it.gso_size = p.size() - l4;
     it.next_seq = get32(p, l3.length + 4) + static_cast<std::uint32_t>(it.gso_size);
   }
@@ -322,7 +321,7 @@ void Coalescer::flush(const std::function<void(const VnetHeader&, std::span<cons
       put16(p, it.l3 + 16, fold(pseudo_header_sum(p, kTcp, p.size() - it.l3)));
       h.flags = VnetHeader::kNeedsChecksum;
       h.gso_type = version == 4 ? VnetHeader::kGsoTcp4 : VnetHeader::kGsoTcp6;
-      h.hdr_len = static_cast<std::uint16_t>(it.payload);
+      h.hdr_len = static_cast<std::uint16_t>(it.l4);
       h.gso_size = static_cast<std::uint16_t>(it.gso_size);
       h.csum_start = static_cast<std::uint16_t>(it.l3);
       h.csum_offset = 16;

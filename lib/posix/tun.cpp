@@ -77,15 +77,18 @@ struct Tun::Impl {
     }
   }
 
+  /// One packet to the kernel behind its virtio header.
+  void write_with_header(const offload::VnetHeader& h, std::span<const std::uint8_t> p) {
+    std::uint8_t header[offload::VnetHeader::kSize];
+    h.write(std::span<std::uint8_t, offload::VnetHeader::kSize>(header));
+    iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(p.data()), p.size()}};
+    ++counters.writes;
+    if (::writev(fd(), iov, 2) < 0) ++counters.dropped;
+  }
+
   void flush() {
     flush_posted = false;
-    coalescer.flush([this](const offload::VnetHeader& h, std::span<const std::uint8_t> p) {
-      std::uint8_t header[offload::VnetHeader::kSize];
-      h.write(std::span<std::uint8_t, offload::VnetHeader::kSize>(header));
-      iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(p.data()), p.size()}};
-      ++counters.writes;
-      if (::writev(fd(), iov, 2) < 0) ++counters.dropped;
-    });
+    coalescer.flush([this](const offload::VnetHeader& h, std::span<const std::uint8_t> p) { write_with_header(h, p); });
   }
 };
 
@@ -159,12 +162,7 @@ void Tun::write(std::span<const std::uint8_t> packet) {
     return;
   }
   if (!i.offloads.tso) {  // a header is needed, but nothing is merged
-    const offload::VnetHeader none;
-    std::uint8_t header[offload::VnetHeader::kSize];
-    none.write(std::span<std::uint8_t, offload::VnetHeader::kSize>(header));
-    iovec iov[2] = {{header, sizeof header}, {const_cast<std::uint8_t*>(packet.data()), packet.size()}};
-    ++i.counters.writes;
-    if (::writev(i.fd(), iov, 2) < 0) ++i.counters.dropped;
+    i.write_with_header(offload::VnetHeader{}, packet);
     return;
   }
   i.coalescer.add(packet);

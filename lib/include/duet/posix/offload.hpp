@@ -80,12 +80,13 @@ private:
   struct Item {
     std::vector<std::uint8_t> bytes;
     bool open = false;        ///< may take more segments
-    std::size_t l3 = 0, l4 = 0, payload = 0;  ///< header lengths and offset of the payload
+    std::size_t l3 = 0, l4 = 0;  ///< where TCP starts, and where the payload does
     std::size_t gso_size = 0;
     std::size_t segments = 0;
     std::uint32_t next_seq = 0;
   };
-  bool try_merge(Item& item, std::span<const std::uint8_t> packet, std::size_t l3, std::size_t l4);
+  /// True when `packet` (TCP at `l3`, payload at `l4`) is of the item's flow and headers.
+  static bool same_flow(const Item& item, std::span<const std::uint8_t> packet, std::size_t l3, std::size_t l4);
   Item& next_item();
 
   std::vector<Item> items_;  ///< items_[0..used_) are in use; the rest keep their capacity
