@@ -78,11 +78,7 @@ TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
   sim::SimWorld w(13);
   build_three_hosts(w);
   // An attacker beside the client, with 64 addresses to flood from.
-  w.add_host("attacker");
-  w.connect("attacker", "eth0", "router", "eth2");
-  w.add_address("router", "eth2", "198.18.9.1/24");
-  for (int i = 2; i < 66; ++i) w.add_address("attacker", "eth0", "198.18.9." + std::to_string(i) + "/24");
-  w.add_route("attacker", "default", sim::RouteVerdict::forward, "eth0");
+  add_stranger(w, "attacker", 64);
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
   Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);

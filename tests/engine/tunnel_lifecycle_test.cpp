@@ -242,11 +242,7 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
   ASSERT_TRUE(crypto_init());
   sim::SimWorld w(33);
   build_three_hosts(w);
-  w.add_host("attacker");
-  w.connect("attacker", "eth0", "router", "eth2");
-  w.add_address("router", "eth2", "198.18.9.1/24");
-  for (int i = 2; i < 66; ++i) w.add_address("attacker", "eth0", "198.18.9." + std::to_string(i) + "/24");
-  w.add_route("attacker", "default", sim::RouteVerdict::forward, "eth0");
+  add_stranger(w, "attacker", 64);
   const Identity s = Identity::from_private(clamp_private_key(Key{7}));
   const Identity c = Identity::from_private(clamp_private_key(Key{8}));
   Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
@@ -309,11 +305,7 @@ TEST(Cookies, AHostThatAnswersItsCookieIsHeldToTwentyHandshakesASecond) {
   ASSERT_TRUE(crypto_init());
   sim::SimWorld w(34);
   build_three_hosts(w);
-  w.add_host("eager");
-  w.connect("eager", "eth0", "router", "eth2");
-  w.add_address("router", "eth2", "198.18.9.1/24");
-  w.add_address("eager", "eth0", "198.18.9.2/24");
-  w.add_route("eager", "default", sim::RouteVerdict::forward, "eth0");
+  add_stranger(w, "eager", 1);
   const Identity s = Identity::from_private(clamp_private_key(Key{7}));
   const Identity c = Identity::from_private(clamp_private_key(Key{8}));
   // Under load from the second initiation in a second, so one host is enough to show it.

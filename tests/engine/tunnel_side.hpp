@@ -15,6 +15,17 @@
 
 namespace duet::test {
 
+/// A stranger beside the router of build_three_hosts(): host `name` on the router's eth2
+/// (198.18.9.1/24) with addresses 198.18.9.2 onwards, `addresses` of them, routed through
+/// the router: an attacker flooding the server, or a too-eager handshaker.
+inline void add_stranger(sim::SimWorld& w, const std::string& name, int addresses) {
+  w.add_host(name);
+  w.connect(name, "eth0", "router", "eth2");
+  w.add_address("router", "eth2", "198.18.9.1/24");
+  for (int i = 2; i < 2 + addresses; ++i) w.add_address(name, "eth0", "198.18.9." + std::to_string(i) + "/24");
+  w.add_route(name, "default", sim::RouteVerdict::forward, "eth0");
+}
+
 inline tunnel::Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag) {
   tunnel::Bytes p(28, 0);
   p[0] = 0x45;
