@@ -5,14 +5,16 @@
 
 #include "duet/config/lexer.hpp"
 #include "duet/config/loader.hpp"
+#include "duet/policy/review.hpp"
 
 using namespace duet;
 using namespace duet::config;
 
 namespace {
 
+/// A configuration as the daemon sees it: loaded, then reviewed by the socket policy.
 LoadResult load(const std::string& text, const std::vector<std::string>& args = {}) {
-  return load_text(text, "test.conf", args);
+  return duet::policy::reviewed(load_text(text, "test.conf", args));
 }
 
 /// All diagnostics of one severity, rendered "file:line:col: severity: message".
@@ -297,10 +299,10 @@ TEST(Loader, HappyEyeballsDelayDefaultsOffAndClamps) {
   EXPECT_EQ(load("remote a\nhappy-eyeballs-delay 0\n").config.connections[0].happy_eyeballs_delay,
             std::chrono::milliseconds(0));
   auto low = load("remote a\nhappy-eyeballs-delay 20\n");
-  EXPECT_EQ(low.config.connections[0].happy_eyeballs_delay, std::chrono::milliseconds(100));
+  EXPECT_EQ(duet::policy::attempt_delay(low.config.connections[0]), std::chrono::milliseconds(100));
   EXPECT_EQ(said(low, Severity::warning).front(),
             "test.conf:2:1: happy-eyeballs-delay 20 ms is outside 100..2000 ms (RFC 8305); using 100 ms");
-  EXPECT_EQ(load("remote a\nhappy-eyeballs-delay 9000\n").config.connections[0].happy_eyeballs_delay,
+  EXPECT_EQ(duet::policy::attempt_delay(load("remote a\nhappy-eyeballs-delay 9000\n").config.connections[0]),
             std::chrono::milliseconds(2000));
 }
 

@@ -3,7 +3,8 @@
 #include "duet/config/loader.hpp"
 #include "duet/policy/bind_plan.hpp"
 #include "duet/policy/compatibility.hpp"
-#include "duet/policy/remote_order.hpp"
+#include "duet/policy/address_order.hpp"
+#include "duet/policy/review.hpp"
 
 using namespace duet;
 using namespace std::chrono_literals;
@@ -65,18 +66,13 @@ TEST(RemoteOrder, InterleavesFamiliesStartingWithTheFirst) {
   for (const auto& c : cases) EXPECT_EQ(text(policy::interleave_families(c.in)), c.out);
 }
 
-TEST(RemoteOrder, RacingOrInOrder) {
-  const auto in = eps({"[fd00::1]:1", "[fd00::2]:1", "198.18.0.1:1"});
-  auto racing = policy::order_remotes(in, 250ms);
-  EXPECT_TRUE(racing.racing);
-  EXPECT_EQ(racing.attempt_delay, net::Duration(250ms));
-  EXPECT_EQ(text(racing.order), "[fd00::1]:1 198.18.0.1:1 [fd00::2]:1");
-  auto ordered = policy::order_remotes(in, 0ms);
-  EXPECT_FALSE(ordered.racing);
-  EXPECT_EQ(text(ordered.order), text(in));
-  EXPECT_EQ(policy::clamp_attempt_delay(10ms), net::Duration(100ms));
-  EXPECT_EQ(policy::clamp_attempt_delay(5s), net::Duration(2s));
-  EXPECT_EQ(policy::clamp_attempt_delay(0ms), net::Duration(0ms));
+TEST(AttemptDelay, RacingOffAtZeroAndClampedToRfc8305Bounds) {
+  config::Connection c;
+  EXPECT_EQ(policy::attempt_delay(c), net::Duration(250ms));
+  for (auto [asked, used] : {std::pair{10ms, 100ms}, {5000ms, 2000ms}, {0ms, 0ms}, {700ms, 700ms}}) {
+    c.happy_eyeballs_delay = asked;
+    EXPECT_EQ(policy::attempt_delay(c), net::Duration(used)) << asked.count();
+  }
 }
 
 std::vector<net::InterfaceAddress> host(std::initializer_list<const char*> prefixes) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "duet/config/diagnostic.hpp"
+#include "duet/config/key.hpp"
 #include "duet/net/address.hpp"
 #include "duet/net/clock.hpp"
 
@@ -56,7 +57,10 @@ struct Connection {
   net::Duration server_poll_timeout = std::chrono::seconds(120);
   net::Duration connect_retry = std::chrono::seconds(5);
   net::Duration connect_retry_max = std::chrono::seconds(300);
-  net::Duration happy_eyeballs_delay = std::chrono::milliseconds(250);  ///< 0: racing off
+  /// RFC 8305's connection attempt delay as written (0: racing off); policy clamps it
+  /// into 100 ms..2 s (policy::attempt_delay) and warns when it had to (policy::review).
+  net::Duration happy_eyeballs_delay = std::chrono::milliseconds(250);
+  SourceLocation happy_eyeballs_delay_where;  ///< where it was set (unknown: the default)
   /// keepalive INTERVAL TIMEOUT: a keepalive every INTERVAL, reconnect after TIMEOUT of
   /// silence. 5/15 s by default, close to WireGuard's own (a new handshake about 15 s after
   /// an unanswered packet), so a silently broken path is left within seconds.
@@ -90,9 +94,16 @@ struct Proxy {
 
 /// peer PUBLIC_KEY ALLOWED_IP[,ALLOWED_IP...]
 struct Peer {
-  std::string public_key;  ///< WireGuard base64
+  Key public_key{};
   std::vector<net::Prefix> allowed_ips;
   SourceLocation where;
+};
+
+/// status FILE [SECONDS]: the daemon rewrites FILE with its status every SECONDS.
+struct StatusFile {
+  std::string path;
+  net::Duration interval = std::chrono::seconds(60);
+  bool operator==(const StatusFile&) const = default;
 };
 
 struct Config {
@@ -121,7 +132,7 @@ struct Config {
     bool operator==(const Offloads&) const = default;
   } offload;
   int verb = 3;
-  std::string status_file;
+  std::optional<StatusFile> status;
   std::string control_socket;  ///< duetctl's socket ("" = /run/duetd-DEV.sock)
   std::string user;            ///< drop to this user once the TUN and sockets are open
   std::string group;           ///< ...and this group (also the control socket's group)

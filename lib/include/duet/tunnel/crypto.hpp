@@ -12,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "duet/config/key.hpp"
+
 namespace duet::tunnel {
 
-using Key = std::array<std::uint8_t, 32>;
+using Key = config::Key;
 using Bytes = std::vector<std::uint8_t>;
 using Mac = std::array<std::uint8_t, 16>;
 
@@ -31,8 +33,8 @@ Key public_key(const Key& private_key);
 /// X25519 shared secret; nullopt for a low-order point (an all-zero result).
 std::optional<Key> dh(const Key& private_key, const Key& public_key);
 /// WireGuard's key format: standard base64 of the 32 bytes (44 characters).
-std::string key_to_base64(const Key& key);
-std::optional<Key> key_from_base64(std::string_view text);
+using config::key_from_base64;
+using config::key_to_base64;
 
 // --- BLAKE2s -----------------------------------------------------------------------------
 /// HASH(x) = BLAKE2s(x), 32 bytes, over the concatenation of `parts`.
