@@ -2,7 +2,7 @@
 // virtual time), so tshark and Wireshark can read a simulated run.
 #include <cstring>
 
-#include "duet/net/ip_packet.hpp"
+#include "duet/net/checksum.hpp"
 #include "world_impl.hpp"
 
 namespace duet::sim {
@@ -77,8 +77,8 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
   const std::size_t alen = p.src.byte_length();
   std::uint32_t sum = 0;
   if (!(p.proto == Proto::icmp && v4)) {
-    sum = net::checksum_words(std::span(p.src.bytes()).first(alen));
-    sum = net::checksum_words(std::span(p.dst.bytes()).first(alen), sum);
+    sum = net::ones_sum(std::span(p.src.bytes()).first(alen));
+    sum = net::ones_sum(std::span(p.dst.bytes()).first(alen), sum);
     sum += protocol_number(p);
     sum += static_cast<std::uint32_t>(transport.size());
   }

@@ -7,9 +7,12 @@
 
 #include <numeric>
 
+#include "duet/net/checksum.hpp"
 #include "duet/posix/offload.hpp"
 
 using namespace duet::posix::offload;
+using duet::net::ones_sum;
+using duet::net::pseudo_header_sum;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {

@@ -139,6 +139,10 @@ public:
                                                                   const std::string& service,
                                                                   const ResolveHints& hints,
                                                                   ResolveHandler handler) = 0;
+  /// `destinations` (answers for `name`, asked one family at a time) in the order this
+  /// host's resolver would have put them had it answered for both families at once (see
+  /// destination_order.hpp); the connector uses it to pick the family it tries first.
+  virtual std::vector<Endpoint> sort_destinations(const std::string& name, std::vector<Endpoint> destinations) = 0;
   /// The host's interface addresses (getifaddrs).
   virtual Result<std::vector<InterfaceAddress>> interface_addresses() = 0;
   /// A new UDP socket of one family; IPv6 sockets start with the host's IPV6_V6ONLY default.

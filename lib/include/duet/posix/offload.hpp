@@ -39,14 +39,6 @@ struct VnetHeader {
   void write(std::span<std::uint8_t, kSize> bytes) const;
 };
 
-/// The Internet checksum's running sum (RFC 1071) of `data`, folded to 16 bits and not
-/// complemented; `initial` continues an earlier sum.
-std::uint16_t ones_sum(std::span<const std::uint8_t> data, std::uint32_t initial = 0);
-
-/// The sum of the TCP/UDP pseudo-header of an IPv4 (`ip_version` 4) or IPv6 packet whose
-/// addresses start at `ip`, for `l4_length` bytes of protocol `proto`.
-std::uint32_t pseudo_header_sum(std::span<const std::uint8_t> ip, std::uint8_t proto, std::size_t l4_length);
-
 /// True when the TCP or UDP checksum of a whole IPv4/IPv6 packet (no extension headers)
 /// is right. Packets of other protocols, or too short to tell, are "valid" (the kernel
 /// judges them).

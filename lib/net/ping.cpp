@@ -1,20 +1,10 @@
-#include "duet/net/ip_packet.hpp"
+#include "duet/net/ping.hpp"
 
 #include <algorithm>
 
+#include "duet/net/checksum.hpp"
+
 namespace duet::net {
-
-std::uint32_t checksum_words(std::span<const std::uint8_t> d, std::uint32_t sum) {
-  for (std::size_t i = 0; i + 1 < d.size(); i += 2) sum += (std::uint32_t{d[i]} << 8) | d[i + 1];
-  if (d.size() & 1) sum += std::uint32_t{d.back()} << 8;
-  return sum;
-}
-
-std::uint16_t internet_checksum(std::span<const std::uint8_t> data, std::uint32_t sum) {
-  sum = checksum_words(data, sum);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
 
 std::vector<std::uint8_t> ipv4_icmp_echo(std::uint8_t type, const Address& source, const Address& destination,
                                          std::uint16_t id, std::uint16_t sequence) {

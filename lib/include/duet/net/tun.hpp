@@ -1,0 +1,40 @@
+// The other seam beside NetworkStack: where the tunnel's inner IP packets come from and go
+// to. LinuxTun (posix/linux_tun.hpp) is a kernel TUN device with its offloads; SimTun
+// (sim/tun.hpp) is a simulated one. Same rules as the stack: callbacks on the one event
+// loop, no handler after destruction.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+namespace duet::net {
+
+using PacketHandler = std::function<void(std::span<const std::uint8_t> packet)>;
+
+/// What a TUN device did, for the status and the benchmark (a simulated one counts
+/// packets only).
+struct TunCounters {
+  std::uint64_t reads = 0, packets_read = 0;      ///< system calls, and packets after cutting
+  std::uint64_t writes = 0, packets_written = 0;  ///< system calls, and packets before merging
+  std::uint64_t dropped = 0;                      ///< malformed super-packets, full queue on write
+};
+
+class Tun {
+public:
+  virtual ~Tun() = default;
+  /// The interface's name ("duet0").
+  [[nodiscard]] virtual const std::string& name() const = 0;
+  /// Calls `on_packet` for every IP packet the system routes into the device; `packet`
+  /// is valid only during the call. One reader.
+  virtual void start_reading(PacketHandler on_packet) = 0;
+  /// Hands one IP packet to the system (a device may hold it until the end of this turn
+  /// of the loop to write several together).
+  virtual void write(std::span<const std::uint8_t> packet) = 0;
+  /// Which offloads are in use, in words ("off" when none).
+  [[nodiscard]] virtual std::string offloads() const { return "off"; }
+  [[nodiscard]] virtual const TunCounters& counters() const = 0;
+};
+
+}  // namespace duet::net
