@@ -1,5 +1,5 @@
 // NetworkStack on the kernel: real sockets, timers and getaddrinfo, on one Boost.Asio
-// io_context that the caller runs. Only this folder (and the daemon) knows Asio.
+// io_context that the caller runs. Only this folder (and the daemon's OS glue) knows Asio.
 #pragma once
 
 #include <memory>
@@ -41,6 +41,8 @@ public:
                                                  const std::string& service,
                                                  const net::ResolveHints& hints,
                                                  net::ResolveHandler handler) override;
+  std::vector<net::Endpoint> sort_destinations(const std::string& name,
+                                               std::vector<net::Endpoint> destinations) override;
   net::Result<std::vector<net::InterfaceAddress>> interface_addresses() override;
   net::Result<std::unique_ptr<net::DatagramSocket>> open_datagram(net::Family family) override;
   net::Result<std::unique_ptr<net::StreamSocket>> open_stream(net::Family family) override;

@@ -1,4 +1,4 @@
-#include "duet/posix/tun.hpp"
+#include "duet/posix/linux_tun.hpp"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -44,13 +44,13 @@ std::string TunOffloads::describe() const {
   return s;
 }
 
-struct Tun::Impl {
+struct LinuxTun::Impl {
   Impl(boost::asio::io_context& io, int fd) : stream(io, fd) {}
   boost::asio::posix::stream_descriptor stream;
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(offload::VnetHeader::kSize + kMaxPacket);
   std::function<void(std::span<const std::uint8_t>)> on_packet;
   TunOffloads offloads;
-  TunCounters counters;
+  net::TunCounters counters;
   offload::Coalescer coalescer;
   bool flush_posted = false;
 
@@ -92,13 +92,14 @@ struct Tun::Impl {
   }
 };
 
-Tun::Tun(std::shared_ptr<Impl> impl, std::string name) : impl_(std::move(impl)), name_(std::move(name)) {}
-Tun::~Tun() = default;
+LinuxTun::LinuxTun(std::shared_ptr<Impl> impl, std::string name) : impl_(std::move(impl)), name_(std::move(name)) {}
+LinuxTun::~LinuxTun() = default;
 
-const TunOffloads& Tun::offloads() const { return impl_->offloads; }
-const TunCounters& Tun::counters() const { return impl_->counters; }
+const TunOffloads& LinuxTun::offload_state() const { return impl_->offloads; }
+std::string LinuxTun::offloads() const { return impl_->offloads.describe(); }
+const net::TunCounters& LinuxTun::counters() const { return impl_->counters; }
 
-net::Result<std::unique_ptr<Tun>> Tun::open(boost::asio::io_context& io, const std::string& name, bool offload) {
+net::Result<std::unique_ptr<LinuxTun>> LinuxTun::open(boost::asio::io_context& io, const std::string& name, bool offload) {
   if (name.size() >= IFNAMSIZ) return std::make_error_code(std::errc::invalid_argument);
   const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return std::error_code(errno, std::generic_category());
@@ -139,10 +140,10 @@ net::Result<std::unique_ptr<Tun>> Tun::open(boost::asio::io_context& io, const s
   }
   auto impl = std::make_shared<Impl>(io, fd);
   impl->offloads = got;
-  return std::unique_ptr<Tun>(new Tun(std::move(impl), ifr.ifr_name));
+  return std::unique_ptr<LinuxTun>(new LinuxTun(std::move(impl), ifr.ifr_name));
 }
 
-void Tun::start_reading(std::function<void(std::span<const std::uint8_t>)> on_packet) {
+void LinuxTun::start_reading(net::PacketHandler on_packet) {
   impl_->on_packet = std::move(on_packet);
   impl_->stream.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                            [weak = std::weak_ptr<Impl>(impl_), this](const boost::system::error_code& ec) {
@@ -153,7 +154,7 @@ void Tun::start_reading(std::function<void(std::span<const std::uint8_t>)> on_pa
                            });
 }
 
-void Tun::write(std::span<const std::uint8_t> packet) {
+void LinuxTun::write(std::span<const std::uint8_t> packet) {
   Impl& i = *impl_;
   ++i.counters.packets_written;
   if (!i.offloads.vnet_header) {

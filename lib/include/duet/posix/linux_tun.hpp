@@ -8,8 +8,8 @@
 // packets written in one turn of the event loop are merged, per TCP flow, into
 // super-packets again. One system call then moves tens of packets each way. A kernel
 // that refuses an offload gets the next best thing (TSO without USO, or plain packets);
-// `offloads()` says what is in use. The engine never sees any of it: it reads and writes
-// ordinary IP packets.
+// `offload_state()` says what is in use. The engine never sees any of it: it reads and
+// writes ordinary IP packets through the net::Tun seam.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include <string>
 
 #include "duet/net/result.hpp"
+#include "duet/net/tun.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -36,36 +37,30 @@ struct TunOffloads {
   [[nodiscard]] std::string describe() const;
 };
 
-/// Counters of the device's packet path (for the status and the benchmark).
-struct TunCounters {
-  std::uint64_t reads = 0, packets_read = 0;       ///< system calls, and packets after cutting
-  std::uint64_t writes = 0, packets_written = 0;   ///< system calls, and packets before merging
-  std::uint64_t dropped = 0;                       ///< malformed super-packets, full queue on write
-};
-
-class Tun {
+class LinuxTun final : public net::Tun {
 public:
   /// Creates (or attaches to) the interface `name`; EPERM without CAP_NET_ADMIN. With
   /// `offload` the device asks the kernel for every offload it knows and keeps those granted.
-  static net::Result<std::unique_ptr<Tun>> open(boost::asio::io_context& io, const std::string& name,
-                                                bool offload = true);
-  ~Tun();
-  Tun(const Tun&) = delete;
-  Tun& operator=(const Tun&) = delete;
+  static net::Result<std::unique_ptr<LinuxTun>> open(boost::asio::io_context& io, const std::string& name,
+                                                     bool offload = true);
+  ~LinuxTun() override;
+  LinuxTun(const LinuxTun&) = delete;
+  LinuxTun& operator=(const LinuxTun&) = delete;
 
-  [[nodiscard]] const std::string& name() const { return name_; }
-  [[nodiscard]] const TunOffloads& offloads() const;
-  [[nodiscard]] const TunCounters& counters() const;
+  [[nodiscard]] const std::string& name() const override { return name_; }
+  [[nodiscard]] const TunOffloads& offload_state() const;
+  [[nodiscard]] std::string offloads() const override;
+  [[nodiscard]] const net::TunCounters& counters() const override;
   /// Calls `on_packet` for every packet the kernel routes into the device.
-  void start_reading(std::function<void(std::span<const std::uint8_t>)> on_packet);
+  void start_reading(net::PacketHandler on_packet) override;
   /// Hands one packet to the kernel: at once without offloads, else at the end of this
   /// turn of the event loop, merged with the other segments of its TCP flow (dropped,
   /// like a full queue, if the kernel would block).
-  void write(std::span<const std::uint8_t> packet);
+  void write(std::span<const std::uint8_t> packet) override;
 
 private:
   struct Impl;
-  explicit Tun(std::shared_ptr<Impl> impl, std::string name);
+  explicit LinuxTun(std::shared_ptr<Impl> impl, std::string name);
   std::shared_ptr<Impl> impl_;
   std::string name_;
 };

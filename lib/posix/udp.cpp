@@ -1,0 +1,387 @@
+// UDP sockets on the kernel.
+//
+// Receiving: one recvmmsg fills up to kReceiveSlots buffers; with UDP_GRO each may hold
+// many datagrams of one sender (cut by the kernel's gso_size). They are handed out one per
+// receive() call, in a loop rather than one trip through the io_context each.
+// Sending: send_soon() queues into one byte arena; at the end of the turn the queue goes
+// out in sendmmsg calls, runs of equal-sized datagrams to one destination as one UDP GSO
+// message. EAGAIN waits for the socket to be writable; a kernel that refuses GSO (EIO:
+// the route's device cannot checksum) gets plain datagrams from then on.
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstring>
+
+#include "asio_glue.hpp"
+
+namespace duet::posix::detail {
+
+namespace {
+
+constexpr std::size_t kReceiveSlots = 16;
+constexpr std::size_t kSlotBytes = 65536;
+constexpr std::size_t kMaxGsoSegments = 64;
+constexpr std::size_t kMaxGsoBytes = 65000;
+constexpr std::size_t kMaxQueuedDatagrams = 4096;
+constexpr std::size_t kMessagesPerCall = 64;
+constexpr int kSocketBuffer = 4 << 20;
+
+class PosixDatagramSocket final : public net::DatagramSocket {
+public:
+  PosixDatagramSocket(asio::io_context& io, Family family, StackOptions options, std::shared_ptr<UdpCounters> counters)
+      : family_(family), state_(std::make_shared<State>(io, options, std::move(counters))) {}
+  ~PosixDatagramSocket() override { close(); }
+
+  std::error_code open() {
+    boost::system::error_code ec;
+    state_->socket.open(protocol<udp>(family_), ec);
+    if (!ec) state_->socket.non_blocking(true, ec);
+    if (ec) return to_std(ec);
+    const int fd = state_->socket.native_handle();
+    // Room for bursts of super-packets; the FORCE variants pass the sysctl caps as root.
+    for (auto [force, plain] : {std::pair{SO_SNDBUFFORCE, SO_SNDBUF}, std::pair{SO_RCVBUFFORCE, SO_RCVBUF}}) {
+      if (::setsockopt(fd, SOL_SOCKET, force, &kSocketBuffer, sizeof kSocketBuffer) != 0) {
+        (void)::setsockopt(fd, SOL_SOCKET, plain, &kSocketBuffer, sizeof kSocketBuffer);
+      }
+    }
+    auto& c = *state_->counters;
+    if (!state_->options.udp_gso) {
+      c.gso = "off (turned off by 'offload')";
+    } else {
+      int size = 0;
+      socklen_t len = sizeof size;
+      state_->gso = ::getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
+      c.gso = state_->gso ? "on" : std::string("off (kernel: ") + std::strerror(errno) + ")";
+    }
+    if (!state_->options.udp_gro) {
+      c.gro = "off (turned off by 'offload')";
+    } else {
+      const int on = 1;
+      state_->gro = ::setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
+      c.gro = state_->gro ? "on" : std::string("off (kernel: ") + std::strerror(errno) + ")";
+    }
+    return {};
+  }
+
+  Family family() const override { return family_; }
+
+  std::error_code set_v6only(bool on) override {
+    if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
+    if (family_ == Family::v4) return net::errc(std::errc::no_protocol_option);
+    boost::system::error_code ec;
+    state_->socket.set_option(asio::ip::v6_only(on), ec);
+    return to_std(ec);
+  }
+
+  std::error_code bind(const Endpoint& local) override {
+    if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
+    if (local.family() != family_) return net::errc(std::errc::address_family_not_supported);
+    boost::system::error_code ec;
+    state_->socket.bind(to_asio<udp>(local), ec);
+    return to_std(ec);
+  }
+
+  std::error_code connect(const Endpoint& remote) override {
+    if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
+    boost::system::error_code ec;
+    state_->socket.connect(to_asio<udp>(remote), ec);
+    if (!ec) state_->connected = true;
+    return to_std(ec);
+  }
+
+  Result<Endpoint> local_endpoint() const override {
+    boost::system::error_code ec;
+    auto ep = state_->socket.local_endpoint(ec);
+    if (ec) return to_std(ec);
+    return from_asio(ep);
+  }
+
+  std::error_code send_to(const Endpoint& remote, std::span<const std::uint8_t> data) override {
+    if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
+    boost::system::error_code ec;
+    state_->socket.send_to(asio::buffer(data.data(), data.size()), to_asio<udp>(remote), 0, ec);
+    ++state_->counters->send_calls;
+    ++state_->counters->datagrams_sent;
+    return to_std(ec);
+  }
+
+  std::error_code send(std::span<const std::uint8_t> data) override {
+    if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
+    boost::system::error_code ec;
+    state_->socket.send(asio::buffer(data.data(), data.size()), 0, ec);
+    ++state_->counters->send_calls;
+    ++state_->counters->datagrams_sent;
+    return to_std(ec);
+  }
+
+  void send_soon(const Endpoint& remote, std::span<const std::uint8_t> data) override {
+    auto& s = *state_;
+    if (!s.socket.is_open()) return;
+    if (s.queue.size() >= kMaxQueuedDatagrams) {
+      ++s.counters->send_dropped;  // the kernel is not keeping up: drop, as a full NIC queue does
+      return;
+    }
+    s.queue.push_back({remote, s.arena.size(), data.size()});
+    s.arena.insert(s.arena.end(), data.begin(), data.end());
+    if (!s.flush_posted && !s.waiting_writable) {
+      s.flush_posted = true;
+      asio::post(s.socket.get_executor(), [weak = std::weak_ptr<State>(state_)] {
+        if (auto st = weak.lock()) {
+          st->flush_posted = false;
+          flush(st);
+        }
+      });
+    }
+  }
+
+  void receive(net::ReceiveHandler handler) override {
+    auto s = state_;
+    if (!s->socket.is_open()) {
+      asio::post(s->socket.get_executor(), [h = std::move(handler)] {
+        h(net::errc(std::errc::bad_file_descriptor), Endpoint{}, {});
+      });
+      return;
+    }
+    s->handler = std::move(handler);
+    if (s->delivering) return;  // the delivery loop hands out the next one
+    if (s->next < s->ready.size() || s->ready_error) {
+      asio::post(s->socket.get_executor(), [weak = std::weak_ptr<State>(s)] {
+        if (auto st = weak.lock(); st && !st->delivering) deliver(st);
+      });
+      return;
+    }
+    wait_readable(s);
+  }
+
+  void close() override {
+    auto& s = *state_;
+    s.handler = nullptr;
+    s.ready.clear();
+    s.next = 0;
+    s.ready_error = {};
+    s.queue.clear();
+    s.arena.clear();
+    boost::system::error_code ignored;
+    s.socket.close(ignored);
+  }
+
+private:
+  struct Received {
+    Endpoint from;
+    std::size_t offset = 0, length = 0;
+  };
+  struct Queued {
+    Endpoint to;
+    std::size_t offset = 0, length = 0;
+  };
+  struct State {
+    State(asio::io_context& io, StackOptions o, std::shared_ptr<UdpCounters> c)
+        : socket(io), options(o), counters(std::move(c)) {}
+    udp::socket socket;
+    StackOptions options;
+    std::shared_ptr<UdpCounters> counters;
+    bool gso = false, gro = false, connected = false;
+    std::size_t gso_max_segment = SIZE_MAX;  ///< larger messages failed a GSO send (path MTU)
+    net::ReceiveHandler handler;
+    // received, not yet handed out
+    std::vector<std::uint8_t> slots;
+    std::vector<Received> ready;
+    std::size_t next = 0;
+    std::error_code ready_error;
+    bool waiting_readable = false, delivering = false;
+    // queued by send_soon
+    std::vector<std::uint8_t> arena;
+    std::vector<Queued> queue;
+    std::size_t sent = 0;  ///< queue entries already sent
+    bool flush_posted = false, waiting_writable = false;
+  };
+
+  static void wait_readable(const std::shared_ptr<State>& s) {
+    if (s->waiting_readable) return;
+    s->waiting_readable = true;
+    s->socket.async_wait(udp::socket::wait_read, [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
+      auto st = weak.lock();
+      if (!st) return;
+      st->waiting_readable = false;
+      if (ec == asio::error::operation_aborted || !st->handler) return;
+      if (ec) {
+        st->ready_error = to_std(ec);
+      } else {
+        read_batch(*st);
+      }
+      deliver(st);
+    });
+  }
+
+  static void read_batch(State& s) {
+    if (s.slots.empty()) s.slots.resize(kReceiveSlots * kSlotBytes);
+    std::array<mmsghdr, kReceiveSlots> msgs{};
+    std::array<iovec, kReceiveSlots> iov{};
+    std::array<udp::endpoint, kReceiveSlots> from{};
+    alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(int))>, kReceiveSlots> control{};
+    for (std::size_t i = 0; i < kReceiveSlots; ++i) {
+      iov[i] = {s.slots.data() + i * kSlotBytes, kSlotBytes};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = from[i].data();
+      msgs[i].msg_hdr.msg_namelen = static_cast<socklen_t>(from[i].capacity());
+      msgs[i].msg_hdr.msg_control = control[i].data();
+      msgs[i].msg_hdr.msg_controllen = control[i].size();
+    }
+    const int n = ::recvmmsg(s.socket.native_handle(), msgs.data(), kReceiveSlots, MSG_DONTWAIT, nullptr);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) s.ready_error = {errno, std::generic_category()};
+      return;
+    }
+    ++s.counters->receive_calls;
+    s.ready.clear();
+    s.next = 0;
+    for (int i = 0; i < n; ++i) {
+      const auto& h = msgs[static_cast<std::size_t>(i)].msg_hdr;
+      if (h.msg_flags & MSG_TRUNC) continue;  // larger than any message of ours
+      std::size_t segment = 0;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int size = 0;
+          std::memcpy(&size, CMSG_DATA(c), sizeof size);
+          segment = static_cast<std::size_t>(size);
+        }
+      }
+      auto& raw_sender = from[static_cast<std::size_t>(i)];
+      raw_sender.resize(h.msg_namelen);
+      const Endpoint sender = from_asio(raw_sender);
+      const std::size_t base = static_cast<std::size_t>(i) * kSlotBytes;
+      const std::size_t total = msgs[static_cast<std::size_t>(i)].msg_len;
+      if (segment == 0) segment = std::max<std::size_t>(total, 1);
+      for (std::size_t at = 0; at < total || (total == 0 && at == 0); at += segment) {
+        s.ready.push_back({sender, base + at, std::min(segment, total - at)});
+        if (total == 0) break;
+      }
+    }
+    s.counters->datagrams_received += s.ready.size();
+  }
+
+  static void deliver(const std::shared_ptr<State>& s) {
+    s->delivering = true;
+    while (s->handler && (s->next < s->ready.size() || s->ready_error)) {
+      auto h = std::move(s->handler);
+      s->handler = nullptr;
+      if (s->next < s->ready.size()) {
+        const Received& r = s->ready[s->next++];
+        h({}, r.from, std::span<const std::uint8_t>(s->slots.data() + r.offset, r.length));
+      } else {
+        const auto ec = std::exchange(s->ready_error, {});
+        h(ec, Endpoint{}, {});
+      }
+    }
+    s->delivering = false;
+    if (s->next >= s->ready.size() && !s->ready_error) {
+      s->ready.clear();
+      s->next = 0;
+      if (s->handler) wait_readable(s);
+    }
+  }
+
+  static void flush(const std::shared_ptr<State>& st) {
+    State& s = *st;
+    const int fd = s.socket.native_handle();
+    std::array<mmsghdr, kMessagesPerCall> msgs{};
+    std::array<iovec, kMessagesPerCall> iov{};
+    std::array<udp::endpoint, kMessagesPerCall> to{};
+    alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(std::uint16_t))>, kMessagesPerCall> control{};
+    std::array<std::size_t, kMessagesPerCall> count{};
+    while (s.sent < s.queue.size() && s.socket.is_open()) {
+      // Runs of datagrams to one place, all the size of the first but a shorter last one.
+      std::size_t m = 0, i = s.sent;
+      for (; m < kMessagesPerCall && i < s.queue.size(); ++m) {
+        const Queued& first = s.queue[i];
+        std::size_t j = i + 1, bytes = first.length;
+        while (s.gso && first.length <= s.gso_max_segment && j < s.queue.size() && j - i < kMaxGsoSegments &&
+               s.queue[j].to == first.to &&
+               s.queue[j].length <= first.length && bytes + s.queue[j].length <= kMaxGsoBytes &&
+               s.queue[j - 1].length == first.length) {
+          bytes += s.queue[j].length;
+          ++j;
+        }
+        count[m] = j - i;
+        iov[m] = {s.arena.data() + first.offset, bytes};
+        auto& h = msgs[m].msg_hdr;
+        h = {};
+        h.msg_iov = &iov[m];
+        h.msg_iovlen = 1;
+        if (!s.connected) {
+          to[m] = to_asio<udp>(first.to);
+          h.msg_name = to[m].data();
+          h.msg_namelen = static_cast<socklen_t>(to[m].size());
+        }
+        if (count[m] > 1) {
+          h.msg_control = control[m].data();
+          h.msg_controllen = control[m].size();
+          cmsghdr* c = CMSG_FIRSTHDR(&h);
+          c->cmsg_level = SOL_UDP;
+          c->cmsg_type = UDP_SEGMENT;
+          c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+          const auto size = static_cast<std::uint16_t>(first.length);
+          std::memcpy(CMSG_DATA(c), &size, sizeof size);
+        }
+        i = j;
+      }
+      const int n = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(m), MSG_DONTWAIT);
+      ++s.counters->send_calls;
+      if (n > 0) {
+        for (int k = 0; k < n; ++k) {
+          s.sent += count[static_cast<std::size_t>(k)];
+          s.counters->datagrams_sent += count[static_cast<std::size_t>(k)];
+        }
+        continue;
+      }
+      const int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) {  // the socket buffer is full: come back when there is room
+        s.waiting_writable = true;
+        s.socket.async_wait(udp::socket::wait_write, [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
+          auto p = weak.lock();
+          if (!p) return;
+          p->waiting_writable = false;
+          if (!ec) flush(p);
+        });
+        return;
+      }
+      if (e == EINTR) continue;
+      if (count[0] > 1) {  // a GSO send refused: these go again one by one, as does what follows
+        if (e == EIO) {
+          // The kernel cannot segment for this route (no checksum offload on its device).
+          s.gso = false;
+          s.counters->gso = "off (the kernel refused a GSO send with EIO)";
+        } else {
+          // EINVAL: a message larger than the path's MTU, which a plain send fragments;
+          // messages this size are not grouped from now on.
+          s.gso_max_segment = std::min(s.gso_max_segment, s.queue[s.sent].length - 1);
+        }
+        continue;
+      }
+      // That message cannot go (no route, too big, ENOBUFS from a full device queue, which
+      // no wait on the socket would end): drop it, as a full interface drops.
+      s.sent += count[0];
+      s.counters->send_dropped += count[0];
+    }
+    s.queue.clear();
+    s.arena.clear();
+    s.sent = 0;
+  }
+
+  Family family_;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<net::DatagramSocket>> open_datagram(asio::io_context& io, Family family, StackOptions options,
+                                                           std::shared_ptr<UdpCounters> counters) {
+  auto s = std::make_unique<PosixDatagramSocket>(io, family, options, std::move(counters));
+  if (auto ec = s->open()) return ec;
+  return std::unique_ptr<net::DatagramSocket>(std::move(s));
+}
+
+}  // namespace duet::posix::detail
