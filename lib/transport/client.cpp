@@ -4,21 +4,26 @@
 
 #include "duet/net/error.hpp"
 #include "duet/policy/bind_plan.hpp"
-#include "duet/policy/compatibility.hpp"
-#include "duet/policy/remote_order.hpp"
+#include "duet/policy/retry.hpp"
 
 namespace duet::transport {
 
 using namespace std::chrono_literals;
-using HE = policy::HappyEyeballs;
+using policy::Connector;
 
 namespace {
 constexpr net::Duration kHelloInterval = 1s;  // UDP hellos are repeated until answered
+
+std::optional<policy::Hop> hop_for(const SocketFactory& sockets, config::Transport t) {
+  auto via = sockets.via(t);
+  if (!via) return std::nullopt;
+  return policy::Hop{via->host, via->port, via->name};
 }
+}  // namespace
 
 struct Client::Attempt {
-  std::size_t index = 0;
-  Candidate candidate;
+  std::size_t id = 0;
+  policy::Candidate candidate;
   std::unique_ptr<Session> session;
   std::unique_ptr<net::DatagramSocket> udp;  // owned
   net::DatagramSocket* shared_udp = nullptr;  // a p2p listening socket, not owned
@@ -32,7 +37,7 @@ struct Client::Attempt {
   /// Tunnel traffic and keepalives: batched with the rest of this turn (see send_soon).
   void send(std::span<const std::uint8_t> m) {
     if (auto* d = datagram()) {
-      d->send_soon(candidate.remote, m);
+      d->send_soon(candidate.endpoint, m);
     } else if (tcp && tcp_connected) {
       (void)send_framed(*tcp, m);
     }
@@ -49,8 +54,7 @@ Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::C
       shared_(shared),
       race_timer_(stack.clock().make_timer()),
       keepalive_timer_(stack.clock().make_timer()),
-      retry_timer_(stack.clock().make_timer()),
-      poll_timer_(stack.clock().make_timer()) {
+      retry_timer_(stack.clock().make_timer()) {
   if (shared_) shared_->set_datagram_hook([this](const net::Endpoint& from, std::span<const std::uint8_t> d) {
     return offer(from, d);
   });
@@ -65,11 +69,14 @@ void Client::emit(Event e) {
   if (events_) events_(e);
 }
 
-void Client::start() { begin_round(); }
+// From the loop, never from inside start(): a daemon is still setting up around it.
+void Client::start() {
+  retry_timer_->start(net::Duration{0}, [this] { begin_round(); });
+}
 
 bool Client::connected() const { return active_ != nullptr; }
 std::optional<net::Endpoint> Client::remote() const {
-  return active_ ? std::optional(active_->candidate.remote) : std::nullopt;
+  return active_ ? std::optional(active_->candidate.endpoint) : std::nullopt;
 }
 std::optional<config::Transport> Client::transport() const {
   return active_ ? std::optional(active_->candidate.transport) : std::nullopt;
@@ -81,159 +88,111 @@ bool Client::send(std::span<const std::uint8_t> message) {
   return true;
 }
 
+const config::Connection& Client::block() const {
+  return config_.connections[connector_ ? connector_->block() : active_block_];
+}
+
 void Client::begin_round() {
   ++generation_;
-  resolved_any_ = false;
+  attempts_.clear();
+  lookups_.clear();
   round_started_ = stack_.clock().now();
-  begin_connection(0);
+  connector_ = std::make_unique<Connector>(Connector::Settings{
+      .config = &config_,
+      .tcp_proxy = hop_for(sockets_, config::Transport::tcp),
+      .udp_proxy = hop_for(sockets_, config::Transport::udp),
+      .sort = [this](const std::string& name, std::vector<net::Endpoint> e) {
+        return stack_.sort_destinations(name, std::move(e));
+      },
+      .shuffle = config_.remote_random ? stack_.random() : 0});
+  carry_out(connector_->start(stack_.clock().now()));
 }
 
-void Client::begin_connection(std::size_t index) {
-  connection_ = index;
-  candidates_.clear();
-  locals_.clear();
-  attempts_.clear();
-  race_.reset();
-  race_timer_->cancel();
-  poll_timer_->cancel();
-  if (connection_ >= config_.connections.size()) {
-    connection_failed();
-    return;
-  }
-  // remote-random: a new order of the remotes every round (Fisher-Yates on the stack's
-  // random numbers, so the simulator replays it).
-  remote_order_.resize(config_.connections[connection_].remotes.size());
-  for (std::size_t i = 0; i < remote_order_.size(); ++i) remote_order_[i] = i;
-  if (config_.remote_random) {
-    for (std::size_t i = remote_order_.size(); i > 1; --i) {
-      std::swap(remote_order_[i - 1], remote_order_[stack_.random() % i]);
-    }
-  }
-  // Literal locals need no resolver; names are left to a later version of the engine.
-  for (const auto& l : config_.connections[connection_].locals) {
-    if (auto a = net::Address::parse(l)) locals_.push_back({*a, 0});
-  }
-  resolve_remote(0);
-}
-
-void Client::resolve_remote(std::size_t r) {
-  const config::Connection& c = config_.connections[connection_];
-  if (r >= c.remotes.size()) {
-    race();
-    return;
-  }
-  const config::Remote& remote = c.remotes[remote_order_[r]];
-  const auto transport = config::transport_of(remote.proto);
-  // Through a proxy, the proxy's addresses are the ones resolved and raced; the remote's
-  // name goes to the proxy as it is (it may resolve names we cannot).
-  const auto via = sockets_.via(transport);
-  const std::string resolve_host = via ? via->host : remote.host;
-  const std::uint16_t resolve_port = via ? via->port : remote.port;
-  emit({.kind = EventKind::resolving,
-        .detail = via ? via->name + " " + via->host + " (for " + remote.host + ")" : remote.host});
+void Client::carry_out(Connector::Outputs outputs) {
   const auto generation = generation_;
-  resolving_ = stack_.resolve(
-      resolve_host, std::to_string(resolve_port),
-      {config::family_hint(c.family), false,
-       transport == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream},
-      [this, r, transport, generation, &remote, &c, via, resolve_host](net::Result<std::vector<net::Endpoint>> res) {
-        if (generation != generation_) return;
-        if (!res) {
-          emit({.kind = EventKind::resolve_failed, .error = res.error(), .detail = resolve_host});
-          resolve_remote(r + 1);
-          return;
-        }
-        resolved_any_ = true;
-        std::vector<net::Endpoint> usable = *res;
-        // Rule 6 at run time, in the words used at load time.
-        std::vector<net::Address> addrs;
-        for (const auto& e : *res) addrs.push_back(e.address);
-        const auto check = policy::check_bind_remote(policy::bound_families(c, config_.mode, locals_), addrs);
-        if (check.verdict == policy::Compatibility::error) {
-          emit({.kind = EventKind::bind_remote_error, .detail = remote.host + ": " + check.message});
-          usable.clear();
-        } else if (check.verdict == policy::Compatibility::warning) {
-          emit({.kind = EventKind::bind_remote_warning, .detail = remote.host + ": " + check.message});
-          std::erase_if(usable, [&](const net::Endpoint& e) {
-            return std::find(check.unusable.begin(), check.unusable.end(), e.address) != check.unusable.end();
+  for (auto& o : outputs) {
+    if (generation != generation_) return;  // a step below began a new round
+    if (auto* r = std::get_if<Connector::Resolve>(&o)) {
+      const std::size_t query = r->query;
+      lookups_[query] = stack_.resolve(
+          r->host, std::to_string(r->port),
+          {r->family, false, r->transport == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream},
+          [this, query, generation](net::Result<std::vector<net::Endpoint>> answer) {
+            if (generation != generation_ || !connector_) return;
+            lookups_.erase(query);
+            carry_out(connector_->on_resolved(query, answer, stack_.clock().now()));
           });
-        }
-        const auto order = policy::order_remotes(usable, c.happy_eyeballs_delay);
-        std::string list;
-        for (const auto& e : order.order) {
-          candidates_.push_back({e, transport, via ? remote.host : "", via ? remote.port : std::uint16_t{0}});
-          list += " " + e.to_string();
-        }
-        emit({.kind = EventKind::resolved, .detail = resolve_host + " ->" + list});
-        resolve_remote(r + 1);
-      });
-}
-
-void Client::race() {
-  const config::Connection& c = config_.connections[connection_];
-  const auto delay = policy::clamp_attempt_delay(c.happy_eyeballs_delay);
-  race_ = std::make_unique<HE>(candidates_.size(), delay, c.connect_timeout);
-  attempts_.clear();
-  attempts_.resize(candidates_.size());
-  // server-poll-timeout bounds the whole <connection>, however many addresses are left.
-  poll_timer_->start(c.server_poll_timeout, [this] { poll_timed_out(); });
-  execute(race_->start(stack_.clock().now()), false);
-}
-
-void Client::execute(const std::vector<HE::Action>& actions, bool cancels_are_timeouts) {
-  for (const auto& a : actions) {
-    switch (a.kind) {
-      case HE::Action::start: begin_attempt(a.index); break;
-      case HE::Action::cancel:
-        if (cancels_are_timeouts && attempts_[a.index]) {
-          emit({.kind = EventKind::attempt_failed, .endpoint = candidates_[a.index].remote,
-                .transport = candidates_[a.index].transport, .error = net::errc(std::errc::timed_out)});
-        }
-        attempts_[a.index].reset();
-        break;
-      case HE::Action::succeeded: established(a.index); return;
-      case HE::Action::failed:
-        begin_connection(connection_ + 1);
-        return;
+    } else if (auto* c = std::get_if<Connector::CancelResolve>(&o)) {
+      lookups_.erase(c->query);
+    } else if (auto* s = std::get_if<Connector::Start>(&o)) {
+      begin_attempt(s->attempt, s->candidate);
+    } else if (auto* x = std::get_if<Connector::Cancel>(&o)) {
+      cancelled(*x);
+    } else if (auto* w = std::get_if<Connector::Connected>(&o)) {
+      established(w->attempt);
+      return;
+    } else if (auto* n = std::get_if<Connector::Note>(&o)) {
+      note(*n);
+    } else if (auto* e = std::get_if<Connector::Exhausted>(&o)) {
+      round_failed(e->resolved_any);
+      return;
     }
   }
-  arm_race_timer();
+  arm_timer();
 }
 
-void Client::poll_timed_out() {
-  const config::Connection& c = config_.connections[connection_];
-  for (std::size_t i = 0; i < attempts_.size(); ++i) {
-    if (!attempts_[i]) continue;
-    emit({.kind = EventKind::attempt_failed, .endpoint = candidates_[i].remote, .transport = candidates_[i].transport,
-          .error = net::errc(std::errc::timed_out),
-          .detail = "server-poll-timeout " +
-                    std::to_string(static_cast<long long>(net::to_ms(c.server_poll_timeout) / 1000)) + " s"});
+void Client::note(const Connector::Note& n) {
+  using K = Connector::Note::Kind;
+  EventKind kind = EventKind::resolving;
+  switch (n.kind) {
+    case K::resolving: kind = EventKind::resolving; break;
+    case K::resolved: kind = EventKind::resolved; break;
+    case K::resolve_failed: kind = EventKind::resolve_failed; break;
+    case K::bind_remote_warning: kind = EventKind::bind_remote_warning; break;
+    case K::bind_remote_error: kind = EventKind::bind_remote_error; break;
   }
-  begin_connection(connection_ + 1);
+  emit({.kind = kind, .error = n.error, .detail = n.detail});
 }
 
-void Client::arm_race_timer() {
-  if (!race_) return;
-  auto deadline = race_->next_deadline();
+void Client::arm_timer() {
+  if (!connector_ || connector_->finished()) {
+    race_timer_->cancel();
+    return;
+  }
+  const auto deadline = connector_->next_deadline();
   if (!deadline) {
     race_timer_->cancel();
     return;
   }
   const auto generation = generation_;
-  race_timer_->start(*deadline - stack_.clock().now(), [this, generation] {
-    if (generation != generation_ || !race_) return;
-    execute(race_->on_timer(stack_.clock().now()), true);
+  race_timer_->start(std::max(*deadline - stack_.clock().now(), net::Duration{0}), [this, generation] {
+    if (generation != generation_ || !connector_) return;
+    carry_out(connector_->on_timer(stack_.clock().now()));
   });
 }
 
-void Client::begin_attempt(std::size_t i) {
+void Client::cancelled(const Connector::Cancel& c) {
+  auto it = attempts_.find(c.attempt);
+  if (it == attempts_.end()) return;
+  const Attempt& a = *it->second;
+  if (c.why == Connector::Cancel::Why::timed_out) {
+    emit({.kind = EventKind::attempt_failed, .endpoint = a.candidate.endpoint, .transport = a.candidate.transport,
+          .error = net::errc(std::errc::timed_out)});
+  } else if (c.why == Connector::Cancel::Why::poll_timeout) {
+    emit({.kind = EventKind::attempt_failed, .endpoint = a.candidate.endpoint, .transport = a.candidate.transport,
+          .error = net::errc(std::errc::timed_out), .detail = c.detail});
+  }
+  attempts_.erase(it);
+}
+
+void Client::begin_attempt(std::size_t id, const policy::Candidate& candidate) {
   auto a = std::make_unique<Attempt>();
-  a->index = i;
-  a->candidate = candidates_[i];
-  a->session = sessions_.create(a->candidate.remote, a->candidate.transport);
+  a->id = id;
+  a->candidate = candidate;
+  a->session = sessions_.create(candidate.endpoint, candidate.transport);
   Attempt& ref = *a;
-  attempts_[i] = std::move(a);
-  emit({.kind = EventKind::attempt_started, .endpoint = ref.candidate.remote, .transport = ref.candidate.transport,
+  attempts_[id] = std::move(a);
+  emit({.kind = EventKind::attempt_started, .endpoint = ref.candidate.endpoint, .transport = ref.candidate.transport,
         .detail = ref.candidate.via_host.empty()
                       ? ""
                       : "via proxy to " + ref.candidate.via_host + ":" + std::to_string(ref.candidate.via_port)});
@@ -241,74 +200,84 @@ void Client::begin_attempt(std::size_t i) {
   else begin_tcp(ref);
 }
 
-void Client::attempt_failed(std::size_t i, std::error_code ec, const std::string& why) {
-  // Reported from inside socket callbacks: let the race machine see it on a clean stack.
+void Client::attempt_failed(Attempt& a, std::error_code ec, const std::string& why) {
   const auto generation = generation_;
-  stack_.clock().post([this, i, ec, why, generation] {
-    if (generation != generation_ || !race_ || i >= attempts_.size() || !attempts_[i]) return;
-    emit({.kind = EventKind::attempt_failed, .endpoint = candidates_[i].remote,
-          .transport = candidates_[i].transport, .error = ec, .detail = why});
-    attempts_[i].reset();
-    execute(race_->on_failure(i, stack_.clock().now()), false);
+  const std::size_t id = a.id;
+  stack_.clock().post([this, id, ec, why, generation] {
+    if (generation != generation_ || !connector_ || !attempts_.contains(id)) return;
+    const Attempt& at = *attempts_[id];
+    emit({.kind = EventKind::attempt_failed, .endpoint = at.candidate.endpoint, .transport = at.candidate.transport,
+          .error = ec, .detail = why});
+    attempts_.erase(id);
+    carry_out(connector_->on_attempt_failed(id, stack_.clock().now()));
   });
 }
 
+/// The literal local addresses of the <connection> being tried.
+static std::vector<net::Endpoint> literal_locals(const config::Connection& c) {
+  std::vector<net::Endpoint> out;
+  for (const auto& l : c.locals) {
+    if (auto a = net::Address::parse(l)) out.push_back({*a, 0});
+  }
+  return out;
+}
+
 void Client::begin_udp(Attempt& a) {
-  const config::Connection& c = config_.connections[connection_];
-  const net::Family f = a.candidate.remote.family();
+  const config::Connection& c = block();
+  const net::Family f = a.candidate.endpoint.family();
   if (shared_ != nullptr && a.candidate.via_host.empty()) a.shared_udp = shared_->udp_socket(f);
   if (a.shared_udp == nullptr) {
-    auto s = a.candidate.via_host.empty() ? sockets_.open_datagram(f, a.candidate.remote)
+    auto s = a.candidate.via_host.empty() ? sockets_.open_datagram(f, a.candidate.endpoint)
                                           : sockets_.open_datagram_via(f, a.candidate.via_host, a.candidate.via_port);
-    if (!s) return attempt_failed(a.index, s.error());
+    if (!s) return attempt_failed(a, s.error());
     a.udp = std::move(*s);
-    if (auto plan = policy::client_bind(c, config_.mode, f, locals_)) {
+    if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
       if (f == net::Family::v6) (void)a.udp->set_v6only(true);
       if (auto ec = a.udp->bind(plan->local)) {
         emit({.kind = EventKind::bind_failed, .endpoint = plan->local, .transport = config::Transport::udp, .error = ec});
-        return attempt_failed(a.index, ec);
+        return attempt_failed(a, ec);
       }
       auto bound = a.udp->local_endpoint();
       emit({.kind = EventKind::bind_ok, .endpoint = bound ? *bound : plan->local, .transport = config::Transport::udp});
     }
     // Connected, so the kernel reports ICMP errors (refused, prohibited) to us.
-    if (auto ec = a.udp->connect(a.candidate.remote)) return attempt_failed(a.index, ec);
+    if (auto ec = a.udp->connect(a.candidate.endpoint)) return attempt_failed(a, ec);
     udp_receive(a);
   }
   auto hello = a.session->hello();
   if (auto* d = a.datagram()) {
-    if (auto ec = d->send_to(a.candidate.remote, hello)) return attempt_failed(a.index, ec);
+    if (auto ec = d->send_to(a.candidate.endpoint, hello)) return attempt_failed(a, ec);
   }
   a.hello_timer = stack_.clock().make_timer();
   struct Resend {
-    static void arm(Client* self, Attempt& at) {
-      at.hello_timer->start(kHelloInterval, [self, &at] {
-        if (auto* d = at.datagram()) (void)d->send_to(at.candidate.remote, at.session->hello());
-        arm(self, at);
+    static void arm(Attempt& at) {
+      at.hello_timer->start(kHelloInterval, [&at] {
+        if (auto* d = at.datagram()) (void)d->send_to(at.candidate.endpoint, at.session->hello());
+        arm(at);
       });
     }
   };
-  Resend::arm(this, a);
+  Resend::arm(a);
 }
 
 void Client::udp_receive(Attempt& a) {
   a.udp->receive([this, &a](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
     if (ec) {
       if (&a == active_.get()) return lost(ec, "");
-      return attempt_failed(a.index, ec);
+      return attempt_failed(a, ec);
     }
-    if (from == a.candidate.remote) on_message(a, data);
+    if (from == a.candidate.endpoint) on_message(a, data);
     udp_receive(a);
   });
 }
 
 bool Client::offer(const net::Endpoint& from, std::span<const std::uint8_t> data) {
-  if (active_ && active_->shared_udp && active_->candidate.remote == from) {
+  if (active_ && active_->shared_udp && active_->candidate.endpoint == from) {
     on_message(*active_, data);
     return true;
   }
-  for (auto& a : attempts_) {
-    if (a && a->shared_udp && a->candidate.remote == from) {
+  for (auto& [id, a] : attempts_) {
+    if (a->shared_udp && a->candidate.endpoint == from) {
       on_message(*a, data);
       return true;
     }
@@ -317,21 +286,21 @@ bool Client::offer(const net::Endpoint& from, std::span<const std::uint8_t> data
 }
 
 void Client::begin_tcp(Attempt& a) {
-  const config::Connection& c = config_.connections[connection_];
-  const net::Family f = a.candidate.remote.family();
-  auto s = a.candidate.via_host.empty() ? sockets_.open_stream(f, a.candidate.remote)
+  const config::Connection& c = block();
+  const net::Family f = a.candidate.endpoint.family();
+  auto s = a.candidate.via_host.empty() ? sockets_.open_stream(f, a.candidate.endpoint)
                                         : sockets_.open_stream_via(f, a.candidate.via_host, a.candidate.via_port);
-  if (!s) return attempt_failed(a.index, s.error());
+  if (!s) return attempt_failed(a, s.error());
   a.tcp = std::move(*s);
-  if (auto plan = policy::client_bind(c, config_.mode, f, locals_)) {
+  if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
     if (auto ec = a.tcp->bind(plan->local)) {
       emit({.kind = EventKind::bind_failed, .endpoint = plan->local, .transport = config::Transport::tcp, .error = ec});
-      return attempt_failed(a.index, ec);
+      return attempt_failed(a, ec);
     }
     emit({.kind = EventKind::bind_ok, .endpoint = plan->local, .transport = config::Transport::tcp});
   }
-  a.tcp->connect(a.candidate.remote, c.connect_timeout, [this, &a](std::error_code ec) {
-    if (ec) return attempt_failed(a.index, ec, a.tcp->error_detail());
+  a.tcp->connect(a.candidate.endpoint, c.connect_timeout, [this, &a](std::error_code ec) {
+    if (ec) return attempt_failed(a, ec, a.tcp->error_detail());
     a.tcp_connected = true;
     a.tcp->write(frame(a.session->hello()), [](std::error_code) {});
     tcp_read(a);
@@ -343,7 +312,7 @@ void Client::tcp_read(Attempt& a) {
     if (ec || data.empty()) {
       const std::string why = ec ? "" : "the server closed the connection (EOF)";
       if (&a == active_.get()) return lost(ec, why);
-      return attempt_failed(a.index, ec, why);
+      return attempt_failed(a, ec, why);
     }
     const bool is_active = &a == active_.get();
     const auto generation = generation_;
@@ -351,10 +320,10 @@ void Client::tcp_read(Attempt& a) {
     // on_message may have promoted or dropped this attempt; only go on with a live one.
     if (generation != generation_) return;
     if (bad) {
-      emit({.kind = EventKind::framing_error, .endpoint = a.candidate.remote, .transport = config::Transport::tcp,
+      emit({.kind = EventKind::framing_error, .endpoint = a.candidate.endpoint, .transport = config::Transport::tcp,
             .error = bad, .detail = bad.message()});
       if (is_active || &a == active_.get()) return lost(bad, bad.message());
-      return attempt_failed(a.index, bad, bad.message());
+      return attempt_failed(a, bad, bad.message());
     }
     tcp_read(a);
   });
@@ -373,35 +342,37 @@ void Client::on_message(Attempt& a, std::span<const std::uint8_t> message) {
     a.nudged = true;
     a.send(a.session->hello());
   }
-  if (reply.answers_hello && race_) {
-    // Defer to a clean stack: the race may destroy the attempt we are inside of.
+  if (reply.answers_hello && connector_) {
+    // Defer to a clean stack: the connector may cancel the attempt we are inside of.
     const auto generation = generation_;
-    const std::size_t i = a.index;
-    stack_.clock().post([this, i, generation] {
-      if (generation != generation_ || !race_ || i >= attempts_.size() || !attempts_[i]) return;
-      execute(race_->on_success(i, stack_.clock().now()), false);
+    const std::size_t id = a.id;
+    stack_.clock().post([this, id, generation] {
+      if (generation != generation_ || !connector_ || !attempts_.contains(id)) return;
+      carry_out(connector_->on_attempt_succeeded(id, stack_.clock().now()));
     });
   }
 }
 
-void Client::established(std::size_t i) {
-  active_ = std::move(attempts_[i]);
+void Client::established(std::size_t id) {
+  active_ = std::move(attempts_[id]);
+  active_block_ = connector_->block();
   if (active_->hello_timer) active_->hello_timer->cancel();
   attempts_.clear();
-  race_.reset();
+  lookups_.clear();
+  connector_.reset();
   race_timer_->cancel();
-  poll_timer_->cancel();
   failed_rounds_ = 0;
+  resolve_failing_since_.reset();
   ++connections_made_;
   last_received_ = stack_.clock().now();
-  emit({.kind = EventKind::connected, .endpoint = active_->candidate.remote,
+  emit({.kind = EventKind::connected, .endpoint = active_->candidate.endpoint,
         .transport = active_->candidate.transport, .elapsed = stack_.clock().now() - round_started_});
   active_->session->attach([a = active_.get()](std::span<const std::uint8_t> m) { a->send(m); });
   keepalive_tick();
 }
 
 void Client::keepalive_tick() {
-  const config::Connection& c = config_.connections[connection_];
+  const config::Connection& c = block();
   const auto now = stack_.clock().now();
   if (now - last_received_ >= c.keepalive_timeout) {
     return lost({}, "no message for " + std::to_string(static_cast<long long>(net::to_ms(c.keepalive_timeout) / 1000)) +
@@ -413,7 +384,7 @@ void Client::keepalive_tick() {
 }
 
 void Client::lost(std::error_code ec, const std::string& why) {
-  const net::Endpoint remote = active_->candidate.remote;
+  const net::Endpoint remote = active_->candidate.endpoint;
   const auto transport = active_->candidate.transport;
   emit({.kind = EventKind::disconnected, .endpoint = remote, .transport = transport, .error = ec, .detail = why});
   keepalive_timer_->cancel();
@@ -425,16 +396,19 @@ void Client::lost(std::error_code ec, const std::string& why) {
   });
 }
 
-void Client::connection_failed() {
+void Client::round_failed(bool resolved_any) {
   ++failed_rounds_;
-  // resolv-retry: how long names may keep failing to resolve before the client gives up.
+  connector_.reset();
+  race_timer_->cancel();
+  lookups_.clear();
+  attempts_.clear();
   const auto now = stack_.clock().now();
-  if (resolved_any_) {
+  if (resolved_any) {
     resolve_failing_since_.reset();
   } else if (!resolve_failing_since_) {
     resolve_failing_since_ = now;
   }
-  if (config_.resolv_retry && resolve_failing_since_ && now - *resolve_failing_since_ >= *config_.resolv_retry) {
+  if (resolve_failing_since_ && policy::resolve_retry_exhausted(config_, *resolve_failing_since_, now)) {
     gave_up_ = true;
     emit({.kind = EventKind::startup_failed,
           .detail = "no remote could be resolved for " +
@@ -442,10 +416,7 @@ void Client::connection_failed() {
                     " s (resolv-retry); giving up"});
     return;
   }
-  const config::Connection& c = config_.connections.empty() ? config::Connection{} : config_.connections.front();
-  net::Duration wait = c.connect_retry;
-  for (int i = 1; i < failed_rounds_ && wait < c.connect_retry_max; ++i) wait *= 2;
-  wait = std::min(wait, c.connect_retry_max);
+  const net::Duration wait = policy::retry_wait(config_, failed_rounds_);
   emit({.kind = EventKind::round_failed,
         .detail = "retrying in " + std::to_string(static_cast<long long>(net::to_ms(wait))) + " ms"});
   const auto generation = generation_;

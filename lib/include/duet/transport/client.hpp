@@ -1,12 +1,13 @@
-// The connecting side: for each <connection> in turn, resolve every remote, order the
-// addresses (policy), and race attempts over them (policy::HappyEyeballs) until one
-// session handshake is answered. UDP has no connect, so a UDP attempt succeeds when the
-// session's hello is answered; TCP when connected and answered. A connection that dies
-// (EOF, reset, an error the kernel reports, keepalive silence) is made again from the
-// top: resolve again, walk the list again; a round where everything failed waits
-// connect-retry (doubling up to its maximum) before the next.
+// The connecting side: carries out what policy::Connector decides (which names to
+// resolve, which addresses to try when, which attempt wins) with sockets from the stack
+// or a proxy plugin, and reports every step as an Event. UDP has no connect, so a UDP
+// attempt succeeds when the session's hello is answered; TCP when connected and
+// answered. A connection that dies (EOF, reset, an error the kernel reports, keepalive
+// silence) is made again from the top: resolve again, walk the list again; a round where
+// everything failed waits connect-retry (policy::retry_wait) before the next.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -14,7 +15,7 @@
 
 #include "duet/config/config.hpp"
 #include "duet/net/network_stack.hpp"
-#include "duet/policy/happy_eyeballs.hpp"
+#include "duet/policy/connector.hpp"
 #include "duet/transport/events.hpp"
 #include "duet/transport/framing.hpp"
 #include "duet/transport/server.hpp"
@@ -44,33 +45,27 @@ public:
   bool send(std::span<const std::uint8_t> message);
 
 private:
-  struct Candidate {
-    net::Endpoint remote;  ///< where the socket connects: the remote, or a proxy's address
-    config::Transport transport;
-    std::string via_host;  ///< through a proxy: the remote it is asked to reach
-    std::uint16_t via_port = 0;
-  };
   struct Attempt;
 
   void begin_round();
-  void begin_connection(std::size_t index);
-  void resolve_remote(std::size_t remote);
-  void race();
-  void execute(const std::vector<policy::HappyEyeballs::Action>& actions, bool cancels_are_timeouts);
-  void arm_race_timer();
-  void poll_timed_out();
-  void begin_attempt(std::size_t i);
+  void carry_out(policy::Connector::Outputs outputs);
+  void arm_timer();
+  void note(const policy::Connector::Note& n);
+  void begin_attempt(std::size_t id, const policy::Candidate& candidate);
   void begin_udp(Attempt& a);
   void begin_tcp(Attempt& a);
   void udp_receive(Attempt& a);
   void tcp_read(Attempt& a);
   void on_message(Attempt& a, std::span<const std::uint8_t> message);
-  void attempt_failed(std::size_t i, std::error_code ec, const std::string& why = "");
-  void connection_failed();
-  void established(std::size_t i);
+  /// Reports an attempt's end to the connector on a clean stack (we may be inside its socket).
+  void attempt_failed(Attempt& a, std::error_code ec, const std::string& why = "");
+  void cancelled(const policy::Connector::Cancel& c);
+  void round_failed(bool resolved_any);
+  void established(std::size_t id);
   void keepalive_tick();
   void lost(std::error_code ec, const std::string& why);
   bool offer(const net::Endpoint& from, std::span<const std::uint8_t> data);
+  [[nodiscard]] const config::Connection& block() const;
   void emit(Event e);
 
   net::NetworkStack& stack_;
@@ -80,23 +75,18 @@ private:
   EventSink events_;
   Server* shared_;
 
-  std::size_t connection_ = 0;  ///< index into config_.connections
-  std::vector<Candidate> candidates_;
-  std::vector<std::size_t> remote_order_;  ///< indices into the connection's remotes
-  std::vector<net::Endpoint> locals_;
-  std::unique_ptr<net::PendingOperation> resolving_;
-  std::unique_ptr<policy::HappyEyeballs> race_;
-  std::vector<std::unique_ptr<Attempt>> attempts_;
+  std::unique_ptr<policy::Connector> connector_;
+  std::map<std::size_t, std::unique_ptr<net::PendingOperation>> lookups_;  ///< by query
+  std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;               ///< by attempt
   std::unique_ptr<Attempt> active_;
+  std::size_t active_block_ = 0;  ///< the <connection> the active attempt came from
   std::unique_ptr<net::Timer> race_timer_;
   std::unique_ptr<net::Timer> keepalive_timer_;
   std::unique_ptr<net::Timer> retry_timer_;
-  std::unique_ptr<net::Timer> poll_timer_;  ///< server-poll-timeout of the current <connection>
   net::TimePoint round_started_{};
   net::TimePoint last_received_{};
   int failed_rounds_ = 0;
   std::optional<net::TimePoint> resolve_failing_since_;  ///< for resolv-retry
-  bool resolved_any_ = false;                            ///< in the current round
   bool gave_up_ = false;
   std::size_t connections_made_ = 0;
   std::uint64_t generation_ = 0;  ///< bumps on every new round; stale callbacks check it

@@ -1,6 +1,6 @@
 // The engine moves opaque session messages; what they mean is the session's business.
-// The data channel (WireGuard-compatible, the daemon issue) is one session; the scenario
-// runner's ProbeSession is another.
+// The WireGuard data channel (lib/tunnel) is one session; the scenario runner's
+// ProbeSession is another.
 #pragma once
 
 #include <cstdint>
