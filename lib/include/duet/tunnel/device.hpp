@@ -76,14 +76,13 @@ class Device {
 public:
   using PacketSink = std::function<void(std::span<const std::uint8_t>)>;
   /// Where ephemeral keys, session indices, cookie secrets and timer jitter come from: the
-  /// system generator by default; the simulator passes its seeded one, so a run can be
-  /// replayed.
+  /// stack's generator (the kernel's, or the simulator's seeded one, so a run replays).
   using RandomSource = std::function<void(std::span<std::uint8_t>)>;
 
   using Limits = DeviceLimits;
 
-  Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun,
-         RandomSource random = random_bytes, Limits limits = {});
+  Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun, RandomSource random,
+         Limits limits = {});
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -210,12 +209,5 @@ private:
   Device& device_;
   std::optional<std::size_t> peer_;
 };
-
-/// The source and destination of an IPv4 or IPv6 packet, and its real length.
-struct InnerHeader {
-  net::Address source, destination;
-  std::size_t length = 0;
-};
-std::optional<InnerHeader> inner_header(std::span<const std::uint8_t> packet);
 
 }  // namespace duet::tunnel

@@ -1,0 +1,113 @@
+// Data: packets from the TUN sealed for the peer their destination belongs to (held
+// while a handshake is under way), and data from peers opened, checked against the
+// sender's allowed IPs (cryptokey routing) and handed to the TUN.
+#include <algorithm>
+
+#include "duet/net/ip_header.hpp"
+#include "wg_session.hpp"
+
+namespace duet::tunnel {
+
+std::optional<std::span<const std::uint8_t>> Device::seal(std::size_t peer, std::span<const std::uint8_t> packet) {
+  auto& ps = peers_[peer];
+  if (ps.removed || !usable(ps.current)) return std::nullopt;
+  KeypairState& k = *ps.current;
+  encrypt_data_into(k.keys, k.send_counter++, packet, seal_buffer_, limits_.mtu);
+  const std::span<const std::uint8_t> m(seal_buffer_);
+  const auto now = clock_.now();
+  ps.tx_bytes += m.size();
+  ps.last_sent = now;
+  if (k.send_counter >= kRekeyAfterMessages || (k.keys.initiator && now - k.created >= kRekeyAfterTime)) {
+    begin_handshake(peer, false);
+  }
+  return m;
+}
+
+void Device::flush_staged(std::size_t peer) {
+  auto& ps = peers_[peer];
+  while (!ps.staged.empty() && ps.active && usable(ps.current)) {
+    if (auto m = seal(peer, ps.staged.front())) ps.active->send(*m);
+    ps.staged.pop_front();
+  }
+}
+
+void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
+  auto idx = receiver_index(m);
+  if (!idx) return;
+  auto it = by_index_.find(*idx);
+  if (it == by_index_.end()) return;
+  std::shared_ptr<KeypairState> k = it->second;
+  const auto now = clock_.now();
+  if (now - k->created >= kRejectAfterTime) return;
+  if (s.peer_ && *s.peer_ != k->peer) return;  // this path belongs to someone else
+  const auto counter = decrypt_data_into(k->keys, m, open_buffer_);
+  if (!counter || !k->replay.accept(*counter)) return;
+  const std::span<const std::uint8_t> packet(open_buffer_);
+  const std::size_t peer = k->peer;
+  auto& ps = peers_[peer];
+  // The initiator used a keypair we answered with: it becomes the one we send with.
+  if (auto n = std::find(ps.next.begin(), ps.next.end(), k); n != ps.next.end()) {
+    ps.next.erase(n);
+    for (auto& other : ps.next) retire(other);
+    ps.next.clear();
+    retire(ps.previous);
+    ps.previous = std::move(ps.current);
+    ps.current = k;
+    ps.rekey_since.reset();
+    if (ps.retransmit_timer) ps.retransmit_timer->cancel();
+  }
+  // Authenticated: this path is where the peer is now (roaming).
+  s.peer_ = peer;
+  s.proven_ = true;
+  r.authenticated = true;
+  if (ps.active != &s && s.can_send()) make_active(s);
+  ps.rx_bytes += m.size();
+  flush_staged(peer);
+  if (k == ps.current && k->keys.initiator && now - k->created >= kReceiveRekeyAge) begin_handshake(peer, false);
+  if (packet.empty()) {
+    // A keepalive. A responder answers it: the engine's keepalive checks the path with it.
+    if (!s.initiator_) {
+      if (auto reply = seal(peer, {})) r.send.emplace_back(reply->begin(), reply->end());
+    }
+    return;
+  }
+  const auto h = net::parse_ip_header(packet);
+  if (!h || !net::fits(*h, packet)) return;
+  bool allowed = false;
+  for (const auto& p : ps.config.allowed_ips) allowed = allowed || p.contains(h->source);
+  if (!allowed) return;  // cryptokey routing: not this peer's address
+  ps.last_data_received = now;
+  // Passive keepalive: if we send nothing in the next 10 s, say we are alive.
+  auto& t = timer(ps.keepalive_timer);
+  if (!t.pending()) {
+    t.start(kKeepaliveTimeout, [this, peer] {
+      auto& p = peers_[peer];
+      if (p.last_sent >= p.last_data_received || !p.active) return;
+      if (auto ka = seal(peer, {})) p.active->send(*ka);
+    });
+  }
+  if (to_tun_) to_tun_(packet.first(h->total_length));
+}
+
+bool Device::route(std::span<const std::uint8_t> packet) {
+  const auto h = net::parse_ip_header(packet);
+  if (!h || !net::fits(*h, packet)) return false;
+  auto peer = peer_for_destination(h->destination);
+  if (!peer) return false;
+  auto& ps = peers_[*peer];
+  if (ps.active == nullptr) return false;
+  const auto inner = packet.first(h->total_length);
+  if (auto m = seal(*peer, inner)) {
+    ps.active->send(*m);
+    return true;
+  }
+  if (ps.staged.size() >= limits_.staged_packets) ps.staged.pop_front();
+  ps.staged.emplace_back(inner.begin(), inner.end());
+  // A handshake we just answered is confirmed by the initiator's next packet: wait for it
+  // rather than start another.
+  const bool confirmation_due = !ps.next.empty() && clock_.now() - ps.next.back()->created < kRekeyTimeout;
+  if (!confirmation_due) begin_handshake(*peer, false);
+  return true;
+}
+
+}  // namespace duet::tunnel

@@ -1,0 +1,86 @@
+// One path to a peer (a UDP source address or a TCP connection) as the engine's session,
+// and the timing constants the device's files share. Not a public header.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+
+#include "duet/tunnel/constants.hpp"
+#include "duet/tunnel/device.hpp"
+
+namespace duet::tunnel {
+
+inline constexpr auto kHandshakeFloodInterval = std::chrono::milliseconds(20);  // 50 initiations/s per peer
+inline constexpr auto kMaxJitter = std::chrono::milliseconds(333);
+inline constexpr auto kReceiveRekeyAge = kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout;  // 165 s
+
+/// One path to a peer (a UDP source address or a TCP connection), as the engine's session.
+/// The keys are the device's; the session keeps only a handshake it started.
+class WgSession final : public transport::Session {
+public:
+  WgSession(Device& d, std::optional<std::size_t> peer, net::Endpoint remote, config::Transport transport)
+      : d_(d), peer_(peer), initiator_(peer.has_value()), remote_(remote), transport_(transport) {}
+  ~WgSession() override { d_.forget(*this); }
+
+  std::vector<std::uint8_t> hello() override {
+    if (!initiator_) return {};
+    return d_.initiation(*this, *peer_);
+  }
+
+  Reply receive(std::span<const std::uint8_t> m) override {
+    Reply r;
+    if (m.empty()) return r;
+    switch (m[0]) {
+      case kMessageHandshakeInitiation: d_.on_initiation(*this, m, r); break;
+      case kMessageHandshakeResponse: d_.on_response(*this, m, r); break;
+      case kMessageHandshakeCookie: d_.on_cookie(*this, m); break;
+      case kMessageData: d_.on_data(*this, m, r); break;
+      default: break;
+    }
+    return r;
+  }
+
+  std::vector<std::uint8_t> keepalive() override {
+    if (peer_) {
+      if (auto m = d_.seal(*peer_, {})) return {m->begin(), m->end()};
+    }
+    return hello();
+  }
+
+  void attach(Sender send) override {
+    sender_ = std::move(send);
+    if (!sender_) d_.forget(*this);
+    else if (proven_) d_.make_active(*this);
+  }
+
+  [[nodiscard]] bool can_send() const { return static_cast<bool>(sender_); }
+  void send(std::span<const std::uint8_t> m) {
+    if (sender_) sender_(m);
+  }
+
+private:
+  friend class Device;
+  Device& d_;
+  std::optional<std::size_t> peer_;  ///< configured (initiator) or learned (responder)
+  bool initiator_;
+  bool proven_ = false;  ///< the peer has authenticated itself on this path
+  /// The initiations this path sent that may still be answered: the newest two, so that a
+  /// hello said again (the engine repeats it when the peer speaks first) does not make the
+  /// answer to the first one useless when both crossed on the wire.
+  struct Sent {
+    InitiatorState state;
+    Mac mac1{};
+  };
+  std::deque<Sent> pending_;
+  /// The sent initiation a response or cookie reply names by its receiver index.
+  std::deque<Sent>::iterator pending_for(std::span<const std::uint8_t> m) {
+    const auto idx = receiver_index(m);
+    return std::find_if(pending_.begin(), pending_.end(), [&](const Sent& x) { return idx && x.state.local_index == *idx; });
+  }
+  net::Endpoint remote_;
+  config::Transport transport_;
+  Sender sender_;
+};
+
+}  // namespace duet::tunnel
