@@ -1,7 +1,8 @@
-// duet-config check: loads a configuration, resolves what it names on this host, and
-// prints the effective options and the socket plan (what would be bound, with which
-// IPV6_V6ONLY; which remotes in which order), with every warning and error.
-// This is what `duetd --test-config` will print once the daemon exists.
+// duet-config check (and duetd --test-config): loads a configuration, resolves what it
+// names on this host, and prints the effective options and the socket plan (what would
+// be bound, with which IPV6_V6ONLY; which remotes in which order), with every warning and
+// error, in the words the daemon uses when it runs.
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <iostream>
@@ -11,7 +12,8 @@
 #include "duet/net/error.hpp"
 #include "duet/policy/bind_plan.hpp"
 #include "duet/policy/compatibility.hpp"
-#include "duet/policy/remote_order.hpp"
+#include "duet/policy/address_order.hpp"
+#include "duet/policy/review.hpp"
 #include "duet/posix/posix_stack.hpp"
 
 #include "config_check.hpp"
@@ -36,6 +38,8 @@ public:
     std::optional<net::Result<std::vector<net::Endpoint>>> out;
     auto op = stack_.resolve(host, std::to_string(port), hints, [&](auto r) { out = std::move(r); });
     io_.restart();
+    // The answer comes from the resolver's thread: keep the loop waiting for it.
+    auto waiting = boost::asio::make_work_guard(io_);
     while (!out && io_.run_one()) {
     }
     if (!out) return make_error_code(net::ResolveError::temporary_failure);
@@ -144,15 +148,15 @@ Plan make_plan(const config::LoadResult& loaded, Resolver* resolver) {
 
   doc["connections"] = json::array();
   for (const auto& c : cfg.connections) {
-    const auto order_plan = policy::order_remotes({}, c.happy_eyeballs_delay);
+    const auto delay = policy::attempt_delay(c);
     json cj = {{"proto", std::string(config::to_string(c.proto))},
                {"family", std::string(config::to_string(c.family))},
                {"bind", bind_words(c, cfg.mode)},
                {"connect_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_timeout).count()},
                {"server_poll_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.server_poll_timeout).count()},
                {"connect_retry_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_retry).count()},
-               {"racing", order_plan.racing},
-               {"happy_eyeballs_delay_ms", static_cast<long long>(net::to_ms(order_plan.attempt_delay))},
+               {"racing", delay.count() != 0},
+               {"happy_eyeballs_delay_ms", static_cast<long long>(net::to_ms(delay))},
                {"where", where_json(c.where)}};
     if (cfg.mode == config::Mode::p2p) cj["p2p_role"] = std::string(policy::to_string(policy::p2p_role(c)));
     std::vector<net::Endpoint> locals;
@@ -178,10 +182,10 @@ Plan make_plan(const config::LoadResult& loaded, Resolver* resolver) {
           plan.extra.warning(r.where, "cannot resolve '" + r.host + "' now: " + res.error().message() +
                                           " (it will be resolved again at run time)");
         } else {
-          const auto ordered = policy::order_remotes(*res, c.happy_eyeballs_delay);
+          const auto ordered = delay.count() != 0 ? policy::interleave_families(*res) : *res;
           json resolved = json::array(), order = json::array();
           for (const auto& e : *res) resolved.push_back(e.to_string());
-          for (const auto& e : ordered.order) order.push_back(e.to_string());
+          for (const auto& e : ordered) order.push_back(e.to_string());
           rj["resolved"] = resolved;
           rj["try_order"] = order;
           // Names are checked against the bind once they resolve, in the load-time words.
@@ -274,7 +278,7 @@ int config_check(std::vector<std::string> args) {
       directives_started = true;
     }
   }
-  const auto loaded = config::load_command_line(rest);
+  const auto loaded = policy::reviewed(config::load_command_line(rest));
   std::unique_ptr<Resolver> resolver;
   if (resolve && loaded.ok()) resolver = std::make_unique<Resolver>();
   Plan plan = loaded.ok() ? make_plan(loaded, resolver.get()) : Plan{};

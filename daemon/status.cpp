@@ -1,28 +1,25 @@
 #include "status.hpp"
 
-#include "duet/tunnel/crypto.hpp"
 
 #include <cmath>
 #include <cstdio>
 
 namespace duet::daemon {
 
-nlohmann::ordered_json status_json(const StatusSources& s) {
-  nlohmann::ordered_json j;
-  j["interface"] = s.device_name;
-  j["public_key"] = tunnel::key_to_base64(s.device.identity().public_key);
-  j["mode"] = std::string(config::to_string(s.config.mode));
-  j["listening"] = nlohmann::ordered_json::array();
-  if (s.server) {
-    for (const auto& l : s.server->listening()) j["listening"].push_back(l.to_string());
-  }
-  if (s.client) j["connected"] = s.client->connected();
-  j["peers"] = nlohmann::ordered_json::array();
-  for (const auto& p : s.device.peers()) {
-    nlohmann::ordered_json pj;
-    pj["public_key"] = tunnel::key_to_base64(p.config.public_key);
-    pj["allowed_ips"] = nlohmann::ordered_json::array();
-    for (const auto& a : p.config.allowed_ips) pj["allowed_ips"].push_back(a.to_string());
+nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounters* udp) {
+  using json = nlohmann::ordered_json;
+  json j;
+  j["interface"] = s.interface;
+  j["public_key"] = s.public_key ? json(config::key_to_base64(*s.public_key)) : json(nullptr);
+  j["mode"] = std::string(config::to_string(s.mode));
+  j["listening"] = s.listening;
+  if (s.connected) j["connected"] = *s.connected;
+  j["peers"] = json::array();
+  for (const auto& p : s.peers) {
+    json pj;
+    pj["public_key"] = config::key_to_base64(p.public_key);
+    pj["allowed_ips"] = json::array();
+    for (const auto& a : p.allowed_ips) pj["allowed_ips"].push_back(a.to_string());
     if (p.endpoint) {
       pj["endpoint"] = p.endpoint->to_string();
       pj["transport"] = std::string(config::to_string(p.transport));
@@ -31,31 +28,30 @@ nlohmann::ordered_json status_json(const StatusSources& s) {
       pj["endpoint"] = nullptr;
     }
     pj["latest_handshake_seconds_ago"] =
-        p.last_handshake ? nlohmann::ordered_json(std::chrono::duration_cast<std::chrono::seconds>(s.now - *p.last_handshake).count())
-                         : nlohmann::ordered_json(nullptr);
+        p.since_handshake ? json(std::chrono::duration_cast<std::chrono::seconds>(*p.since_handshake).count()) : json(nullptr);
     pj["rx_bytes"] = p.rx_bytes;
     pj["tx_bytes"] = p.tx_bytes;
     j["peers"].push_back(pj);
   }
-  if (s.tun_offloads && s.tun_counters && s.udp) {
+  if (udp) {
     auto ratio = [](std::uint64_t a, std::uint64_t b) {
-      return b == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::round(10.0 * static_cast<double>(a) / static_cast<double>(b)) / 10.0);
+      return b == 0 ? json(nullptr) : json(std::round(10.0 * static_cast<double>(a) / static_cast<double>(b)) / 10.0);
     };
-    nlohmann::ordered_json d;
-    d["tun_offload"] = s.tun_offloads->describe();
-    d["udp_gso"] = s.udp->gso;
-    d["udp_gro"] = s.udp->gro;
-    d["packets_per_tun_read"] = ratio(s.tun_counters->packets_read, s.tun_counters->reads);
-    d["packets_per_tun_write"] = ratio(s.tun_counters->packets_written, s.tun_counters->writes);
-    d["datagrams_per_send_call"] = ratio(s.udp->datagrams_sent, s.udp->send_calls);
-    d["datagrams_per_receive_call"] = ratio(s.udp->datagrams_received, s.udp->receive_calls);
-    d["tun_dropped"] = s.tun_counters->dropped;
-    d["udp_send_dropped"] = s.udp->send_dropped;
+    json d;
+    d["tun_offload"] = s.tun_offloads;
+    d["udp_gso"] = udp->gso;
+    d["udp_gro"] = udp->gro;
+    d["packets_per_tun_read"] = ratio(s.tun_counters.packets_read, s.tun_counters.reads);
+    d["packets_per_tun_write"] = ratio(s.tun_counters.packets_written, s.tun_counters.writes);
+    d["datagrams_per_send_call"] = ratio(udp->datagrams_sent, udp->send_calls);
+    d["datagrams_per_receive_call"] = ratio(udp->datagrams_received, udp->receive_calls);
+    d["tun_dropped"] = s.tun_counters.dropped;
+    d["udp_send_dropped"] = udp->send_dropped;
     j["data_path"] = d;
   }
-  j["cookie_replies_sent"] = s.device.cookie_replies_sent();
-  j["handshakes_rate_limited"] = s.device.handshakes_rate_limited();
-  j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error);
+  j["cookie_replies_sent"] = s.cookie_replies_sent;
+  j["handshakes_rate_limited"] = s.handshakes_rate_limited;
+  j["last_error"] = s.last_error.empty() ? json(nullptr) : json(s.last_error);
   return j;
 }
 
@@ -76,7 +72,7 @@ std::string bytes(std::uint64_t n) {
 
 std::string status_text(const nlohmann::ordered_json& j) {
   std::string out = "interface: " + j["interface"].get<std::string>() + "\n";
-  out += "  public key: " + j["public_key"].get<std::string>() + "\n";
+  if (!j["public_key"].is_null()) out += "  public key: " + j["public_key"].get<std::string>() + "\n";
   out += "  mode: " + j["mode"].get<std::string>() + "\n";
   if (!j["listening"].empty()) {
     std::string l;

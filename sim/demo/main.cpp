@@ -7,7 +7,8 @@
 // For each situation (IPv6 healthy, silently blackholed, unreachable, prohibited; IPv4
 // broken) the client resolves vpn.test and tries every address in order, the way the
 // "Socket Rework" note describes, and the demo prints each step in virtual time.
-// This stands in for the scenario runner (duet-sim) until the engine exists.
+// It talks to the simulated stack directly, one plain attempt per address, to show what
+// each fault does to a socket; duet-sim runs the engine itself (racing, failover).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 

@@ -1,5 +1,6 @@
 // Builds the world a scenario describes, starts its duet instances on their hosts with
-// the real engine (lib/transport), plays the fault timeline, and checks the sentences.
+// the daemon's own wiring (node::Node over a SimStack and a SimTun), plays the fault
+// timeline, and checks the sentences.
 #include "duet/sim/runner.hpp"
 #include "duet/sim/judge.hpp"
 
@@ -12,12 +13,11 @@
 
 #include "duet/config/loader.hpp"
 #include "duet/net/error.hpp"
-#include "duet/net/ip_packet.hpp"
+#include "duet/net/ping.hpp"
+#include "duet/node/node.hpp"
+#include "duet/policy/review.hpp"
 #include "duet/sim/probe_session.hpp"
-#include "duet/plugin/host.hpp"
-#include "duet/transport/client.hpp"
-#include "duet/transport/server.hpp"
-#include "duet/tunnel/device.hpp"
+#include "duet/sim/tun.hpp"
 
 namespace duet::sim {
 
@@ -30,25 +30,13 @@ bool RunResult::passed() const {
 
 namespace {
 
-/// The WireGuard side of an instance whose configuration has a private key: the real data
-/// channel with a simulated TUN that answers pings to its own addresses.
-struct Tunnel {
-  std::unique_ptr<tunnel::Device> device;
-  std::unique_ptr<tunnel::DeviceSessions> responders, initiators;
-  std::vector<net::Address> addresses;                // ifconfig
-  std::map<net::Address, int> echo_replies;           // by source
-  std::uint64_t packets_in = 0;
-};
-
-/// One duet instance: its configuration and, while its host runs, its engine.
+/// One duet instance: its configuration and, while its host runs, its node.
 struct Instance {
   const ScenarioInstance* spec = nullptr;
   config::LoadResult loaded;
-  std::unique_ptr<ProbeSessionFactory> sessions;
-  std::unique_ptr<Tunnel> tunnel;
-  std::unique_ptr<transport::SocketFactory> sockets;
-  std::unique_ptr<transport::Server> server;
-  std::unique_ptr<transport::Client> client;
+  std::unique_ptr<ProbeSessionFactory> sessions;  ///< without a private key
+  std::unique_ptr<SimTun> tun;                    ///< with one
+  std::unique_ptr<node::Node> node;
   std::vector<transport::Event> events;
   std::vector<std::string> listening;  // as last started
   bool started = false;
@@ -56,6 +44,7 @@ struct Instance {
   net::TimePoint started_at{};
   int sent = 0;
   int pings_sent = 0;
+  transport::Client* client() { return node ? node->client() : nullptr; }
 };
 
 /// "default dev eth0", "blackhole fd00::/64", "198.18.0.0/24 dev eth1"
@@ -169,7 +158,7 @@ private:
       if (!names.insert(spec.name).second) invalid(spec.line, "two instances are named '" + spec.name + "'");
       auto inst = std::make_unique<Instance>();
       inst->spec = &spec;
-      inst->loaded = config::load_text(spec.config, s_.file + ":" + spec.name);
+      inst->loaded = policy::reviewed(config::load_text(spec.config, s_.file + ":" + spec.name));
       inst->sessions = std::make_unique<ProbeSessionFactory>(id_base);
       id_base += 1'000'000;
       instances_.push_back(std::move(inst));
@@ -192,14 +181,9 @@ private:
       return;
     }
     net::NetworkStack& stack = world_.stack(in.spec->host);
-    std::string plugin_error;
-    in.sockets = plugin::sockets_for(in.loaded.config, stack, plugin_error);
-    if (!in.sockets) {
-      in.events.push_back({.time = world_.now(), .kind = EventKind::startup_failed, .detail = plugin_error});
-      in.startup_failed = true;
-      return;
-    }
-    auto sink = [this, &in](const transport::Event& e) {
+    const config::Config& cfg = in.loaded.config;
+    node::NodeOptions options;
+    options.events = [this, &in](const transport::Event& e) {
       in.events.push_back(e);
       world_.annotate(in.spec->host, "duet:" + std::string(transport::to_string(e.kind)), in.spec->name + ": " + e.describe());
       if (o_.log) {
@@ -210,84 +194,36 @@ private:
       }
       if (e.kind == EventKind::startup_failed) in.startup_failed = true;
     };
-    const config::Config& cfg = in.loaded.config;
-    transport::SessionFactory* responders = in.sessions.get();
-    transport::SessionFactory* initiators = in.sessions.get();
-    if (!cfg.private_key.empty()) {
-      if (!make_tunnel(in, stack)) return;
-      responders = in.tunnel->responders.get();
-      initiators = in.tunnel->initiators.get();
-    }
-    if (!cfg.listens.empty()) {
-      in.server = std::make_unique<transport::Server>(stack, cfg, *responders, sink);
-      in.server->start([&in](bool) {
-        in.listening.clear();
-        for (const auto& l : in.server->listening()) in.listening.push_back(l.to_string());
-      });
-    }
-    bool has_remote = false;
-    for (const auto& c : cfg.connections) has_remote = has_remote || !c.remotes.empty();
-    if (has_remote) {
-      in.client = std::make_unique<transport::Client>(stack, *in.sockets, cfg, *initiators, sink, in.server.get());
-      in.client->start();
-    }
-  }
-
-  bool make_tunnel(Instance& in, net::NetworkStack& stack) {
-    const config::Config& cfg = in.loaded.config;
-    auto key = tunnel::key_from_base64(cfg.private_key);
-    if (!key) {
-      in.startup_failed = true;
-      in.events.push_back({.time = world_.now(), .kind = EventKind::startup_failed,
-                           .detail = "in a scenario, private-key must be the key itself (base64)"});
-      return false;
-    }
-    std::vector<tunnel::PeerConfig> peers;
-    for (const auto& p : cfg.peers) peers.push_back({*tunnel::key_from_base64(p.public_key), {}, p.allowed_ips});
-    auto t = std::make_unique<Tunnel>();
-    for (const auto& a : cfg.ifconfig) t->addresses.push_back(a.address);
-    Tunnel* tp = t.get();
-    // The simulated TUN: answer echo requests to our addresses, count echo replies.
-    auto to_tun = [this, tp, &stack](std::span<const std::uint8_t> packet) {
-      ++tp->packets_in;
-      auto h = tunnel::inner_header(packet);
-      if (!h || packet.size() < 28 || packet[9] != 1) return;
-      if (packet[20] == 0) {
-        ++tp->echo_replies[h->source];
-      } else if (packet[20] == 8 &&
-                 std::find(tp->addresses.begin(), tp->addresses.end(), h->destination) != tp->addresses.end()) {
-        auto reply = net::ipv4_icmp_echo(0, h->destination, h->source, static_cast<std::uint16_t>((packet[24] << 8) | packet[25]),
-                                          static_cast<std::uint16_t>((packet[26] << 8) | packet[27]));
-        stack.clock().post([tp, reply] { tp->device->route(reply); });
-      }
-      (void)this;
+    options.listening = [&in](bool) {
+      in.listening.clear();
+      for (const auto& l : in.node->server()->listening()) in.listening.push_back(l.to_string());
     };
-    // Ephemeral keys and indices from the world's seeded generator: runs replay exactly.
-    t->device = std::make_unique<tunnel::Device>(tunnel::Identity::from_private(*key), peers, stack.clock(), to_tun,
-                                                 [&stack](std::span<std::uint8_t> out) {
-                                                   for (auto& b : out) b = static_cast<std::uint8_t>(stack.random());
-                                                 });
-    t->responders = std::make_unique<tunnel::DeviceSessions>(*t->device, std::nullopt);
-    t->initiators = std::make_unique<tunnel::DeviceSessions>(*t->device, peers.empty() ? std::nullopt : std::optional<std::size_t>(0));
-    in.tunnel = std::move(t);
-    return true;
+    if (cfg.private_key.empty()) {
+      options.sessions = in.sessions.get();
+    } else {
+      std::vector<net::Address> addresses;
+      for (const auto& a : cfg.ifconfig) addresses.push_back(a.address);
+      in.tun = std::make_unique<SimTun>(stack.clock(), cfg.dev, addresses);
+    }
+    in.node = std::make_unique<node::Node>(stack, in.tun.get(), cfg, std::move(options));
+    std::string why;
+    if (!in.node->start(why)) in.startup_failed = true;
   }
 
   /// "X pings A": an echo request from X's first tunnel address every second.
   void schedule_pings(Instance& in, const net::Address& to) {
     for (auto t = in.spec->start + std::chrono::seconds(1); t < s_.duration; t += std::chrono::seconds(1)) {
-      world_.at(t, [this, &in, to, seq = static_cast<std::uint16_t>(t.count() / 1'000'000'000)] {
-        if (!in.tunnel || in.tunnel->addresses.empty()) return;
+      world_.at(t, [&in, to, seq = static_cast<std::uint16_t>(t.count() / 1'000'000'000)] {
+        if (!in.tun || !in.node || in.tun->addresses().empty()) return;
         ++in.pings_sent;
-        in.tunnel->device->route(net::ipv4_icmp_echo(8, in.tunnel->addresses.front(), to, 0x6475, seq));
+        (void)in.tun->inject(net::ipv4_icmp_echo(8, in.tun->addresses().front(), to, 0x6475, seq));
       });
     }
   }
 
   void stop(Instance& in) {
-    in.client.reset();
-    in.server.reset();
-    in.tunnel.reset();
+    in.node.reset();
+    in.tun.reset();
   }
 
   void stop_all() {
@@ -333,8 +269,8 @@ private:
   }
 
   void send_when_connected(Instance& in, int count) {
-    if (in.client && in.client->connected()) {
-      for (int i = 0; i < count; ++i) in.client->send(ProbeSession::data(static_cast<std::uint64_t>(in.sent++)));
+    if (in.client() && in.client()->connected()) {
+      for (int i = 0; i < count; ++i) in.client()->send(ProbeSession::data(static_cast<std::uint64_t>(in.sent++)));
       return;
     }
     // Not connected (yet): try again shortly, until the scenario ends.
@@ -385,11 +321,11 @@ private:
       o.diagnostics = in->loaded.diagnostics.all();
       for (const auto& e : in->events) o.events.push_back({e, e.describe()});
       o.listening = in->listening;
-      if (in->client && in->client->connected()) o.connected_at_end = in->client->remote();
+      if (in->client() && in->client()->connected()) o.connected_at_end = in->client()->remote();
       o.data_received = in->sessions->stats.data_received;
-      o.peers_accepted = in->server ? in->server->peers() : 0;
-      o.has_tunnel = in->tunnel != nullptr;
-      if (in->tunnel) o.echo_replies = in->tunnel->echo_replies;
+      o.peers_accepted = in->node && in->node->server() ? in->node->server()->peers() : 0;
+      o.has_tunnel = in->tun != nullptr && in->node != nullptr;
+      if (in->tun) o.echo_replies = in->tun->echo_replies();
       o.pings_sent = in->pings_sent;
       seen.push_back(std::move(o));
     }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "duet/config/loader.hpp"
+#include "duet/node/node.hpp"
 #include "duet/sim/probe_session.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/framing.hpp"
@@ -23,19 +24,22 @@ config::Config load(const std::string& text) {
   return r.config;
 }
 
-/// One duet instance on a simulated host, recording its events.
+/// One duet instance on a simulated host (the daemon's own wiring, with probe sessions),
+/// recording its events.
 struct Instance {
   Instance(sim::SimWorld& w, const std::string& host, const std::string& text, std::uint64_t id)
-      : config(load(text)), sessions(id), sockets(w.stack(host)) {
-    auto sink = [this](const transport::Event& e) { events.push_back(e); };
-    if (!config.listens.empty()) server = std::make_unique<transport::Server>(w.stack(host), config, sessions, sink);
-    if (!config.connections.empty() && !config.connections[0].remotes.empty()) {
-      client = std::make_unique<transport::Client>(w.stack(host), sockets, config, sessions, sink, server.get());
-    }
+      : config(load(text)), sessions(id), node(w.stack(host), nullptr, config, options()) {}
+  node::NodeOptions options() {
+    node::NodeOptions o;
+    o.events = [this](const transport::Event& e) { events.push_back(e); };
+    o.sessions = &sessions;
+    return o;
   }
   void start() {
-    if (server) server->start([](bool) {});
-    if (client) client->start();
+    std::string why;
+    EXPECT_TRUE(node.start(why)) << why;
+    server = node.server();
+    client = node.client();
   }
   std::vector<transport::Event> of(EventKind k) const {
     std::vector<transport::Event> out;
@@ -46,10 +50,10 @@ struct Instance {
   }
   config::Config config;
   sim::ProbeSessionFactory sessions;
-  transport::StackSockets sockets;
-  std::unique_ptr<transport::Server> server;
-  std::unique_ptr<transport::Client> client;
   std::vector<transport::Event> events;
+  node::Node node;
+  transport::Server* server = nullptr;
+  transport::Client* client = nullptr;
 };
 
 void dual_stack_dns(sim::SimWorld& w) {

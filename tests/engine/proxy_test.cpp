@@ -8,6 +8,7 @@
 #include "../sim/world_fixture.hpp"
 #include "../support/fake_proxy.hpp"
 #include "duet/config/loader.hpp"
+#include "duet/node/node.hpp"
 #include "duet/plugin/host.hpp"
 #include "duet/sim/probe_session.hpp"
 #include "duet/transport/client.hpp"
@@ -20,23 +21,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Node {
-  Node(sim::SimWorld& w, const std::string& host, const std::string& text, std::uint64_t id) : sessions(id) {
+/// One duet instance (the daemon's own wiring, with probe sessions), recording its events.
+struct Peer {
+  Peer(sim::SimWorld& w, const std::string& host, const std::string& text, std::uint64_t id)
+      : config(loaded(text, host)), sessions(id), node(w.stack(host), nullptr, config, options()) {
+    std::string why;
+    EXPECT_TRUE(node.start(why)) << why;
+    server = node.server();
+    client = node.client();
+  }
+  static config::Config loaded(const std::string& text, const std::string& host) {
     auto r = config::load_text(text, host + ".conf");
     for (const auto& d : r.diagnostics.all()) ADD_FAILURE() << d.to_string();
-    config = r.config;
-    std::string why;
-    sockets = plugin::sockets_for(config, w.stack(host), why);
-    EXPECT_TRUE(sockets) << why;
-    auto sink = [this](const transport::Event& e) { events.push_back(e); };
-    if (!config.listens.empty()) {
-      server = std::make_unique<transport::Server>(w.stack(host), config, sessions, sink);
-      server->start([](bool) {});
-    }
-    if (!config.connections.empty() && !config.connections[0].remotes.empty()) {
-      client = std::make_unique<transport::Client>(w.stack(host), *sockets, config, sessions, sink);
-      client->start();
-    }
+    return r.config;
+  }
+  node::NodeOptions options() {
+    node::NodeOptions o;
+    o.events = [this](const transport::Event& e) { events.push_back(e); };
+    o.sessions = &sessions;
+    return o;
   }
   std::vector<transport::Event> of(EventKind k) const {
     std::vector<transport::Event> out;
@@ -52,10 +55,10 @@ struct Node {
   }
   config::Config config;
   sim::ProbeSessionFactory sessions;
-  std::unique_ptr<transport::SocketFactory> sockets;
-  std::unique_ptr<transport::Server> server;
-  std::unique_ptr<transport::Client> client;
   std::vector<transport::Event> events;
+  node::Node node;
+  transport::Server* server = nullptr;
+  transport::Client* client = nullptr;
 };
 
 std::string credentials(const std::string& user, const std::string& password) {
@@ -68,15 +71,15 @@ class Proxy : public ::testing::Test {
 protected:
   void SetUp() override {
     build_three_hosts(w);
-    server = std::make_unique<Node>(w, "server", "mode server\nproto tcp\nport 443\n", 1000);
+    server = std::make_unique<Peer>(w, "server", "mode server\nproto tcp\nport 443\n", 1000);
   }
   sim::SimWorld w{41};
-  std::unique_ptr<Node> server;
+  std::unique_ptr<Peer> server;
 };
 
 TEST_F(Proxy, HttpConnectCarriesTheTunnelAndTheRemoteNameGoesToTheProxy) {
   FakeProxy proxy(w.stack("router"), FakeProxy::Kind::http, ep("198.18.1.1:3128"));
-  Node client(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy 198.18.1.1 3128\n", 1);
+  Peer client(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy 198.18.1.1 3128\n", 1);
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
   ASSERT_EQ(proxy.requests.size(), 1u);
   EXPECT_EQ(proxy.requests[0].substr(0, proxy.requests[0].find("\r\n")), "CONNECT 198.18.2.2:443 HTTP/1.1");
@@ -89,13 +92,13 @@ TEST_F(Proxy, HttpConnectCarriesTheTunnelAndTheRemoteNameGoesToTheProxy) {
 TEST_F(Proxy, HttpBasicAuthenticationRightAndWrongAndTheSecretNeverShows) {
   // "user:s3cret" in base64.
   FakeProxy proxy(w.stack("router"), FakeProxy::Kind::http, ep("198.18.1.1:3128"), {.need_auth = "Basic dXNlcjpzM2NyZXQ="});
-  Node good(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy 198.18.1.1 3128 " + credentials("user", "s3cret") + "\n", 1);
+  Peer good(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy 198.18.1.1 3128 " + credentials("user", "s3cret") + "\n", 1);
   ASSERT_TRUE(w.run_until([&] { return good.client->connected(); }, 5s)) << good.log();
   EXPECT_NE(proxy.requests[0].find("\r\nProxy-Authorization: Basic dXNlcjpzM2NyZXQ="), std::string::npos);
 
-  Node bad(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128 " +
+  Peer bad(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128 " +
                             credentials("user", "wrong") + "\n", 2);
-  Node none(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128\n", 3);
+  Peer none(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128\n", 3);
   w.run_for(5s);
   EXPECT_FALSE(bad.client->connected());
   EXPECT_FALSE(none.client->connected());
@@ -122,7 +125,7 @@ TEST_P(ProxyLies, GiveAClearErrorAndARetryNeverAConnection) {
   const Lie& lie = GetParam();
   FakeProxy proxy(w.stack("router"), lie.kind, ep("198.18.1.1:1080"), lie.behaviour);
   const std::string directive = lie.kind == FakeProxy::Kind::http ? "http-proxy" : "socks-proxy";
-  Node client(w, "client",
+  Peer client(w, "client",
               "mode client\nremote 198.18.2.2 443 tcp\nconnect-timeout 3\nconnect-retry 1\n" + directive +
                   " 198.18.1.1 1080\n",
               1);
@@ -164,7 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(Proxy, SocksConnectSendsNamesForTheProxyToResolve) {
   w.set_dns("vpn.test", {sim::DnsAnswer::Kind::records, {*net::Address::parse("198.18.2.2")}});
   FakeProxy proxy(w.stack("router"), FakeProxy::Kind::socks, ep("198.18.1.1:1080"), {.need_auth = "alice:pw"});
-  Node client(w, "client", "mode client\nremote vpn.test 443 tcp\nsocks-proxy 198.18.1.1 1080 " + credentials("alice", "pw") + "\n", 1);
+  Peer client(w, "client", "mode client\nremote vpn.test 443 tcp\nsocks-proxy 198.18.1.1 1080 " + credentials("alice", "pw") + "\n", 1);
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
   ASSERT_EQ(proxy.requests.size(), 1u);
   EXPECT_EQ(proxy.requests[0], "vpn.test:443") << "ATYP 3: the name, not an address";
@@ -174,9 +177,9 @@ TEST_F(Proxy, SocksConnectSendsNamesForTheProxyToResolve) {
 }
 
 TEST_F(Proxy, SocksUdpAssociateCarriesAUdpTunnelAndItsLossIsNoticed) {
-  Node udp_server(w, "server", "mode server\nproto udp\nport 1194\n", 2000);
+  Peer udp_server(w, "server", "mode server\nproto udp\nport 1194\n", 2000);
   FakeProxy proxy(w.stack("router"), FakeProxy::Kind::socks, ep("198.18.1.1:1080"));
-  Node client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nkeepalive 1 3\nsocks-proxy 198.18.1.1 1080\n", 1);
+  Peer client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nkeepalive 1 3\nsocks-proxy 198.18.1.1 1080\n", 1);
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
   EXPECT_EQ(proxy.requests.at(0), "udp");
   EXPECT_EQ(client.client->transport(), config::Transport::udp);
@@ -200,7 +203,7 @@ TEST_F(Proxy, TheProxysOwnAddressesAreRacedWhenOneFamilyIsBroken) {
   w.set_dns("proxy.test", {sim::DnsAnswer::Kind::records, {*net::Address::parse("fd00:1::1"), *net::Address::parse("198.18.1.1")}});
   w.add_route("client", "fd00:1::1/128", sim::RouteVerdict::blackhole);
   FakeProxy v4(w.stack("router"), FakeProxy::Kind::http, ep("198.18.1.1:3128"));
-  Node client(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy proxy.test 3128\n", 1);
+  Peer client(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy proxy.test 3128\n", 1);
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
   const auto c = client.of(EventKind::connected).at(0);
   EXPECT_EQ(c.endpoint->to_string(), "198.18.1.1:3128");

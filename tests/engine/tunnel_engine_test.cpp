@@ -27,9 +27,9 @@ TEST_P(TunnelOver, PacketsCrossBothWaysAndSpoofedSourcesAreDropped) {
   const Identity c = Identity::from_private(generate_private_key());
   const std::string proto = GetParam();
   Side server(w, "server", "mode server\nproto " + proto + "\n", s,
-              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 " + proto + "\nkeepalive 1 3\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
   EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 1)));
   w.run_for(100ms);
@@ -61,9 +61,9 @@ TEST(Tunnel, AnUnknownKeyGetsNoAnswer) {
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
   const Identity stranger = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side intruder(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nconnect-timeout 2\n", stranger,
-                {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+                {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   w.run_for(5s);
   EXPECT_FALSE(intruder.client->connected());
   EXPECT_EQ(server.device.peers()[0].last_handshake, std::nullopt);
@@ -81,9 +81,9 @@ TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
   add_stranger(w, "attacker", 64);
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nkeepalive 1 5\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
 
   auto& stack = w.stack("attacker");
@@ -160,9 +160,9 @@ TEST(Tunnel, OverTcpABurstBeyondTheStreamQueueIsDroppedNotBufferedWithoutBound) 
   build_three_hosts(w, slow);
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto tcp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, false);
+  Side server(w, "server", "mode server\nproto tcp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, true);
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
   w.run_for(100ms);
   // 4000 packets of 1400 bytes at once: 5.6 MB, four and a half seconds of this link.

@@ -1,6 +1,5 @@
 // Shared by the tunnel tests: an IPv4/UDP packet to route, and one side of a tunnel (a
-// Device with its TUN recorded, and the engine's server or client over it) on a simulated
-// host.
+// node with a simulated TUN whose packets are recorded) on a simulated host.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,10 +7,9 @@
 #include <cstring>
 
 #include "duet/config/loader.hpp"
+#include "duet/node/node.hpp"
+#include "duet/sim/tun.hpp"
 #include "duet/sim/world.hpp"
-#include "duet/transport/client.hpp"
-#include "duet/transport/server.hpp"
-#include "duet/tunnel/device.hpp"
 
 namespace duet::test {
 
@@ -39,33 +37,47 @@ inline tunnel::Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag
   return p;
 }
 
+/// One side of a tunnel on a simulated host: the daemon's own wiring (node::Node) with a
+/// simulated TUN whose written packets the test reads. `cfg_text` holds the socket part;
+/// the key and peers are added from `me` and `peers`.
 struct Side {
   Side(sim::SimWorld& w, const std::string& host, const std::string& cfg_text, tunnel::Identity me,
-       std::vector<tunnel::PeerConfig> peers, bool client_side,
-       tunnel::Device::RandomSource random = tunnel::random_bytes, tunnel::DeviceLimits limits = {})
-      : loaded(config::load_text(cfg_text, host + ".conf")),
-        device(me, std::move(peers), w.stack(host).clock(),
-               [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, std::move(random),
-               limits),
-        sessions(device, client_side ? std::optional<std::size_t>(0) : std::nullopt),
-        sockets(w.stack(host)) {
+       std::vector<tunnel::PeerConfig> peers, tunnel::DeviceLimits limits = {})
+      : loaded(config::load_text(cfg_text + keys(me, peers), host + ".conf")),
+        sim_tun(w.stack(host).clock(), "duet0"),
+        node(w.stack(host), &sim_tun, loaded.config, options(limits)),
+        device(started(node)),
+        tun(sim_tun.written()),
+        server(node.server()),
+        client(node.client()) {
     EXPECT_TRUE(loaded.ok());
-    if (!loaded.config.listens.empty()) {
-      server = std::make_unique<transport::Server>(w.stack(host), loaded.config, sessions, nullptr);
-      server->start([](bool) {});
+  }
+  static std::string keys(const tunnel::Identity& me, const std::vector<tunnel::PeerConfig>& peers) {
+    std::string t = "private-key " + config::key_to_base64(me.private_key) + "\n";
+    for (const auto& p : peers) {
+      std::string ips;
+      for (const auto& a : p.allowed_ips) ips += (ips.empty() ? "" : ",") + a.to_string();
+      t += "peer " + config::key_to_base64(p.public_key) + " " + ips + "\n";
     }
-    if (client_side) {
-      client = std::make_unique<transport::Client>(w.stack(host), sockets, loaded.config, sessions, nullptr);
-      client->start();
-    }
+    return t;
+  }
+  static node::NodeOptions options(tunnel::DeviceLimits limits) {
+    node::NodeOptions o;
+    o.limits = limits;
+    return o;
+  }
+  static tunnel::Device& started(node::Node& n) {
+    std::string why;
+    EXPECT_TRUE(n.start(why)) << why;
+    return *n.device();
   }
   config::LoadResult loaded;
-  std::vector<tunnel::Bytes> tun;
-  tunnel::Device device;
-  tunnel::DeviceSessions sessions;
-  transport::StackSockets sockets;
-  std::unique_ptr<transport::Server> server;
-  std::unique_ptr<transport::Client> client;
+  sim::SimTun sim_tun;
+  node::Node node;
+  tunnel::Device& device;
+  const std::vector<tunnel::Bytes>& tun;  ///< every packet the tunnel delivered
+  transport::Server* server;
+  transport::Client* client;
 };
 
 }  // namespace duet::test

@@ -1,0 +1,29 @@
+// duetctl's control socket: a Unix stream socket (root or the daemon's group only, 0660)
+// that answers one request line with the daemon's status as JSON.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <spdlog/logger.h>
+
+namespace duet::daemon {
+
+class ControlSocket {
+public:
+  /// Listens at `path` (replacing a stale socket file); `answer` makes the reply. A
+  /// socket that cannot be made is a warning: the daemon runs without it.
+  ControlSocket(boost::asio::io_context& io, spdlog::logger& log, std::string path, int group,
+                std::function<std::string()> answer);
+  ~ControlSocket();
+  ControlSocket(const ControlSocket&) = delete;
+  ControlSocket& operator=(const ControlSocket&) = delete;
+
+private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace duet::daemon

@@ -1,0 +1,126 @@
+// One duet instance: from a Config, a NetworkStack, a Tun and the stack's Clock it builds
+// and owns everything the engine needs — the WireGuard device and its sessions, the
+// sockets (the stack's, or a proxy plugin's), the listeners and the connector — starts
+// them, applies a new Config on reload (keeping what did not change), and answers for
+// its state. duetd runs it on PosixStack with a Linux TUN, duet-sim's runner and the
+// engine tests on the simulator with a simulated TUN: the same wiring in both worlds.
+//
+// Randomness (ephemeral keys, session indices, cookie secrets, timer jitter) comes from the
+// stack: the kernel's on PosixStack, the world's seeded generator in the simulator.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "duet/config/config.hpp"
+#include "duet/net/network_stack.hpp"
+#include "duet/net/tun.hpp"
+#include "duet/transport/client.hpp"
+#include "duet/transport/events.hpp"
+#include "duet/transport/server.hpp"
+#include "duet/transport/session.hpp"
+#include "duet/transport/socket_factory.hpp"
+#include "duet/tunnel/device.hpp"
+
+namespace duet::node {
+
+struct NodeOptions {
+  /// Every engine event (also kept for status(): the last warning or error).
+  transport::EventSink events;
+  /// The private key when the configuration names a file the caller has read (the
+  /// daemon); otherwise `private-key` must hold the key itself.
+  std::optional<config::Key> private_key;
+  /// Sessions for an instance without `private-key` (the scenario runner's probe
+  /// sessions); with a key the node's WireGuard device makes them.
+  transport::SessionFactory* sessions = nullptr;
+  /// Called once the listeners are open: false when not one socket could be.
+  std::function<void(bool ok)> listening;
+  /// The device's limits (the MTU always comes from `tun-mtu`).
+  tunnel::DeviceLimits limits;
+};
+
+/// What a reload did.
+struct ReloadOutcome {
+  bool applied = false;
+  std::string restart_needed;  ///< the directives that changed and need a restart
+  tunnel::Device::PeerChanges peers;
+  bool listeners_reopened = false;
+  bool reconnected = false;
+};
+
+struct PeerStatus {
+  config::Key public_key{};
+  std::vector<net::Prefix> allowed_ips;
+  std::optional<net::Endpoint> endpoint;
+  config::Transport transport = config::Transport::udp;
+  std::optional<net::Duration> since_handshake;
+  std::uint64_t rx_bytes = 0, tx_bytes = 0;
+};
+
+/// A snapshot for `duetctl status` and the status file.
+struct Status {
+  std::string interface;
+  std::optional<config::Key> public_key;
+  config::Mode mode = config::Mode::p2p;
+  std::vector<std::string> listening;
+  std::optional<bool> connected;  ///< absent without a client
+  std::vector<PeerStatus> peers;
+  std::uint64_t cookie_replies_sent = 0, handshakes_rate_limited = 0;
+  std::string last_error;
+  std::string tun_offloads;
+  net::TunCounters tun_counters;
+};
+
+/// The device's peers as a configuration states them.
+std::vector<tunnel::PeerConfig> peer_configs(const config::Config& c);
+
+class Node {
+public:
+  /// `tun` is needed (and used) only with a private key.
+  Node(net::NetworkStack& stack, net::Tun* tun, const config::Config& config, NodeOptions options = {});
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  /// Builds and starts everything; false (with the reason, also sent as a startup_failed
+  /// event) when the node cannot run: an unreadable key, no peer, a plugin that will not load.
+  bool start(std::string& why);
+  /// Applies `next` (already loaded without errors).
+  ReloadOutcome reload(const config::Config& next);
+  [[nodiscard]] Status status() const;
+
+  /// The configuration last applied.
+  [[nodiscard]] const config::Config& config() const { return *current_; }
+  [[nodiscard]] tunnel::Device* device() { return device_.get(); }
+  [[nodiscard]] const tunnel::Device* device() const { return device_.get(); }
+  [[nodiscard]] transport::Server* server() { return server_.get(); }
+  [[nodiscard]] const transport::Server* server() const { return server_.get(); }
+  [[nodiscard]] transport::Client* client() { return client_.get(); }
+  [[nodiscard]] const transport::Client* client() const { return client_.get(); }
+
+private:
+  void emit(const transport::Event& e);
+  bool fail(std::string& why, std::string text);
+  void start_server();
+  void start_client();
+
+  net::NetworkStack& stack_;
+  net::Tun* tun_;
+  NodeOptions options_;
+  // The server and the client each keep the configuration they were built from, so a
+  // reload can replace one without the other.
+  std::shared_ptr<const config::Config> current_, server_config_, client_config_;
+  std::unique_ptr<tunnel::Device> device_;
+  std::unique_ptr<tunnel::DeviceSessions> responders_, initiators_;
+  std::unique_ptr<transport::SocketFactory> sockets_;
+  std::unique_ptr<transport::Server> server_;
+  std::unique_ptr<transport::Client> client_;
+  std::string last_error_;
+  bool listening_ = false;       ///< the server's sockets are open (or failed to)
+  bool client_started_ = false;  ///< a p2p client waits for them
+};
+
+}  // namespace duet::node

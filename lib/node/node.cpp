@@ -1,0 +1,119 @@
+#include "duet/node/node.hpp"
+
+#include "duet/plugin/host.hpp"
+
+namespace duet::node {
+
+std::vector<tunnel::PeerConfig> peer_configs(const config::Config& c) {
+  std::vector<tunnel::PeerConfig> out;
+  for (const auto& p : c.peers) out.push_back({p.public_key, {}, p.allowed_ips});
+  return out;
+}
+
+namespace {
+
+bool has_remote(const config::Config& c) {
+  for (const auto& x : c.connections) {
+    if (!x.remotes.empty()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Node::Node(net::NetworkStack& stack, net::Tun* tun, const config::Config& config, NodeOptions options)
+    : stack_(stack),
+      tun_(tun),
+      options_(std::move(options)),
+      current_(std::make_shared<const config::Config>(config)),
+      server_config_(current_),
+      client_config_(current_) {}
+
+Node::~Node() {
+  // The client and the server hold sessions of the device: they go first.
+  client_.reset();
+  server_.reset();
+  initiators_.reset();
+  responders_.reset();
+}
+
+void Node::emit(const transport::Event& e) {
+  if (transport::level_of(e.kind) >= transport::EventLevel::warning) last_error_ = e.describe();
+  if (options_.events) options_.events(e);
+}
+
+bool Node::fail(std::string& why, std::string text) {
+  why = std::move(text);
+  emit({.time = stack_.clock().now(), .kind = transport::EventKind::startup_failed, .detail = why});
+  return false;
+}
+
+bool Node::start(std::string& why) {
+  const config::Config& cfg = *current_;
+  if (!cfg.private_key.empty()) {
+    auto key = options_.private_key ? options_.private_key : config::key_from_base64(cfg.private_key);
+    if (!key) return fail(why, "private-key must be the key itself (base64) here, not '" + cfg.private_key + "'");
+    if (cfg.peers.empty()) return fail(why, "no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
+    if (tun_ == nullptr) return fail(why, "a tunnel needs a TUN device");
+    tunnel::DeviceLimits limits = options_.limits;
+    limits.mtu = static_cast<std::size_t>(cfg.tun_mtu);
+    device_ = std::make_unique<tunnel::Device>(
+        tunnel::Identity::from_private(*key), peer_configs(cfg), stack_.clock(),
+        [this](std::span<const std::uint8_t> p) { tun_->write(p); },
+        [this](std::span<std::uint8_t> out) {
+          for (std::size_t i = 0; i < out.size(); i += 8) {
+            const std::uint64_t r = stack_.random();
+            for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j) out[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
+          }
+        },
+        limits);
+    responders_ = std::make_unique<tunnel::DeviceSessions>(*device_, std::nullopt);
+  } else if (options_.sessions == nullptr) {
+    return fail(why, "no 'private-key': make one with 'duetd genkey'");
+  }
+  std::string plugin_error;
+  sockets_ = plugin::sockets_for(cfg, stack_, plugin_error);
+  if (!sockets_) return fail(why, plugin_error);
+  start_server();
+  start_client();
+  if (device_) {
+    tun_->start_reading([this](std::span<const std::uint8_t> packet) { (void)device_->route(packet); });
+  }
+  return true;
+}
+
+void Node::start_server() {
+  server_.reset();
+  if (server_config_->listens.empty()) return;
+  transport::SessionFactory& sessions = device_ ? *responders_ : *options_.sessions;
+  server_ = std::make_unique<transport::Server>(stack_, *server_config_, sessions,
+                                                [this](const transport::Event& e) { emit(e); });
+  listening_ = false;
+  server_->start([this](bool ok) {
+    listening_ = true;
+    if (options_.listening) options_.listening(ok);
+    // A p2p client's attempts send from the listening sockets: they begin once those exist.
+    if (client_ && !client_started_) {
+      client_started_ = true;
+      client_->start();
+    }
+  });
+}
+
+void Node::start_client() {
+  client_.reset();
+  if (!has_remote(*client_config_)) return;
+  transport::SessionFactory* sessions = options_.sessions;
+  if (device_) {
+    // A client talks to its first peer; after a reload, found by key.
+    initiators_ = std::make_unique<tunnel::DeviceSessions>(
+        *device_, device_->peer_index(client_config_->peers.front().public_key));
+    sessions = initiators_.get();
+  }
+  client_ = std::make_unique<transport::Client>(stack_, *sockets_, *client_config_, *sessions,
+                                                [this](const transport::Event& e) { emit(e); }, server_.get());
+  client_started_ = !server_ || listening_;
+  if (client_started_) client_->start();
+}
+
+}  // namespace duet::node

@@ -1,0 +1,40 @@
+#include "duet/node/node.hpp"
+
+namespace duet::node {
+
+Status Node::status() const {
+  Status s;
+  const config::Config& cfg = *current_;
+  s.interface = tun_ ? tun_->name() : cfg.dev;
+  s.mode = cfg.mode;
+  if (server_) {
+    for (const auto& l : server_->listening()) s.listening.push_back(l.to_string());
+  }
+  if (client_) s.connected = client_->connected();
+  if (device_) {
+    s.public_key = device_->identity().public_key;
+    const auto now = stack_.clock().now();
+    for (const auto& p : device_->peers()) {
+      if (p.removed) continue;
+      PeerStatus ps;
+      ps.public_key = p.config.public_key;
+      ps.allowed_ips = p.config.allowed_ips;
+      ps.endpoint = p.endpoint;
+      ps.transport = p.transport;
+      if (p.last_handshake) ps.since_handshake = now - *p.last_handshake;
+      ps.rx_bytes = p.rx_bytes;
+      ps.tx_bytes = p.tx_bytes;
+      s.peers.push_back(std::move(ps));
+    }
+    s.cookie_replies_sent = device_->cookie_replies_sent();
+    s.handshakes_rate_limited = device_->handshakes_rate_limited();
+  }
+  s.last_error = last_error_;
+  if (tun_) {
+    s.tun_offloads = tun_->offloads();
+    s.tun_counters = tun_->counters();
+  }
+  return s;
+}
+
+}  // namespace duet::node
