@@ -1,26 +1,13 @@
-// Name resolution answers, sorted the way glibc's getaddrinfo sorts them (RFC 3484 with
-// glibc's built-in policy table): usable destinations first, then by precedence
-// (IPv6 ::/0 above IPv4), then longest matching prefix for IPv6, else the server's order.
+// The simulated resolver: a scenario's answers per name (and per family), with their
+// delays, NXDOMAIN, SERVFAIL and silence, sorted the way glibc's getaddrinfo sorts them
+// (net/destination_order.hpp) unless the scenario asks for the server's raw order.
 #include <algorithm>
 
+#include "duet/net/destination_order.hpp"
+#include "duet/net/error.hpp"
 #include "world_impl.hpp"
 
 namespace duet::sim {
-
-namespace {
-
-/// glibc's default precedence (RFC 3484 section 2.1), IPv4 seen as ::ffff:0:0/96.
-int precedence(const Address& a) {
-  if (a.is_v4()) return 10;
-  if (a == Address::loopback(Family::v6)) return 50;
-  if (a.bytes()[0] == 0x20 && a.bytes()[1] == 0x02) return 30;  // 2002::/16
-  bool compat = true;                                           // ::/96
-  for (int i = 0; i < 12; ++i) compat = compat && a.bytes()[i] == 0;
-  if (compat) return 20;
-  return 40;
-}
-
-}  // namespace
 
 const DnsAnswer* SimWorld::Impl::dns_answer(const Host& h, const std::string& name) const {
   if (auto it = dns_views.find({h.name, name}); it != dns_views.end()) return &it->second;
@@ -29,36 +16,107 @@ const DnsAnswer* SimWorld::Impl::dns_answer(const Host& h, const std::string& na
     static const DnsAnswer localhost{DnsAnswer::Kind::records,
                                      {Address::loopback(Family::v6), Address::loopback(Family::v4)},
                                      std::chrono::milliseconds(0),
-                                     false};
+                                     false,
+                                     std::nullopt,
+                                     std::nullopt};
     return &localhost;
   }
   return nullptr;
 }
 
 std::vector<Address> SimWorld::Impl::glibc_order(Host& h, std::vector<Address> addrs) {
-  struct Candidate {
-    Address address;
-    bool usable;
-    int precedence;
-    int match;  // common prefix with the source (IPv6 only)
-  };
-  std::vector<Candidate> c;
+  std::vector<net::Destination> d;
   for (const auto& a : addrs) {
-    // Rule 1: glibc "connects" a UDP probe socket; a local verdict or no source fails it.
+    // glibc "connects" a UDP probe socket; a local verdict or no source fails it.
     const auto src = select_source(h, a);
-    const bool usable = src.has_value() && !local_route_error(h, a);
-    const int match = (usable && a.is_v6()) ? common_prefix_length(*src, a) : 0;
-    c.push_back({a, usable, precedence(a), match});
+    d.push_back({{a, 0}, src.has_value() && !local_route_error(h, a), src});
   }
-  std::stable_sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) {
-    if (x.usable != y.usable) return x.usable;
-    if (x.precedence != y.precedence) return x.precedence > y.precedence;
-    if (x.address.is_v6() && y.address.is_v6() && x.match != y.match) return x.match > y.match;
-    return false;
-  });
   std::vector<Address> out;
-  for (const auto& x : c) out.push_back(x.address);
+  for (const auto& e : net::glibc_destination_order(std::move(d))) out.push_back(e.address);
   return out;
+}
+
+namespace {
+
+/// One family's part of an answer: what the server does for that question, and when.
+struct FamilyAnswer {
+  DnsAnswer::Kind kind = DnsAnswer::Kind::records;
+  net::Duration delay{};
+  std::vector<Address> records;
+};
+
+FamilyAnswer for_family(const DnsAnswer& a, Family f) {
+  const auto& own = f == Family::v6 ? a.aaaa : a.a;
+  FamilyAnswer out{own ? own->kind : a.kind, own ? own->delay : a.delay, {}};
+  for (const auto& r : a.records) {
+    if (r.family() == f) out.records.push_back(r);
+  }
+  return out;
+}
+
+std::error_code error_of(DnsAnswer::Kind k) {
+  switch (k) {
+    case DnsAnswer::Kind::nxdomain: return make_error_code(net::ResolveError::no_such_name);
+    case DnsAnswer::Kind::servfail: return make_error_code(net::ResolveError::temporary_failure);
+    case DnsAnswer::Kind::timeout: return make_error_code(net::ResolveError::timed_out);
+    case DnsAnswer::Kind::records: break;
+  }
+  return make_error_code(net::ResolveError::no_data);
+}
+
+}  // namespace
+
+SimWorld::Impl::Resolution SimWorld::Impl::resolve_name(Host& h, const std::string& name, std::optional<Family> family,
+                                                        std::uint16_t port) {
+  const DnsAnswer* answer = dns_answer(h, name);
+  if (answer == nullptr) return {std::chrono::milliseconds(1), make_error_code(net::ResolveError::no_such_name)};
+  // getaddrinfo asks one question per family it wants and waits for every answer (a
+  // question never answered costs the resolver's whole timeout), then merges them.
+  net::Duration delay{0};
+  std::vector<Address> found;
+  std::error_code failure;
+  for (Family f : {Family::v6, Family::v4}) {
+    if (family && *family != f) continue;
+    const FamilyAnswer fa = for_family(*answer, f);
+    delay = std::max(delay, fa.kind == DnsAnswer::Kind::timeout ? options.resolver_timeout : fa.delay);
+    if (fa.kind == DnsAnswer::Kind::records) {
+      found.insert(found.end(), fa.records.begin(), fa.records.end());
+    } else if (!failure || fa.kind == DnsAnswer::Kind::nxdomain) {
+      failure = error_of(fa.kind);
+    }
+  }
+  if (found.empty()) return {delay, failure ? failure : make_error_code(net::ResolveError::no_data)};
+  // The server's order within a family; across families, glibc's (or the raw one).
+  std::stable_sort(found.begin(), found.end(), [&](const Address& x, const Address& y) {
+    const auto at = [&](const Address& a) {
+      return std::find(answer->records.begin(), answer->records.end(), a) - answer->records.begin();
+    };
+    return at(x) < at(y);
+  });
+  if (!answer->raw_order) found = glibc_order(h, std::move(found));
+  std::vector<Endpoint> eps;
+  for (const auto& a : found) eps.push_back({a, port});
+  return {delay, std::move(eps)};
+}
+
+std::vector<Endpoint> SimWorld::Impl::sort_destinations(Host& h, const std::string& name, std::vector<Endpoint> eps) {
+  const DnsAnswer* answer = dns_answer(h, name);
+  if (answer != nullptr && answer->raw_order) {
+    // The scenario's resolver keeps the server's order for this name.
+    std::stable_sort(eps.begin(), eps.end(), [&](const Endpoint& x, const Endpoint& y) {
+      const auto at = [&](const Endpoint& e) {
+        return std::find(answer->records.begin(), answer->records.end(), e.address) - answer->records.begin();
+      };
+      return at(x) < at(y);
+    });
+    return eps;
+  }
+  std::vector<net::Destination> d;
+  for (const auto& e : eps) {
+    const auto src = select_source(h, e.address);
+    d.push_back({e, src.has_value() && !local_route_error(h, e.address), src});
+  }
+  return net::glibc_destination_order(std::move(d));
 }
 
 }  // namespace duet::sim

@@ -190,46 +190,20 @@ public:
     if (auto literal = net::resolve_literal(host, service, hints)) {
       return std::make_unique<SimResolve>(w_, Duration{0}, std::move(*literal), std::move(handler));
     }
-    const std::uint16_t port = *net::parse_service(service);
-    const DnsAnswer* answer = w_.dns_answer(h_, host);
-    Duration delay = answer ? answer->delay : Duration{std::chrono::milliseconds(1)};
-    net::Result<std::vector<Endpoint>> result = make_error_code(net::ResolveError::no_such_name);
-    if (answer != nullptr) {
-      switch (answer->kind) {
-        case DnsAnswer::Kind::nxdomain:
-          break;
-        case DnsAnswer::Kind::servfail:
-          result = make_error_code(net::ResolveError::temporary_failure);
-          break;
-        case DnsAnswer::Kind::timeout:
-          result = make_error_code(net::ResolveError::timed_out);
-          delay = w_.options.resolver_timeout;
-          break;
-        case DnsAnswer::Kind::records: {
-          std::vector<Address> addrs;
-          for (const auto& a : answer->records) {
-            if (!hints.family || a.family() == *hints.family) addrs.push_back(a);
-          }
-          if (!answer->raw_order) addrs = w_.glibc_order(h_, std::move(addrs));
-          if (addrs.empty()) {
-            result = make_error_code(net::ResolveError::no_data);
-          } else {
-            std::vector<Endpoint> eps;
-            for (const auto& a : addrs) eps.push_back({a, port});
-            result = std::move(eps);
-          }
-          break;
-        }
-      }
-    }
+    auto [delay, result] = w_.resolve_name(h_, host, hints.family, *net::parse_service(service));
     std::string list;
     if (result) {
       for (const auto& e : *result) list += (list.empty() ? "" : " ") + e.address.to_string();
     }
     w_.trace(h_, "resolve",
              "\"name\":" + json_string(host) +
+                 (hints.family ? ",\"family\":" + json_string(std::string(net::to_string(*hints.family))) : std::string()) +
                  ",\"result\":" + json_string(result ? list : result.error().message()));
     return std::make_unique<SimResolve>(w_, delay, std::move(result), std::move(handler));
+  }
+
+  std::vector<Endpoint> sort_destinations(const std::string& name, std::vector<Endpoint> destinations) override {
+    return w_.sort_destinations(h_, name, std::move(destinations));
   }
 
   net::Result<std::vector<net::InterfaceAddress>> interface_addresses() override {

@@ -159,6 +159,13 @@ struct SimWorld::Impl {
   // dns.cpp
   std::vector<Address> glibc_order(Host& h, std::vector<Address> addrs);
   const DnsAnswer* dns_answer(const Host& h, const std::string& name) const;
+  struct Resolution {
+    net::Duration delay{};
+    net::Result<std::vector<Endpoint>> result;
+  };
+  /// What getaddrinfo on `h` answers for `name` (one family or both), and after how long.
+  Resolution resolve_name(Host& h, const std::string& name, std::optional<Family> family, std::uint16_t port);
+  std::vector<Endpoint> sort_destinations(Host& h, const std::string& name, std::vector<Endpoint> eps);
 
   // Observability (world.cpp, pcap.cpp)
   [[nodiscard]] bool tracing() const { return static_cast<bool>(trace_sink); }

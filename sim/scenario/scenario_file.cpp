@@ -377,7 +377,7 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
           records(*v.as_array());
         } else if (v.is_table()) {
           const auto& t = *v.as_table();
-          r.unknown_keys(t, {"records", "delay", "raw_order", "answer"}, "a DNS entry");
+          r.unknown_keys(t, {"records", "delay", "raw_order", "answer", "a", "aaaa"}, "a DNS entry");
           if (const toml::node* rec = t.get("records"); rec && rec->is_array()) records(*rec->as_array());
           if (auto d = r.duration(t, "delay")) a.delay = *d;
           if (auto b = r.boolean(t, "raw_order")) a.raw_order = *b;
@@ -386,6 +386,18 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
             else if (*k == "servfail") a.kind = DnsAnswer::Kind::servfail;
             else if (*k == "timeout") a.kind = DnsAnswer::Kind::timeout;
             else r.error(t.get("answer"), "answer must be nxdomain, servfail or timeout");
+          }
+          // a = "timeout" | "servfail" | "nxdomain" | "4s": that family's question alone.
+          for (const char* key : {"a", "aaaa"}) {
+            auto k = r.string(t, key, false);
+            if (!k) continue;
+            DnsAnswer::PerFamily f{DnsAnswer::Kind::records, a.delay};
+            if (*k == "nxdomain") f.kind = DnsAnswer::Kind::nxdomain;
+            else if (*k == "servfail") f.kind = DnsAnswer::Kind::servfail;
+            else if (*k == "timeout") f.kind = DnsAnswer::Kind::timeout;
+            else if (auto d = parse_duration(*k)) f.delay = *d;
+            else r.error(t.get(key), std::string(key) + " must be nxdomain, servfail, timeout or a delay such as \"4s\"");
+            (std::string(key) == "a" ? a.a : a.aaaa) = f;
           }
         } else {
           r.error(&v, "DNS answer must be a list of addresses or a table");

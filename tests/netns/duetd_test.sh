@@ -231,7 +231,7 @@ routed() {
   { cat "$dir/server.conf"; printf 'ifconfig 198.18.141.1/32\n'; } > "$dir/server-routed.conf"
   tb_client_conf "$dir" "remote 198.18.131.2 1194 udp"
   sed -e "s|^peer \(.*\) 198.18.140.0/24|peer \1 198.18.140.0/24,198.18.141.0/24|" "$dir/client.conf" > "$dir/client-routed.conf"
-  printf 'route-allowed-ips\n' >> "$dir/client-routed.conf"
+  printf 'route-allowed-ips\nstatus %s 1\n' "$dir/client.status" >> "$dir/client-routed.conf"
   ip netns exec "$S" "$duetd" --config "$dir/server-routed.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
   ip netns exec "$C" "$duetd" --config "$dir/client-routed.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
   local ok=0 start=$SECONDS route=""
@@ -239,9 +239,12 @@ routed() {
     route=$(ip -n "$C" route show 198.18.141.0/24)
     local _; for _ in 1 2 3 4 5; do ip netns exec "$C" ping -c 1 -W 1 198.18.141.1 >/dev/null 2>&1 && { ok=1; break; }; done
     [[ $route == *"dev duet0"* ]] || ok=0
+    # `status FILE 1`: the status file is rewritten every second with the handshake in it.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q "latest handshake: [0-9]* seconds ago" "$dir/client.status" 2>/dev/null && break; sleep 0.3; done
+    grep -q "latest handshake: [0-9]* seconds ago" "$dir/client.status" 2>/dev/null || ok=0
   fi
-  [[ $ok -eq 1 ]] || { grep '^peer' "$dir/client-routed.conf"; ip -n "$C" route show; }
-  report "route-allowed-ips routes a peer's other subnet into the TUN" $ok "ping 198.18.141.1 after $((SECONDS - start)) s; ${route:-no route}"
+  [[ $ok -eq 1 ]] || { grep '^peer' "$dir/client-routed.conf"; ip -n "$C" route show; cat "$dir/client.status"; }
+  report "route-allowed-ips routes a peer's other subnet into the TUN; status FILE is kept" $ok "ping 198.18.141.1 after $((SECONDS - start)) s; ${route:-no route}; status file has the handshake"
   tb_stop
 }
 routed

@@ -19,7 +19,8 @@
 
 #include "../support/driver.hpp"
 #include "../support/topology.hpp"
-#include "duet/net/ip_packet.hpp"
+#include "duet/net/checksum.hpp"
+#include "duet/net/ping.hpp"
 #include "duet/tunnel/noise.hpp"
 
 extern char** environ;

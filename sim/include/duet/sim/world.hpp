@@ -63,6 +63,15 @@ struct DnsAnswer {
   std::vector<net::Address> records;  ///< A and AAAA, in the order the server gives
   net::Duration delay = 1ms;          ///< time until the answer
   bool raw_order = false;             ///< skip glibc's sorting (RFC 3484 rules)
+  /// One family's question answered otherwise than the name's (an AAAA lookup that a
+  /// middlebox drops while A answers, say): its kind and delay. `records` keeps the
+  /// addresses of that family when the kind is `records`.
+  struct PerFamily {
+    Kind kind = Kind::records;
+    net::Duration delay = 1ms;
+    bool operator==(const PerFamily&) const = default;
+  };
+  std::optional<PerFamily> a, aaaa;
 };
 
 struct WorldOptions {

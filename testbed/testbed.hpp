@@ -1,0 +1,26 @@
+// duet-testbed: the helper behind testbed/run. Its parts, one file each:
+//   why_not.cpp  which scenarios the kernel cannot replay faithfully, and why;
+//   plan.cpp     the bash that builds a scenario on network namespaces and runs duetd;
+//   dns_server.cpp the scenario's DNS answers, served in each namespace;
+//   judge.cpp    what the daemons did, judged by the simulator's judge, side by side;
+//   report.cpp   bench/FIDELITY.md from a run's JSON lines.
+#pragma once
+
+#include <string>
+
+#include "duet/sim/scenario.hpp"
+
+namespace duet::testbed {
+
+/// Why the kernel testbed cannot replay `s` faithfully; empty if it can.
+std::string simulator_only(const sim::Scenario& s);
+/// Prints the plan's bash; 0, or 3 when a route or fault cannot be replayed.
+int plan(const sim::Scenario& s, const std::string& prefix, const std::string& dir, const std::string& duetd);
+/// A DNS server on 127.0.0.1:53 of the namespace it runs in (never returns but on error).
+int dns_server(const sim::Scenario& s);
+/// Judges a finished run in `dir`; 0 when the kernel passed.
+int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bool as_json);
+/// The fidelity report from testbed/run --json output.
+int report(const std::string& path);
+
+}  // namespace duet::testbed
