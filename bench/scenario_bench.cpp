@@ -37,9 +37,14 @@ double ms(net::Duration d) { return net::to_ms(d); }
 /// with `extra` configuration lines.
 sim::RunResult blackhole(const std::string& transport, const std::string& extra, const std::string& fault_at,
                          const std::string& duration, const std::string& expectation) {
-  return run("name = \"bench\"\nduration = \"" + duration + "\"\nexpect = [\"" + expectation + "\"]\n"
-             "[[fault]]\nat = \"" + fault_at + "\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
-             "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " + transport + "\\n\"\n"
+  return run("name = \"bench\"\nduration = \"" + duration + "\"\nexpect = [\"" + expectation +
+             "\"]\n"
+             "[[fault]]\nat = \"" +
+             fault_at +
+             "\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
+             "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " +
+             transport +
+             "\\n\"\n"
              "[[instance]]\nname = \"client\"\nhost = \"client\"\nconfig = \"mode client\\nremote vpn.test 1194 " +
              transport + "\\n" + extra + "\"\n");
 }
@@ -60,7 +65,9 @@ double failover_ms(const std::string& transport, const std::string& keepalive) {
 
 int main() {
   std::printf("## Time to connect with IPv6 silently blackholed (virtual ms, seed 1, 20 ms RTT)\n\n");
-  std::printf("| transport | racing (default, 250 ms) | racing off, connect-timeout 120 s (default) | racing off, connect-timeout 5 s |\n");
+  std::printf(
+      "| transport | racing (default, 250 ms) | racing off, connect-timeout 120 s (default) | racing off, "
+      "connect-timeout 5 s |\n");
   std::printf("|---|---:|---:|---:|\n");
   for (const char* t : {"udp", "tcp"}) {
     std::printf("| %s | %.1f | %.1f | %.1f |\n", t, connect_ms(t, ""), connect_ms(t, "happy-eyeballs-delay 0\\n"),
@@ -90,8 +97,9 @@ int main() {
     }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("\n## Runner speed\n\n%d scenario runs (%zu scenarios x %d seeds, %d passed) in %.2f s of wall time: "
-              "%.0f scenarios per second; the whole library once: %.1f ms\n",
-              runs, library.size(), rounds, passed, wall, runs / wall, 1000 * wall / rounds);
+  std::printf(
+      "\n## Runner speed\n\n%d scenario runs (%zu scenarios x %d seeds, %d passed) in %.2f s of wall time: "
+      "%.0f scenarios per second; the whole library once: %.1f ms\n",
+      runs, library.size(), rounds, passed, wall, runs / wall, 1000 * wall / rounds);
   return 0;
 }

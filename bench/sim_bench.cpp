@@ -16,11 +16,10 @@ namespace {
 struct Bouncer {
   std::unique_ptr<net::DatagramSocket> socket;
   void arm() {
-    socket->receive(
-        [this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> d) {
-          if (!ec) (void)socket->send_to(from, d);
-          arm();
-        });
+    socket->receive([this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> d) {
+      if (!ec) (void)socket->send_to(from, d);
+      arm();
+    });
   }
 };
 
@@ -40,8 +39,7 @@ struct PairedWorld {
       world->connect(a, "eth0", b, "eth0", link);
       // 198.18.0.0/15 holds 2^15 /32 pairs: plenty for 10 000 hosts.
       const int hi = p / 256, lo = p % 256;
-      const std::string net =
-          "198." + std::to_string(18 + hi / 256) + "." + std::to_string(hi % 256) + ".";
+      const std::string net = "198." + std::to_string(18 + hi / 256) + "." + std::to_string(hi % 256) + ".";
       (void)lo;
       world->add_address(a, "eth0", net + std::to_string(lo) + "/32");
       world->add_address(b, "eth0", "fd00:" + std::to_string(p) + "::2/64");
@@ -56,8 +54,7 @@ struct PairedWorld {
       // Four datagrams in flight per pair.
       const auto target = *net::Endpoint::parse("[fd00:" + std::to_string(p) + "::2]:7");
       const std::uint8_t payload[64] = {};
-      for (int k = 0; k < 4; ++k)
-        (void)bouncers[bouncers.size() - 2]->socket->send_to(target, payload);
+      for (int k = 0; k < 4; ++k) (void)bouncers[bouncers.size() - 2]->socket->send_to(target, payload);
     }
   }
 };
@@ -67,8 +64,7 @@ void BM_SimulatorEvents(benchmark::State& state) {
   const auto before = w.world->events_processed();
   for (auto _ : state) w.world->run_for(10ms);
   const auto events = w.world->events_processed() - before;
-  state.counters["events_per_s"] =
-      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
   state.counters["hosts"] = static_cast<double>(state.range(0));
 }
 

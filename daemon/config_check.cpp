@@ -10,9 +10,9 @@
 
 #include "duet/config/loader.hpp"
 #include "duet/net/error.hpp"
+#include "duet/policy/address_order.hpp"
 #include "duet/policy/bind_plan.hpp"
 #include "duet/policy/compatibility.hpp"
-#include "duet/policy/address_order.hpp"
 #include "duet/policy/review.hpp"
 #include "duet/posix/posix_stack.hpp"
 
@@ -55,9 +55,7 @@ private:
   posix::PosixStack stack_;
 };
 
-json where_json(const config::SourceLocation& w) {
-  return w.known() ? json(w.to_string()) : json(nullptr);
-}
+json where_json(const config::SourceLocation& w) { return w.known() ? json(w.to_string()) : json(nullptr); }
 
 json diagnostic_json(const config::Diagnostic& d) {
   return {{"severity", std::string(config::to_string(d.severity))},
@@ -69,9 +67,12 @@ json diagnostic_json(const config::Diagnostic& d) {
 
 std::string family_words(config::FamilyChoice f) {
   switch (f) {
-    case config::FamilyChoice::both: return "IPv4 and IPv6";
-    case config::FamilyChoice::v4: return "IPv4 only (--ipv4)";
-    case config::FamilyChoice::v6: return "IPv6 only (--ipv6)";
+    case config::FamilyChoice::both:
+      return "IPv4 and IPv6";
+    case config::FamilyChoice::v4:
+      return "IPv4 only (--ipv4)";
+    case config::FamilyChoice::v6:
+      return "IPv6 only (--ipv6)";
   }
   return "?";
 }
@@ -81,11 +82,10 @@ std::string bind_words(const config::Connection& c, config::Mode mode) {
   if (mode == config::Mode::client && c.bind != config::BindChoice::bind) {
     return "no (mode client implies nobind)";
   }
-  std::string port = c.lport_set ? "port " + std::to_string(c.lport)
-                                 : (mode == config::Mode::client ? "ephemeral port"
-                                                                 : "port " + std::to_string(c.lport));
-  if (mode == config::Mode::client || c.proto == config::Proto::udp_client ||
-      c.proto == config::Proto::tcp_client) {
+  std::string port = c.lport_set
+                         ? "port " + std::to_string(c.lport)
+                         : (mode == config::Mode::client ? "ephemeral port" : "port " + std::to_string(c.lport));
+  if (mode == config::Mode::client || c.proto == config::Proto::udp_client || c.proto == config::Proto::tcp_client) {
     return "only the family being connected to, " + port;
   }
   return "every local result, " + port;
@@ -117,10 +117,10 @@ Plan make_plan(const config::LoadResult& loaded, Resolver* resolver) {
     if (resolver) {
       std::vector<net::Endpoint> passive;
       json errors = json::array();
-      const auto hints = net::ResolveHints{config::family_hint(l.family), true,
-                                           config::transport_of(l.proto) == config::Transport::udp
-                                               ? net::SocketType::datagram
-                                               : net::SocketType::stream};
+      const auto hints =
+          net::ResolveHints{config::family_hint(l.family), true,
+                            config::transport_of(l.proto) == config::Transport::udp ? net::SocketType::datagram
+                                                                                    : net::SocketType::stream};
       for (const std::string& local : l.locals.empty() ? std::vector<std::string>{""} : l.locals) {
         auto r = resolver->resolve(local, l.port, hints);
         if (r) {
@@ -138,9 +138,12 @@ Plan make_plan(const config::LoadResult& loaded, Resolver* resolver) {
       }
       lj["sockets"] = sockets;
       for (const auto& n : bp.notes) {
-        if (n.severity == config::Severity::error) plan.extra.error(l.where, n.text);
-        else if (n.severity == config::Severity::warning) plan.extra.warning(l.where, n.text);
-        else plan.extra.info(l.where, n.text);
+        if (n.severity == config::Severity::error)
+          plan.extra.error(l.where, n.text);
+        else if (n.severity == config::Severity::warning)
+          plan.extra.warning(l.where, n.text);
+        else
+          plan.extra.info(l.where, n.text);
       }
     }
     doc["listens"].push_back(lj);
@@ -149,34 +152,40 @@ Plan make_plan(const config::LoadResult& loaded, Resolver* resolver) {
   doc["connections"] = json::array();
   for (const auto& c : cfg.connections) {
     const auto delay = policy::attempt_delay(c);
-    json cj = {{"proto", std::string(config::to_string(c.proto))},
-               {"family", std::string(config::to_string(c.family))},
-               {"bind", bind_words(c, cfg.mode)},
-               {"connect_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_timeout).count()},
-               {"server_poll_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.server_poll_timeout).count()},
-               {"connect_retry_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_retry).count()},
-               {"racing", delay.count() != 0},
-               {"happy_eyeballs_delay_ms", static_cast<long long>(net::to_ms(delay))},
-               {"where", where_json(c.where)}};
+    json cj = {
+        {"proto", std::string(config::to_string(c.proto))},
+        {"family", std::string(config::to_string(c.family))},
+        {"bind", bind_words(c, cfg.mode)},
+        {"connect_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_timeout).count()},
+        {"server_poll_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(c.server_poll_timeout).count()},
+        {"connect_retry_s", std::chrono::duration_cast<std::chrono::seconds>(c.connect_retry).count()},
+        {"racing", delay.count() != 0},
+        {"happy_eyeballs_delay_ms", static_cast<long long>(net::to_ms(delay))},
+        {"where", where_json(c.where)}};
     if (cfg.mode == config::Mode::p2p) cj["p2p_role"] = std::string(policy::to_string(policy::p2p_role(c)));
     std::vector<net::Endpoint> locals;
     if (resolver) {
       for (const auto& local : c.locals) {
         auto r = resolver->resolve(local, 0, {config::family_hint(c.family), false, net::SocketType::datagram});
-        if (r) locals.insert(locals.end(), r->begin(), r->end());
-        else plan.extra.error(c.where, "cannot resolve local '" + local + "': " + r.error().message());
+        if (r)
+          locals.insert(locals.end(), r->begin(), r->end());
+        else
+          plan.extra.error(c.where, "cannot resolve local '" + local + "': " + r.error().message());
       }
     }
     const auto bound = policy::bound_families(c, cfg.mode, locals);
     json remotes = json::array();
     for (const auto& r : c.remotes) {
-      json rj = {{"host", r.host}, {"port", r.port}, {"proto", std::string(config::to_string(r.proto))},
+      json rj = {{"host", r.host},
+                 {"port", r.port},
+                 {"proto", std::string(config::to_string(r.proto))},
                  {"where", where_json(r.where)}};
       if (resolver) {
-        auto res = resolver->resolve(r.host, r.port, {config::family_hint(c.family), false,
-                                                      config::transport_of(r.proto) == config::Transport::udp
-                                                          ? net::SocketType::datagram
-                                                          : net::SocketType::stream});
+        auto res =
+            resolver->resolve(r.host, r.port,
+                              {config::family_hint(c.family), false,
+                               config::transport_of(r.proto) == config::Transport::udp ? net::SocketType::datagram
+                                                                                       : net::SocketType::stream});
         if (!res) {
           rj["error"] = res.error().message();
           plan.extra.warning(r.where, "cannot resolve '" + r.host + "' now: " + res.error().message() +
@@ -213,9 +222,10 @@ void print_human(const config::LoadResult& loaded, const Plan& plan, bool resolv
   std::printf("\n");
   for (const auto& l : d["listens"]) {
     std::printf("listen %s port %d, %s%s\n", l["proto"].get<std::string>().c_str(), l["port"].get<int>(),
-                family_words(l["family"] == "ipv4" ? config::FamilyChoice::v4
+                family_words(l["family"] == "ipv4"   ? config::FamilyChoice::v4
                              : l["family"] == "ipv6" ? config::FamilyChoice::v6
-                                                     : config::FamilyChoice::both).c_str(),
+                                                     : config::FamilyChoice::both)
+                    .c_str(),
                 l["where"].is_null() ? "" : (" (" + l["where"].get<std::string>() + ")").c_str());
     if (l.contains("sockets")) {
       for (const auto& s : l["sockets"]) {
@@ -229,13 +239,14 @@ void print_human(const config::LoadResult& loaded, const Plan& plan, bool resolv
     std::printf("connection %d: proto %s, %s, bind: %s\n", ++n, c["proto"].get<std::string>().c_str(),
                 c["family"].get<std::string>() == "both" ? "IPv4 and IPv6" : c["family"].get<std::string>().c_str(),
                 c["bind"].get<std::string>().c_str());
-    std::printf("  connect-timeout %lld s per address, server-poll-timeout %lld s for the block, connect-retry %lld s, %s\n",
-                c["connect_timeout_s"].get<long long>(), c["server_poll_timeout_s"].get<long long>(),
-                c["connect_retry_s"].get<long long>(),
-                c["racing"].get<bool>()
-                    ? ("Happy Eyeballs: a new attempt every " +
-                       std::to_string(c["happy_eyeballs_delay_ms"].get<long long>()) + " ms").c_str()
-                    : "no racing: addresses tried strictly in order");
+    std::printf(
+        "  connect-timeout %lld s per address, server-poll-timeout %lld s for the block, connect-retry %lld s, %s\n",
+        c["connect_timeout_s"].get<long long>(), c["server_poll_timeout_s"].get<long long>(),
+        c["connect_retry_s"].get<long long>(),
+        c["racing"].get<bool>() ? ("Happy Eyeballs: a new attempt every " +
+                                   std::to_string(c["happy_eyeballs_delay_ms"].get<long long>()) + " ms")
+                                      .c_str()
+                                : "no racing: addresses tried strictly in order");
     if (c.contains("p2p_role")) std::printf("  p2p role: %s\n", c["p2p_role"].get<std::string>().c_str());
     for (const auto& r : c["remotes"]) {
       std::printf("  remote %s %d %s", r["host"].get<std::string>().c_str(), r["port"].get<int>(),
@@ -263,11 +274,12 @@ int config_check(std::vector<std::string> args) {
   std::vector<std::string> rest;
   bool directives_started = false;
   for (const auto& a : args) {
-    if (!directives_started && a == "--json") {
+    // The check's own options may come anywhere; they are not directives.
+    if (a == "--json") {
       as_json = true;
-    } else if (!directives_started && a == "--no-resolve") {
+    } else if (a == "--no-resolve") {
       resolve = false;
-    } else if (!directives_started && (a == "--help" || a == "-h")) {
+    } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (!directives_started && a.rfind("--", 0) != 0) {
@@ -299,8 +311,8 @@ int config_check(std::vector<std::string> args) {
       errors += d.severity == config::Severity::error;
       warnings += d.severity == config::Severity::warning;
     }
-    std::printf("%s: %d error%s, %d warning%s\n", ok ? "ok" : "failed", errors, errors == 1 ? "" : "s",
-                warnings, warnings == 1 ? "" : "s");
+    std::printf("%s: %d error%s, %d warning%s\n", ok ? "ok" : "failed", errors, errors == 1 ? "" : "s", warnings,
+                warnings == 1 ? "" : "s");
   }
   return ok ? 0 : 1;
 }

@@ -17,24 +17,26 @@ struct ControlSocket::Impl {
   std::function<std::string()> answer;
 
   static void serve(const std::shared_ptr<Impl>& self) {
-    self->acceptor.async_accept([weak = std::weak_ptr<Impl>(self)](const boost::system::error_code& ec,
-                                                                   local::stream_protocol::socket peer) {
-      auto me = weak.lock();
-      if (!me || ec) return;
-      auto sock = std::make_shared<local::stream_protocol::socket>(std::move(peer));
-      auto request = std::make_shared<boost::asio::streambuf>(256);
-      // Read the request line first: closing a Unix socket with unread data resets the peer.
-      boost::asio::async_read_until(*sock, *request, '\n', [weak, sock, request](const boost::system::error_code& rec, std::size_t) {
-        auto me2 = weak.lock();
-        if (!me2 || rec) return;
-        auto reply = std::make_shared<std::string>(me2->answer());
-        boost::asio::async_write(*sock, boost::asio::buffer(*reply), [sock, reply](const boost::system::error_code&, std::size_t) {
-          boost::system::error_code ignored;
-          sock->shutdown(local::stream_protocol::socket::shutdown_send, ignored);
+    self->acceptor.async_accept(
+        [weak = std::weak_ptr<Impl>(self)](const boost::system::error_code& ec, local::stream_protocol::socket peer) {
+          auto me = weak.lock();
+          if (!me || ec) return;
+          auto sock = std::make_shared<local::stream_protocol::socket>(std::move(peer));
+          auto request = std::make_shared<boost::asio::streambuf>(256);
+          // Read the request line first: closing a Unix socket with unread data resets the peer.
+          boost::asio::async_read_until(
+              *sock, *request, '\n', [weak, sock, request](const boost::system::error_code& rec, std::size_t) {
+                auto me2 = weak.lock();
+                if (!me2 || rec) return;
+                auto reply = std::make_shared<std::string>(me2->answer());
+                boost::asio::async_write(*sock, boost::asio::buffer(*reply),
+                                         [sock, reply](const boost::system::error_code&, std::size_t) {
+                                           boost::system::error_code ignored;
+                                           sock->shutdown(local::stream_protocol::socket::shutdown_send, ignored);
+                                         });
+              });
+          serve(me);
         });
-      });
-      serve(me);
-    });
   }
 };
 

@@ -14,10 +14,14 @@ int main(int argc, char** argv) {
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--dev" && i + 1 < argc) dev = argv[++i];
-    else if (a == "--socket" && i + 1 < argc) socket_path = argv[++i];
-    else if (command.empty() && a == "status") command = a;
+    if (a == "--json")
+      json = true;
+    else if (a == "--dev" && i + 1 < argc)
+      dev = argv[++i];
+    else if (a == "--socket" && i + 1 < argc)
+      socket_path = argv[++i];
+    else if (command.empty() && a == "status")
+      command = a;
     else {
       std::cerr << "usage: duetctl status [--json] [--dev NAME | --socket PATH]\n";
       return 2;

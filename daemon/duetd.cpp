@@ -113,7 +113,8 @@ int run(const daemon::Invocation& inv) {
   posix::PosixStack stack(io, posix::StackOptions{cfg.offload.gso, cfg.offload.gro});
   auto tun = posix::LinuxTun::open(io, cfg.dev, cfg.offload.tun);
   if (!tun) {
-    log->error("cannot open TUN device '{}': {} (needs CAP_NET_ADMIN and /dev/net/tun)", cfg.dev, tun.error().message());
+    log->error("cannot open TUN device '{}': {} (needs CAP_NET_ADMIN and /dev/net/tun)", cfg.dev,
+               tun.error().message());
     return 1;
   }
   const std::string dev = (*tun)->name();
@@ -149,7 +150,8 @@ int run(const daemon::Invocation& inv) {
                                 [&] { return daemon::status_json(node.status(), &stack.udp_counters()).dump(); });
   std::unique_ptr<daemon::StatusFile> status_file;
   if (cfg.status) {
-    status_file = std::make_unique<daemon::StatusFile>(stack.clock(), cfg.status->path, cfg.status->interval, status_text);
+    status_file =
+        std::make_unique<daemon::StatusFile>(stack.clock(), cfg.status->path, cfg.status->interval, status_text);
   }
 
   // SIGHUP: read the configuration again; keep what did not change.
@@ -173,7 +175,8 @@ int run(const daemon::Invocation& inv) {
           daemon::sync_routes(*log, dev, before, after);
           if (r.listeners_reopened) log->info("listen blocks changed: reopened the listening sockets");
           if (r.reconnected) log->info("connections (or the sockets they share) changed: reconnecting");
-          if (!r.listeners_reopened && !r.reconnected) log->info("listeners and connections unchanged: kept as they are");
+          if (!r.listeners_reopened && !r.reconnected)
+            log->info("listeners and connections unchanged: kept as they are");
           if (node.config().status != cfg.status) log->warn("'status' changed: restart duetd to apply it");
         }
       }
@@ -219,12 +222,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   switch (inv.kind) {
-    case daemon::Invocation::Kind::help: std::cout << daemon::kUsage; return 0;
-    case daemon::Invocation::Kind::version: std::cout << "duetd " << DUET_VERSION << "\n"; return 0;
-    case daemon::Invocation::Kind::test_config: return daemon::config_check(inv.config);
+    case daemon::Invocation::Kind::help:
+      std::cout << daemon::kUsage;
+      return 0;
+    case daemon::Invocation::Kind::version:
+      std::cout << "duetd " << DUET_VERSION << "\n";
+      return 0;
+    case daemon::Invocation::Kind::test_config:
+      return daemon::config_check(inv.config);
     case daemon::Invocation::Kind::genkey:
-    case daemon::Invocation::Kind::pubkey: return keys(inv.kind);
-    case daemon::Invocation::Kind::run: break;
+    case daemon::Invocation::Kind::pubkey:
+      return keys(inv.kind);
+    case daemon::Invocation::Kind::run:
+      break;
   }
   return run(inv);
 }

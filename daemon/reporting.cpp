@@ -11,7 +11,8 @@ EventLog::EventLog(const std::string& path) : out_(path, std::ios::app) {}
 
 void EventLog::write(const transport::Event& e) {
   const auto unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   nlohmann::json j = {{"unix_ms", unix_ms},
                       {"kind", std::string(transport::to_string(e.kind))},
                       {"elapsed_ms", net::to_ms(e.elapsed)},

@@ -1,6 +1,5 @@
 #include "status.hpp"
 
-
 #include <cmath>
 #include <cstdio>
 
@@ -28,7 +27,8 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
       pj["endpoint"] = nullptr;
     }
     pj["latest_handshake_seconds_ago"] =
-        p.since_handshake ? json(std::chrono::duration_cast<std::chrono::seconds>(*p.since_handshake).count()) : json(nullptr);
+        p.since_handshake ? json(std::chrono::duration_cast<std::chrono::seconds>(*p.since_handshake).count())
+                          : json(nullptr);
     pj["rx_bytes"] = p.rx_bytes;
     pj["tx_bytes"] = p.tx_bytes;
     j["peers"].push_back(pj);
@@ -89,13 +89,14 @@ std::string status_text(const nlohmann::ordered_json& j) {
     };
     out += "  offloads: tun " + d["tun_offload"].get<std::string>() + "; udp gso " + d["udp_gso"].get<std::string>() +
            "; udp gro " + d["udp_gro"].get<std::string>() + "\n";
-    out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " + num(d["packets_per_tun_write"]) +
-           " per TUN write; " + num(d["datagrams_per_send_call"]) + " datagrams per send call, " +
-           num(d["datagrams_per_receive_call"]) + " per receive call\n";
+    out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " +
+           num(d["packets_per_tun_write"]) + " per TUN write; " + num(d["datagrams_per_send_call"]) +
+           " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
   }
   if (j.value("cookie_replies_sent", 0) > 0 || j.value("handshakes_rate_limited", 0) > 0) {
     out += "  under load: " + std::to_string(j["cookie_replies_sent"].get<std::uint64_t>()) + " cookie replies sent, " +
-           std::to_string(j["handshakes_rate_limited"].get<std::uint64_t>()) + " handshakes refused by the per-source limit\n";
+           std::to_string(j["handshakes_rate_limited"].get<std::uint64_t>()) +
+           " handshakes refused by the per-source limit\n";
   }
   if (!j["last_error"].is_null()) out += "  last error: " + j["last_error"].get<std::string>() + "\n";
   for (const auto& p : j["peers"]) {
@@ -108,7 +109,8 @@ std::string status_text(const nlohmann::ordered_json& j) {
     for (const auto& x : p["allowed_ips"]) a += (a.empty() ? "" : ", ") + x.get<std::string>();
     out += "  allowed ips: " + a + "\n";
     if (!p["latest_handshake_seconds_ago"].is_null()) {
-      out += "  latest handshake: " + std::to_string(p["latest_handshake_seconds_ago"].get<long long>()) + " seconds ago\n";
+      out += "  latest handshake: " + std::to_string(p["latest_handshake_seconds_ago"].get<long long>()) +
+             " seconds ago\n";
     }
     out += "  transfer: " + bytes(p["rx_bytes"].get<std::uint64_t>()) + " received, " +
            bytes(p["tx_bytes"].get<std::uint64_t>()) + " sent\n";

@@ -23,7 +23,8 @@ bool run_command(spdlog::logger& log, std::vector<std::string> argv) {
 
 bool configure_device(spdlog::logger& log, const std::string& dev, const config::Config& cfg) {
   for (const auto& a : cfg.ifconfig) {
-    if (!run_command(log, {"ip", "address", "add", a.to_string(), "dev", dev})) log.warn("could not add {} to {}", a.to_string(), dev);
+    if (!run_command(log, {"ip", "address", "add", a.to_string(), "dev", dev}))
+      log.warn("could not add {} to {}", a.to_string(), dev);
   }
   if (!run_command(log, {"ip", "link", "set", "dev", dev, "mtu", std::to_string(cfg.tun_mtu), "up"})) {
     log.error("could not bring {} up", dev);
@@ -48,7 +49,8 @@ std::set<std::string> allowed_ip_routes(const config::Config& cfg) {
 void sync_routes(spdlog::logger& log, const std::string& dev, const std::set<std::string>& before,
                  const std::set<std::string>& after) {
   for (const auto& r : before) {
-    if (!after.contains(r) && !run_command(log, {"ip", "route", "del", r, "dev", dev})) log.warn("could not remove the route to {}", r);
+    if (!after.contains(r) && !run_command(log, {"ip", "route", "del", r, "dev", dev}))
+      log.warn("could not remove the route to {}", r);
   }
   for (const auto& r : after) {
     if (!before.contains(r) && !run_command(log, {"ip", "route", "replace", r, "dev", dev})) {

@@ -41,7 +41,8 @@ inline bool parse_args(int argc, const char* const* argv, ProxyArgs& out, std::s
     return false;
   }
   out.host = argv[0];
-  if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') out.host = out.host.substr(1, out.host.size() - 2);
+  if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']')
+    out.host = out.host.substr(1, out.host.size() - 2);
   char* end = nullptr;
   const long port = std::strtol(argv[1], &end, 10);
   if (end == argv[1] || *end != '\0' || port < 1 || port > 65535) {

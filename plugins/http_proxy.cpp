@@ -80,8 +80,7 @@ void* open(void* instance, const duet_plugin_target* target, char* err, std::siz
     say(err, err_size, "'" + host + "' cannot be put in a CONNECT request");
     return nullptr;
   }
-  const std::string authority =
-      (is_ipv6_literal(host) ? "[" + host + "]" : host) + ":" + std::to_string(target->port);
+  const std::string authority = (is_ipv6_literal(host) ? "[" + host + "]" : host) + ":" + std::to_string(target->port);
   auto c = std::make_unique<Conn>();
   c->out.put("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n");
   if (!inst->authorization.empty()) {
@@ -92,7 +91,9 @@ void* open(void* instance, const duet_plugin_target* target, char* err, std::siz
   return c.release();
 }
 
-std::size_t output(void* conn, std::uint8_t* out, std::size_t size) { return static_cast<Conn*>(conn)->out.take(out, size); }
+std::size_t output(void* conn, std::uint8_t* out, std::size_t size) {
+  return static_cast<Conn*>(conn)->out.take(out, size);
+}
 
 int fail(int* error, int code, char* err, std::size_t err_size, const std::string& text) {
   *error = code;
@@ -152,8 +153,19 @@ int feed(void* conn, const std::uint8_t* in, std::size_t len, std::size_t* consu
 void close(void* conn) { delete static_cast<Conn*>(conn); }
 
 const duet_plugin kPlugin = {
-    DUET_PLUGIN_ABI_VERSION, "http-proxy", DUET_PLUGIN_STREAM, create, destroy, proxy, open, output, feed,
-    nullptr,                 nullptr,      nullptr,            close,
+    DUET_PLUGIN_ABI_VERSION,
+    "http-proxy",
+    DUET_PLUGIN_STREAM,
+    create,
+    destroy,
+    proxy,
+    open,
+    output,
+    feed,
+    nullptr,
+    nullptr,
+    nullptr,
+    close,
 };
 
 }  // namespace

@@ -81,10 +81,14 @@ std::vector<std::uint8_t> socks_address(const std::string& host, std::uint16_t p
 std::size_t address_length(const std::uint8_t* p, std::size_t n) {
   if (n < 1) return 0;
   switch (p[0]) {
-    case 1: return 1 + 4 + 2;
-    case 4: return 1 + 16 + 2;
-    case 3: return n < 2 ? 0 : 1 + 1 + std::size_t{p[1]} + 2;
-    default: return SIZE_MAX;
+    case 1:
+      return 1 + 4 + 2;
+    case 4:
+      return 1 + 16 + 2;
+    case 3:
+      return n < 2 ? 0 : 1 + 1 + std::size_t{p[1]} + 2;
+    default:
+      return SIZE_MAX;
   }
 }
 
@@ -98,12 +102,16 @@ void* open(void* instance, const duet_plugin_target* target, char* err, std::siz
     say(err, err_size, "a remote name must be 1 to 255 bytes for SOCKS5");
     return nullptr;
   }
-  if (inst->args.has_credentials) c->out.put({5, 2, 0, 2});  // no auth, or user/password
-  else c->out.put({5, 1, 0});
+  if (inst->args.has_credentials)
+    c->out.put({5, 2, 0, 2});  // no auth, or user/password
+  else
+    c->out.put({5, 1, 0});
   return c.release();
 }
 
-std::size_t output(void* conn, std::uint8_t* out, std::size_t size) { return static_cast<Conn*>(conn)->out.take(out, size); }
+std::size_t output(void* conn, std::uint8_t* out, std::size_t size) {
+  return static_cast<Conn*>(conn)->out.take(out, size);
+}
 
 int fail(Conn* c, int* error, int code, char* err, std::size_t err_size, const std::string& text) {
   c->state = State::failed;
@@ -114,21 +122,41 @@ int fail(Conn* c, int* error, int code, char* err, std::size_t err_size, const s
 
 void send_request(Conn* c) {
   c->out.put({5, static_cast<std::uint8_t>(c->datagram ? 3 : 1), 0});
-  if (c->datagram) c->out.put({1, 0, 0, 0, 0, 0, 0});  // we do not know our own address: 0.0.0.0:0
-  else c->out.put(c->address);
+  if (c->datagram)
+    c->out.put({1, 0, 0, 0, 0, 0, 0});  // we do not know our own address: 0.0.0.0:0
+  else
+    c->out.put(c->address);
 }
 
 int reply_error(std::uint8_t rep, std::string& text) {
   switch (rep) {
-    case 1: text = "general SOCKS server failure"; return DUET_PLUGIN_E_PROXY_FAILED;
-    case 2: text = "connection not allowed by ruleset"; return DUET_PLUGIN_E_FORBIDDEN;
-    case 3: text = "network unreachable"; return DUET_PLUGIN_E_UNREACHABLE;
-    case 4: text = "host unreachable"; return DUET_PLUGIN_E_UNREACHABLE;
-    case 5: text = "connection refused"; return DUET_PLUGIN_E_REFUSED;
-    case 6: text = "TTL expired"; return DUET_PLUGIN_E_TIMEOUT;
-    case 7: text = "command not supported"; return DUET_PLUGIN_E_UNSUPPORTED;
-    case 8: text = "address type not supported"; return DUET_PLUGIN_E_UNSUPPORTED;
-    default: text = "unknown reply code " + std::to_string(rep); return DUET_PLUGIN_E_MALFORMED;
+    case 1:
+      text = "general SOCKS server failure";
+      return DUET_PLUGIN_E_PROXY_FAILED;
+    case 2:
+      text = "connection not allowed by ruleset";
+      return DUET_PLUGIN_E_FORBIDDEN;
+    case 3:
+      text = "network unreachable";
+      return DUET_PLUGIN_E_UNREACHABLE;
+    case 4:
+      text = "host unreachable";
+      return DUET_PLUGIN_E_UNREACHABLE;
+    case 5:
+      text = "connection refused";
+      return DUET_PLUGIN_E_REFUSED;
+    case 6:
+      text = "TTL expired";
+      return DUET_PLUGIN_E_TIMEOUT;
+    case 7:
+      text = "command not supported";
+      return DUET_PLUGIN_E_UNSUPPORTED;
+    case 8:
+      text = "address type not supported";
+      return DUET_PLUGIN_E_UNSUPPORTED;
+    default:
+      text = "unknown reply code " + std::to_string(rep);
+      return DUET_PLUGIN_E_MALFORMED;
   }
 }
 
@@ -142,7 +170,9 @@ int feed(void* conn, const std::uint8_t* in, std::size_t len, std::size_t* consu
     switch (c->state) {
       case State::method:
         if (b.size() < 2) continue;
-        if (b[0] != 5) return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size, "not a SOCKS5 server (version " + std::to_string(b[0]) + ")");
+        if (b[0] != 5)
+          return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size,
+                      "not a SOCKS5 server (version " + std::to_string(b[0]) + ")");
         if (b[1] == 0xff) {
           return fail(c, error, c->inst->args.has_credentials ? DUET_PLUGIN_E_AUTH_FAILED : DUET_PLUGIN_E_AUTH_REQUIRED,
                       err, err_size, "the proxy accepts none of our authentication methods");
@@ -158,7 +188,8 @@ int feed(void* conn, const std::uint8_t* in, std::size_t len, std::size_t* consu
           send_request(c);
           c->state = State::reply;
         } else {
-          return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size, "the proxy chose a method we did not offer (" + std::to_string(b[1]) + ")");
+          return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size,
+                      "the proxy chose a method we did not offer (" + std::to_string(b[1]) + ")");
         }
         c->in.clear();
         break;
@@ -172,22 +203,27 @@ int feed(void* conn, const std::uint8_t* in, std::size_t len, std::size_t* consu
         break;
       case State::reply: {
         if (b.size() < 4) continue;
-        if (b[0] != 5 || b[2] != 0) return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size, "malformed SOCKS5 reply");
+        if (b[0] != 5 || b[2] != 0)
+          return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size, "malformed SOCKS5 reply");
         if (b[1] != 0) {
           std::string text;
           const int code = reply_error(b[1], text);
           return fail(c, error, code, err, err_size, "the proxy says: " + text);
         }
         const std::size_t need = address_length(b.data() + 3, b.size() - 3);
-        if (need == SIZE_MAX) return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size, "unknown address type " + std::to_string(b[3]));
+        if (need == SIZE_MAX)
+          return fail(c, error, DUET_PLUGIN_E_MALFORMED, err, err_size, "unknown address type " + std::to_string(b[3]));
         if (need == 0 || b.size() < 3 + need) continue;
         // The bound address: for UDP ASSOCIATE, where datagrams go.
         const std::uint8_t* a = b.data() + 3;
         c->relay_port = static_cast<std::uint16_t>((b[3 + need - 2] << 8) | b[3 + need - 1]);
         char text[INET6_ADDRSTRLEN] = {};
-        if (a[0] == 1) inet_ntop(AF_INET, a + 1, text, sizeof text);
-        else if (a[0] == 4) inet_ntop(AF_INET6, a + 1, text, sizeof text);
-        else c->relay_host.assign(reinterpret_cast<const char*>(a + 2), a[1]);
+        if (a[0] == 1)
+          inet_ntop(AF_INET, a + 1, text, sizeof text);
+        else if (a[0] == 4)
+          inet_ntop(AF_INET6, a + 1, text, sizeof text);
+        else
+          c->relay_host.assign(reinterpret_cast<const char*>(a + 2), a[1]);
         if (a[0] != 3) c->relay_host = text;
         if (c->relay_host == "0.0.0.0" || c->relay_host == "::") c->relay_host.clear();  // "the proxy's address"
         c->state = State::done;
@@ -195,7 +231,8 @@ int feed(void* conn, const std::uint8_t* in, std::size_t len, std::size_t* consu
         return DUET_PLUGIN_DONE;
       }
       case State::done:
-      case State::failed: break;
+      case State::failed:
+        break;
     }
   }
   *consumed = len;
@@ -233,8 +270,19 @@ void close(void* conn) {
 }
 
 const duet_plugin kPlugin = {
-    DUET_PLUGIN_ABI_VERSION, "socks", DUET_PLUGIN_STREAM | DUET_PLUGIN_DATAGRAM, create, destroy, proxy, open, output,
-    feed,                    relay,   wrap,                                   unwrap, close,
+    DUET_PLUGIN_ABI_VERSION,
+    "socks",
+    DUET_PLUGIN_STREAM | DUET_PLUGIN_DATAGRAM,
+    create,
+    destroy,
+    proxy,
+    open,
+    output,
+    feed,
+    relay,
+    wrap,
+    unwrap,
+    close,
 };
 
 }  // namespace

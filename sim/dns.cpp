@@ -56,10 +56,14 @@ FamilyAnswer for_family(const DnsAnswer& a, Family f) {
 
 std::error_code error_of(DnsAnswer::Kind k) {
   switch (k) {
-    case DnsAnswer::Kind::nxdomain: return make_error_code(net::ResolveError::no_such_name);
-    case DnsAnswer::Kind::servfail: return make_error_code(net::ResolveError::temporary_failure);
-    case DnsAnswer::Kind::timeout: return make_error_code(net::ResolveError::timed_out);
-    case DnsAnswer::Kind::records: break;
+    case DnsAnswer::Kind::nxdomain:
+      return make_error_code(net::ResolveError::no_such_name);
+    case DnsAnswer::Kind::servfail:
+      return make_error_code(net::ResolveError::temporary_failure);
+    case DnsAnswer::Kind::timeout:
+      return make_error_code(net::ResolveError::timed_out);
+    case DnsAnswer::Kind::records:
+      break;
   }
   return make_error_code(net::ResolveError::no_data);
 }

@@ -32,22 +32,20 @@ std::string Packet::summary() const {
   auto ep = [](const Address& a, std::uint16_t port) { return Endpoint{a, port}.to_string(); };
   switch (proto) {
     case Proto::udp:
-      return "udp " + ep(src, sport) + " > " + ep(dst, dport) + " len " +
-             std::to_string(payload.size());
+      return "udp " + ep(src, sport) + " > " + ep(dst, dport) + " len " + std::to_string(payload.size());
     case Proto::tcp: {
       std::string f;
       if (flags & tcp_flag::syn) f += 'S';
       if (flags & tcp_flag::fin) f += 'F';
       if (flags & tcp_flag::rst) f += 'R';
       if (flags & tcp_flag::ack) f += '.';
-      return "tcp " + ep(src, sport) + " > " + ep(dst, dport) + " [" + f + "] seq " +
-             std::to_string(seq) + " ack " + std::to_string(ack) + " len " +
-             std::to_string(payload.size());
+      return "tcp " + ep(src, sport) + " > " + ep(dst, dport) + " [" + f + "] seq " + std::to_string(seq) + " ack " +
+             std::to_string(ack) + " len " + std::to_string(payload.size());
     }
     case Proto::icmp:
-      return std::string(family() == Family::v4 ? "icmp " : "icmp6 ") + src.to_string() + " > " +
-             dst.to_string() + " type " + std::to_string(icmp_type) + " code " +
-             std::to_string(icmp_code) + (quoted ? " about #" + std::to_string(quoted->id) : "");
+      return std::string(family() == Family::v4 ? "icmp " : "icmp6 ") + src.to_string() + " > " + dst.to_string() +
+             " type " + std::to_string(icmp_type) + " code " + std::to_string(icmp_code) +
+             (quoted ? " about #" + std::to_string(quoted->id) : "");
   }
   return "?";
 }
@@ -89,8 +87,7 @@ std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst
   return select_source(h, dst, route(h, dst));
 }
 
-std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst,
-                                                     const RouteResult& r) {
+std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst, const RouteResult& r) {
   if (!r.found || r.verdict != RouteVerdict::forward) return std::nullopt;
   if (r.local) {
     if (dst.is_loopback()) return Address::loopback(dst.family());
@@ -103,8 +100,7 @@ std::optional<Address> SimWorld::Impl::select_source(Host& h, const Address& dst
       if (p.family() != dst.family() || p.address.is_loopback()) continue;
       if (p.address.is_link_local() != dst.is_link_local() && dst.is_v6()) continue;
       // IPv4: the primary address of the matching subnet; IPv6: longest matching prefix.
-      const int len =
-          dst.is_v4() ? (p.contains(dst) ? 1 : 0) : common_prefix_length(p.address, dst);
+      const int len = dst.is_v4() ? (p.contains(dst) ? 1 : 0) : common_prefix_length(p.address, dst);
       if (len > best_len) {
         best = p.address;
         best_len = len;
@@ -130,9 +126,7 @@ std::size_t SimWorld::Impl::path_mtu(Host& h, const Address& dst) {
   return mtu;
 }
 
-std::error_code SimWorld::Impl::local_route_error(Host& h, const Address& dst) {
-  return verdict_error(route(h, dst));
-}
+std::error_code SimWorld::Impl::local_route_error(Host& h, const Address& dst) { return verdict_error(route(h, dst)); }
 
 std::error_code SimWorld::Impl::verdict_error(const RouteResult& r) {
   if (!r.found) return errc(std::errc::network_unreachable);
@@ -209,8 +203,7 @@ void SimWorld::Impl::transmit(Host& h, Interface& out, Packet p) {
   const std::size_t unit = p.fragment_size ? std::min(p.fragment_size, p.size()) : p.size();
   if (unit > props.mtu || p.fragment_size) {
     const std::size_t cut = std::min(unit, props.mtu);
-    const std::size_t per_fragment =
-        (cut - header - (p.family() == Family::v6 ? 8 : 0)) & ~std::size_t{7};
+    const std::size_t per_fragment = (cut - header - (p.family() == Family::v6 ? 8 : 0)) & ~std::size_t{7};
     fragments = (p.size() - header + per_fragment - 1) / per_fragment;
   }
   if (l->cut) {
@@ -227,8 +220,7 @@ void SimWorld::Impl::transmit(Host& h, Interface& out, Packet p) {
   if (props.bandwidth_bits_per_second > 0) {
     start = std::max(start, l->busy_until[side]);
     const auto bits = static_cast<u128>(p.size() + (fragments - 1) * header) * 8;
-    const auto ns =
-        static_cast<std::int64_t>(bits * 1'000'000'000 / props.bandwidth_bits_per_second);
+    const auto ns = static_cast<std::int64_t>(bits * 1'000'000'000 / props.bandwidth_bits_per_second);
     l->busy_until[side] = start + Duration{ns};
     start = l->busy_until[side];
   }
@@ -302,12 +294,10 @@ void SimWorld::Impl::forward(Host& h, const std::shared_ptr<Packet>& p) {
   }
   Packet copy = *p;
   --copy.ttl;
-  const std::size_t unit =
-      copy.fragment_size ? std::min(copy.fragment_size, copy.size()) : copy.size();
+  const std::size_t unit = copy.fragment_size ? std::min(copy.fragment_size, copy.size()) : copy.size();
   if (!v4 && r.interface->link && unit > r.interface->link->properties.mtu) {
     trace_packet(h, "drop", copy, "larger than the next link's MTU");
-    icmp_error(h, copy, icmp6::packet_too_big, 0, false,
-               static_cast<std::uint32_t>(r.interface->link->properties.mtu));
+    icmp_error(h, copy, icmp6::packet_too_big, 0, false, static_cast<std::uint32_t>(r.interface->link->properties.mtu));
     return;
   }
   trace_packet(h, "forward", copy);
@@ -345,20 +335,20 @@ IcmpMeaning icmp_meaning(const Packet& icmp) {
       bool fatal;
     };
     static const Row table[] = {
-        {E::network_unreachable, false},  // 0 net unreachable
-        {E::host_unreachable, false},     // 1 host unreachable
-        {E::no_protocol_option, true},    // 2 protocol unreachable
-        {E::connection_refused, true},    // 3 port unreachable
-        {E::message_size, false},         // 4 fragmentation needed
+        {E::network_unreachable, false},      // 0 net unreachable
+        {E::host_unreachable, false},         // 1 host unreachable
+        {E::no_protocol_option, true},        // 2 protocol unreachable
+        {E::connection_refused, true},        // 3 port unreachable
+        {E::message_size, false},             // 4 fragmentation needed
         {E::operation_not_supported, false},  // 5 source route failed
-        {E::network_unreachable, true},   // 6 net unknown
-        {E::host_unreachable, true},      // 7 host unknown (EHOSTDOWN in Linux)
-        {E::network_unreachable, true},   // 8 host isolated (ENONET in Linux)
-        {E::network_unreachable, true},   // 9 net administratively prohibited
-        {E::host_unreachable, true},      // 10 host administratively prohibited
-        {E::network_unreachable, false},  // 11 net unreachable for TOS
-        {E::host_unreachable, false},     // 12 host unreachable for TOS
-        {E::host_unreachable, true},      // 13 communication administratively prohibited
+        {E::network_unreachable, true},       // 6 net unknown
+        {E::host_unreachable, true},          // 7 host unknown (EHOSTDOWN in Linux)
+        {E::network_unreachable, true},       // 8 host isolated (ENONET in Linux)
+        {E::network_unreachable, true},       // 9 net administratively prohibited
+        {E::host_unreachable, true},          // 10 host administratively prohibited
+        {E::network_unreachable, false},      // 11 net unreachable for TOS
+        {E::host_unreachable, false},         // 12 host unreachable for TOS
+        {E::host_unreachable, true},          // 13 communication administratively prohibited
     };
     if (icmp.icmp_code < std::size(table)) {
       return {errc(table[icmp.icmp_code].error), table[icmp.icmp_code].fatal};
@@ -367,13 +357,17 @@ IcmpMeaning icmp_meaning(const Packet& icmp) {
   }
   if (icmp.family() == Family::v6 && icmp.icmp_type == icmp6::dest_unreachable) {
     switch (icmp.icmp_code) {
-      case icmp6::no_route: return {errc(E::network_unreachable), false};
-      case icmp6::admin_prohibited: return {errc(E::permission_denied), true};
-      case icmp6::port_unreachable: return {errc(E::connection_refused), true};
+      case icmp6::no_route:
+        return {errc(E::network_unreachable), false};
+      case icmp6::admin_prohibited:
+        return {errc(E::permission_denied), true};
+      case icmp6::port_unreachable:
+        return {errc(E::connection_refused), true};
       case 5:  // source address failed ingress/egress policy
       case 6:  // reject route to destination
         return {errc(E::permission_denied), true};
-      default: return {errc(E::host_unreachable), false};  // beyond scope, address unreachable
+      default:
+        return {errc(E::host_unreachable), false};  // beyond scope, address unreachable
     }
   }
   return {};
@@ -408,8 +402,8 @@ bool SimWorld::Impl::icmp_allowed(Host& h, const Address& to, bool route_error) 
   return true;
 }
 
-void SimWorld::Impl::icmp_error(Host& h, const Packet& about, std::uint8_t type, std::uint8_t code,
-                                bool route_error, std::uint32_t mtu) {
+void SimWorld::Impl::icmp_error(Host& h, const Packet& about, std::uint8_t type, std::uint8_t code, bool route_error,
+                                std::uint32_t mtu) {
   if (about.proto == Proto::icmp) return;  // never an error about an error
   const bool too_big = about.family() == Family::v6 && type == icmp6::packet_too_big;
   if (!too_big && !icmp_allowed(h, about.src, route_error)) {

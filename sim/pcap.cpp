@@ -70,8 +70,7 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
     }
   }
   const std::size_t payload = std::min(limit_payload, p.payload.size());
-  transport.insert(transport.end(), p.payload.begin(),
-                   p.payload.begin() + static_cast<std::ptrdiff_t>(payload));
+  transport.insert(transport.end(), p.payload.begin(), p.payload.begin() + static_cast<std::ptrdiff_t>(payload));
 
   // Transport checksum over the pseudo-header (none for ICMPv4).
   const std::size_t alen = p.src.byte_length();
@@ -90,8 +89,7 @@ std::vector<std::uint8_t> serialize(const Packet& p, std::size_t limit_payload =
   }
 
   std::vector<std::uint8_t> out(ip_len);
-  const std::size_t total =
-      ip_len + (limit_payload == SIZE_MAX ? transport.size() : p.size() - ip_len);
+  const std::size_t total = ip_len + (limit_payload == SIZE_MAX ? transport.size() : p.size() - ip_len);
   if (v4) {
     out[0] = 0x45;
     put16(out, 2, static_cast<std::uint16_t>(std::min<std::size_t>(total, 65535)));
@@ -141,8 +139,7 @@ void SimWorld::Impl::capture(const Packet& p) {
   write_le32(pcap, static_cast<std::uint32_t>(ns % 1'000'000'000));
   write_le32(pcap, static_cast<std::uint32_t>(bytes.size()));
   write_le32(pcap, static_cast<std::uint32_t>(bytes.size()));
-  pcap.write(reinterpret_cast<const char*>(bytes.data()),
-             static_cast<std::streamsize>(bytes.size()));
+  pcap.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 }  // namespace duet::sim

@@ -58,8 +58,7 @@ bool Random::chance(double p) {
 
 net::Duration Random::up_to(net::Duration max) {
   if (max.count() <= 0) return net::Duration{0};
-  return net::Duration{
-      static_cast<std::int64_t>(below(static_cast<std::uint64_t>(max.count()) + 1))};
+  return net::Duration{static_cast<std::int64_t>(below(static_cast<std::uint64_t>(max.count()) + 1))};
 }
 
 }  // namespace duet::sim

@@ -54,8 +54,7 @@ bool claims_overlap(const PortClaim& a, const PortClaim& b) {
   return false;
 }
 
-std::error_code SimWorld::Impl::check_bind_address(Host& h, Family family, bool v6only,
-                                                   const Address& a) {
+std::error_code SimWorld::Impl::check_bind_address(Host& h, Family family, bool v6only, const Address& a) {
   if (a.family() != family) return errc(std::errc::address_family_not_supported);
   // 127/8 is always local; ::1 only while configured (not with disable_ipv6).
   if (a.is_unspecified()) return {};
@@ -72,21 +71,16 @@ bool port_in_use(const Host& h, Proto proto, std::uint16_t port) {
   const PortClaim everything_v4{Family::v4, Address::any(Family::v4), false};
   const PortClaim everything_v6{Family::v6, Address::any(Family::v6), true};
   if (proto == Proto::udp) {
-    return udp_port_taken(h, everything_v4, port, nullptr) ||
-           udp_port_taken(h, everything_v6, port, nullptr);
+    return udp_port_taken(h, everything_v4, port, nullptr) || udp_port_taken(h, everything_v6, port, nullptr);
   }
-  return tcp_port_taken(h, everything_v4, port, nullptr) ||
-         tcp_port_taken(h, everything_v6, port, nullptr);
+  return tcp_port_taken(h, everything_v4, port, nullptr) || tcp_port_taken(h, everything_v6, port, nullptr);
 }
 
-bool SimWorld::Impl::port_free(Host& h, Proto proto, const PortClaim& claim, std::uint16_t port,
-                               const void* self) {
-  return proto == Proto::udp ? !udp_port_taken(h, claim, port, self)
-                             : !tcp_port_taken(h, claim, port, self);
+bool SimWorld::Impl::port_free(Host& h, Proto proto, const PortClaim& claim, std::uint16_t port, const void* self) {
+  return proto == Proto::udp ? !udp_port_taken(h, claim, port, self) : !tcp_port_taken(h, claim, port, self);
 }
 
-std::optional<std::uint16_t> SimWorld::Impl::ephemeral_port(Host& h, Proto proto,
-                                                            const PortClaim& claim) {
+std::optional<std::uint16_t> SimWorld::Impl::ephemeral_port(Host& h, Proto proto, const PortClaim& claim) {
   (void)claim;
   const std::uint32_t low = h.settings.ephemeral_low;
   const std::uint32_t high = std::max<std::uint32_t>(low, h.settings.ephemeral_high);
@@ -154,8 +148,7 @@ private:
 /// A resolution in flight: one event that delivers the answer, cancelled with the handle.
 class SimResolve final : public net::PendingOperation {
 public:
-  SimResolve(SimWorld::Impl& w, Duration delay, net::Result<std::vector<Endpoint>> answer,
-             net::ResolveHandler handler)
+  SimResolve(SimWorld::Impl& w, Duration delay, net::Result<std::vector<Endpoint>> answer, net::ResolveHandler handler)
       : w_(w), state_(std::make_shared<State>(State{std::move(handler), true})) {
     event_ = w.after(delay, [s = state_, answer = std::move(answer)]() mutable {
       s->pending = false;
@@ -183,10 +176,8 @@ public:
 
   net::Clock& clock() override { return clock_; }
 
-  std::unique_ptr<net::PendingOperation> resolve(const std::string& host,
-                                                 const std::string& service,
-                                                 const net::ResolveHints& hints,
-                                                 net::ResolveHandler handler) override {
+  std::unique_ptr<net::PendingOperation> resolve(const std::string& host, const std::string& service,
+                                                 const net::ResolveHints& hints, net::ResolveHandler handler) override {
     if (auto literal = net::resolve_literal(host, service, hints)) {
       return std::make_unique<SimResolve>(w_, Duration{0}, std::move(*literal), std::move(handler));
     }
@@ -195,10 +186,11 @@ public:
     if (result) {
       for (const auto& e : *result) list += (list.empty() ? "" : " ") + e.address.to_string();
     }
-    w_.trace(h_, "resolve",
-             "\"name\":" + json_string(host) +
-                 (hints.family ? ",\"family\":" + json_string(std::string(net::to_string(*hints.family))) : std::string()) +
-                 ",\"result\":" + json_string(result ? list : result.error().message()));
+    w_.trace(
+        h_, "resolve",
+        "\"name\":" + json_string(host) +
+            (hints.family ? ",\"family\":" + json_string(std::string(net::to_string(*hints.family))) : std::string()) +
+            ",\"result\":" + json_string(result ? list : result.error().message()));
     return std::make_unique<SimResolve>(w_, delay, std::move(result), std::move(handler));
   }
 

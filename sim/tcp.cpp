@@ -44,8 +44,7 @@ public:
     return it == h_.tcp.end() ? nullptr : it->second.get();
   }
 
-  void send_segment(TcpSock& s, std::uint8_t flags, std::uint32_t seq,
-                    std::vector<std::uint8_t> data = {}) {
+  void send_segment(TcpSock& s, std::uint8_t flags, std::uint32_t seq, std::vector<std::uint8_t> data = {}) {
     Packet p;
     p.proto = Proto::tcp;
     p.src = s.wire_local;
@@ -95,8 +94,7 @@ public:
 
   void connect_failed(TcpSock& s, std::error_code ec) {
     w_.trace(h_, "tcp-connect-failed",
-             "\"socket\":" + std::to_string(s.id) +
-                 ",\"remote\":" + json_string(s.remote.to_string()) +
+             "\"socket\":" + std::to_string(s.id) + ",\"remote\":" + json_string(s.remote.to_string()) +
                  ",\"errno\":" + json_string(net::error_name(ec)));
     cancel_timers(s);
     s.state = TcpState::closed;
@@ -168,9 +166,7 @@ public:
   }
 
   void fail(TcpSock& s, std::error_code ec) {
-    w_.trace(
-        h_, "tcp-error",
-        "\"socket\":" + std::to_string(s.id) + ",\"errno\":" + json_string(net::error_name(ec)));
+    w_.trace(h_, "tcp-error", "\"socket\":" + std::to_string(s.id) + ",\"errno\":" + json_string(net::error_name(ec)));
     cancel_timers(s);
     s.state = TcpState::closed;
     s.error = ec;
@@ -263,8 +259,8 @@ public:
       r.seq = p.ack;
     } else {
       r.flags = tcp_flag::rst | tcp_flag::ack;
-      r.ack = p.seq + static_cast<std::uint32_t>(p.payload.size()) +
-              ((p.flags & tcp_flag::syn) ? 1 : 0) + ((p.flags & tcp_flag::fin) ? 1 : 0);
+      r.ack = p.seq + static_cast<std::uint32_t>(p.payload.size()) + ((p.flags & tcp_flag::syn) ? 1 : 0) +
+              ((p.flags & tcp_flag::fin) ? 1 : 0);
     }
     (void)w_.output(h_, std::move(r));
   }
@@ -272,8 +268,7 @@ public:
   TcpSock* find_connection(const Packet& p) {
     for (auto& [id, s] : h_.tcp) {
       if (s->state == TcpState::listen || s->state == TcpState::closed) continue;
-      if (s->port == p.dport && s->remote.port == p.sport && s->wire_local == p.dst &&
-          s->wire_remote == p.src) {
+      if (s->port == p.dport && s->remote.port == p.sport && s->wire_local == p.dst && s->wire_remote == p.src) {
         return s.get();
       }
     }
@@ -352,16 +347,13 @@ public:
     arm_rto(ref);
   }
 
-  std::size_t mss_towards(const Address& dst) {
-    return w_.path_mtu(h_, dst) - ip_header_size(dst.family()) - 20;
-  }
+  std::size_t mss_towards(const Address& dst) { return w_.path_mtu(h_, dst) - ip_header_size(dst.family()) - 20; }
 
   void established(TcpSock& s) {
     s.state = TcpState::established;
     s.retries = 0;
     w_.trace(h_, "tcp-established",
-             "\"socket\":" + std::to_string(s.id) +
-                 ",\"local\":" + json_string(Endpoint{s.local, s.port}.to_string()) +
+             "\"socket\":" + std::to_string(s.id) + ",\"local\":" + json_string(Endpoint{s.local, s.port}.to_string()) +
                  ",\"remote\":" + json_string(s.remote.to_string()));
   }
 
@@ -498,8 +490,8 @@ public:
     const Packet& q = *icmp.quoted;
     TcpSock* s = nullptr;
     for (auto& [id, sock] : h_.tcp) {
-      if (sock->state != TcpState::listen && sock->port == q.sport &&
-          sock->remote.port == q.dport && sock->wire_remote == q.dst) {
+      if (sock->state != TcpState::listen && sock->port == q.sport && sock->remote.port == q.dport &&
+          sock->wire_remote == q.dst) {
         s = sock.get();
         break;
       }
@@ -516,9 +508,8 @@ public:
     // for the first SYN and gives up on the one for a retransmission (~1 s later).
     if (!v4 && s->syn_sent_count <= 1) {
       s->soft_error = ec;
-      w_.trace(
-          h_, "tcp-soft-error",
-          "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
+      w_.trace(h_, "tcp-soft-error",
+               "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
       return;
     }
     connect_failed(*s, ec);
@@ -586,14 +577,12 @@ public:
       dst = dst.unmapped();
     }
     s->remote = remote;
-    w_.trace(
-        h_, "tcp-connect",
-        "\"socket\":" + std::to_string(s->id) + ",\"remote\":" + json_string(remote.to_string()));
+    w_.trace(h_, "tcp-connect",
+             "\"socket\":" + std::to_string(s->id) + ",\"remote\":" + json_string(remote.to_string()));
     if (auto ec = w_.local_route_error(h_, dst)) {
       s->error = ec;
-      w_.trace(
-          h_, "tcp-connect-failed",
-          "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
+      w_.trace(h_, "tcp-connect-failed",
+               "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
       return post(std::move(handler), ec);
     }
     std::optional<Address> src;
@@ -624,8 +613,7 @@ public:
   void read_some(net::ReadHandler handler) override {
     TcpSock* s = sock();
     if (s == nullptr) {
-      w_.after(Duration{0},
-               [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), {}); });
+      w_.after(Duration{0}, [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), {}); });
       return;
     }
     if (s->state == TcpState::closed && !s->error && !s->eof) {
@@ -744,8 +732,7 @@ void Tcp::deliver_accept(std::uint64_t listener_id) {
     TcpSock* c = find(child_id);
     if (c == nullptr) continue;  // reset before it was accepted
     w_.trace(h_, "tcp-accept",
-             "\"socket\":" + std::to_string(c->id) +
-                 ",\"remote\":" + json_string(c->remote.to_string()));
+             "\"socket\":" + std::to_string(c->id) + ",\"remote\":" + json_string(c->remote.to_string()));
     auto h = std::move(l->accept_handler);
     l->accept_handler = nullptr;
     h({}, std::make_unique<SimStreamSocket>(w_, h_, *c));
@@ -755,15 +742,13 @@ void Tcp::deliver_accept(std::uint64_t listener_id) {
 
 class SimListener final : public net::Listener {
 public:
-  SimListener(SimWorld::Impl& w, Host& h, std::uint64_t id)
-      : w_(w), h_(h), incarnation_(h.incarnation), id_(id) {}
+  SimListener(SimWorld::Impl& w, Host& h, std::uint64_t id) : w_(w), h_(h), incarnation_(h.incarnation), id_(id) {}
   ~SimListener() override { close(); }
 
   void accept(net::AcceptHandler handler) override {
     TcpSock* l = sock();
     if (l == nullptr) {
-      w_.after(Duration{0},
-               [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), nullptr); });
+      w_.after(Duration{0}, [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), nullptr); });
       return;
     }
     l->accept_handler = std::move(handler);
@@ -818,15 +803,14 @@ std::unique_ptr<net::StreamSocket> make_stream_socket(SimWorld::Impl& w, Host& h
   return std::make_unique<SimStreamSocket>(w, h, family);
 }
 
-net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& w, Host& h,
-                                                          const Endpoint& local,
+net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& w, Host& h, const Endpoint& local,
                                                           const net::ListenOptions& options) {
   const Family family = local.family();
   const bool v6only = family == Family::v6 && options.v6only.value_or(h.settings.bindv6only);
   auto result = [&](std::error_code ec) {
     w.trace(h, "tcp-listen",
-            "\"local\":" + json_string(local.to_string()) + ",\"v6only\":" +
-                (v6only ? "true" : "false") + ",\"result\":" + json_string(net::error_name(ec)));
+            "\"local\":" + json_string(local.to_string()) + ",\"v6only\":" + (v6only ? "true" : "false") +
+                ",\"result\":" + json_string(net::error_name(ec)));
   };
   if (auto ec = w.check_bind_address(h, family, v6only, local.address)) {
     result(ec);
@@ -857,9 +841,7 @@ net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& w, Hos
   return std::unique_ptr<net::Listener>(std::make_unique<SimListener>(w, h, id));
 }
 
-void SimWorld::Impl::tcp_input(Host& h, const std::shared_ptr<Packet>& p) {
-  Tcp(*this, h).input(p);
-}
+void SimWorld::Impl::tcp_input(Host& h, const std::shared_ptr<Packet>& p) { Tcp(*this, h).input(p); }
 void SimWorld::Impl::tcp_icmp(Host& h, const Packet& icmp) { Tcp(*this, h).icmp(icmp); }
 
 }  // namespace duet::sim

@@ -141,8 +141,7 @@ public:
     const RouteResult route = w_.route(h_, dst);
     if (auto ec = SimWorld::Impl::verdict_error(route)) {
       w_.trace(h_, "udp-send-error",
-               "\"to\":" + json_string(remote.to_string()) +
-                   ",\"errno\":" + json_string(net::error_name(ec)));
+               "\"to\":" + json_string(remote.to_string()) + ",\"errno\":" + json_string(net::error_name(ec)));
       return ec;
     }
     if (auto ec = autobind(*s)) return ec;
@@ -179,9 +178,7 @@ public:
   void receive(net::ReceiveHandler handler) override {
     UdpSock* s = sock();
     if (s == nullptr) {
-      w_.after(Duration{0}, [h = std::move(handler)] {
-        h(errc(std::errc::bad_file_descriptor), Endpoint{}, {});
-      });
+      w_.after(Duration{0}, [h = std::move(handler)] { h(errc(std::errc::bad_file_descriptor), Endpoint{}, {}); });
       return;
     }
     s->handler = std::move(handler);
@@ -212,8 +209,7 @@ private:
       dst = remote.address.unmapped();
       return {};
     }
-    if (family_ == Family::v6 && s.local.is_v4_mapped())
-      return errc(std::errc::network_unreachable);
+    if (family_ == Family::v6 && s.local.is_v4_mapped()) return errc(std::errc::network_unreachable);
     dst = remote.address;
     return {};
   }
@@ -229,8 +225,7 @@ private:
 
   void trace_bind(const Endpoint& local, std::error_code ec) {
     w_.trace(h_, "udp-bind",
-             "\"local\":" + json_string(local.to_string()) +
-                 ",\"result\":" + json_string(net::error_name(ec)));
+             "\"local\":" + json_string(local.to_string()) + ",\"result\":" + json_string(net::error_name(ec)));
   }
 
   SimWorld::Impl& w_;
@@ -282,8 +277,7 @@ void SimWorld::Impl::udp_input(Host& h, const std::shared_ptr<Packet>& p) {
     return;
   }
   // The last holder of the packet gives its payload away instead of copying it.
-  std::vector<std::uint8_t> data =
-      p.use_count() == 1 ? std::move(const_cast<Packet&>(*p).payload) : p->payload;
+  std::vector<std::uint8_t> data = p.use_count() == 1 ? std::move(const_cast<Packet&>(*p).payload) : p->payload;
   best->rx.push_back({Endpoint{socket_view(best->family, p->src), p->sport}, std::move(data)});
   try_deliver(*this, h, *best);
 }
@@ -300,8 +294,7 @@ void SimWorld::Impl::udp_icmp(Host& h, const Packet& icmp) {
       trace_packet(h, "icmp-soft-error", icmp, "not reported to UDP without IP_RECVERR");
       return;
     }
-    trace(h, "udp-error",
-          "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
+    trace(h, "udp-error", "\"socket\":" + std::to_string(s->id) + ",\"errno\":" + json_string(net::error_name(ec)));
     s->pending_error = ec;
     try_deliver(*this, h, *s);
     return;

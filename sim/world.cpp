@@ -68,17 +68,14 @@ void SimWorld::Impl::trace(const Host& h, std::string_view event, const std::str
   trace_sink(line);
 }
 
-void SimWorld::Impl::trace_packet(const Host& h, std::string_view event, const Packet& p,
-                                  std::string_view why) {
+void SimWorld::Impl::trace_packet(const Host& h, std::string_view event, const Packet& p, std::string_view why) {
   if (!trace_sink) return;
-  std::string fields =
-      "\"packet\":" + std::to_string(p.id) + ",\"what\":" + json_string(p.summary());
+  std::string fields = "\"packet\":" + std::to_string(p.id) + ",\"what\":" + json_string(p.summary());
   if (!why.empty()) fields += ",\"why\":" + json_string(why);
   trace(h, event, fields);
 }
 
-SimWorld::SimWorld(std::uint64_t seed, WorldOptions options)
-    : impl_(std::make_unique<Impl>(seed, options)) {}
+SimWorld::SimWorld(std::uint64_t seed, WorldOptions options) : impl_(std::make_unique<Impl>(seed, options)) {}
 SimWorld::~SimWorld() = default;
 
 void SimWorld::add_host(const std::string& name, HostSettings settings) {
@@ -99,9 +96,7 @@ void SimWorld::add_host(const std::string& name, HostSettings settings) {
   impl_->hosts.push_back(std::move(h));
 }
 
-bool SimWorld::has_host(const std::string& name) const {
-  return impl_->hosts_by_name.count(name) > 0;
-}
+bool SimWorld::has_host(const std::string& name) const { return impl_->hosts_by_name.count(name) > 0; }
 
 std::vector<std::string> SimWorld::host_names() const {
   std::vector<std::string> out;
@@ -134,8 +129,7 @@ void set_route(Host& h, Route r) {
 
 }  // namespace
 
-void SimWorld::add_address(const std::string& host, const std::string& interface,
-                           const std::string& prefix) {
+void SimWorld::add_address(const std::string& host, const std::string& interface, const std::string& prefix) {
   Host& h = impl_->host(host);
   Prefix p = parse_prefix(prefix, false);
   if (p.address.is_unspecified() || p.address.is_v4_mapped()) {
@@ -149,15 +143,12 @@ void SimWorld::add_address(const std::string& host, const std::string& interface
     i.addresses.push_back(p);
     h.local_addresses.push_back(p.address);
   }
-  if (interface != "lo")
-    set_route(h, Route{p.network(), RouteVerdict::forward, interface, &i, true});
-  impl_->trace(
-      h, "address-add",
-      "\"interface\":" + json_string(interface) + ",\"prefix\":" + json_string(p.to_string()));
+  if (interface != "lo") set_route(h, Route{p.network(), RouteVerdict::forward, interface, &i, true});
+  impl_->trace(h, "address-add",
+               "\"interface\":" + json_string(interface) + ",\"prefix\":" + json_string(p.to_string()));
 }
 
-void SimWorld::remove_address(const std::string& host, const std::string& interface,
-                              const std::string& prefix) {
+void SimWorld::remove_address(const std::string& host, const std::string& interface, const std::string& prefix) {
   Host& h = impl_->host(host);
   Prefix p = parse_prefix(prefix, false);
   Interface* i = h.find_interface(interface);
@@ -170,21 +161,17 @@ void SimWorld::remove_address(const std::string& host, const std::string& interf
   h.local_addresses.erase(std::find(h.local_addresses.begin(), h.local_addresses.end(), p.address));
   // The on-link route goes with the last address of its prefix on that interface.
   const Prefix net = p.network();
-  bool still = std::any_of(i->addresses.begin(), i->addresses.end(),
-                           [&](const Prefix& q) { return q.network() == net; });
+  bool still =
+      std::any_of(i->addresses.begin(), i->addresses.end(), [&](const Prefix& q) { return q.network() == net; });
   if (!still) {
-    std::erase_if(h.routes, [&](const Route& r) {
-      return r.connected && r.prefix == net && r.interface == interface;
-    });
+    std::erase_if(h.routes, [&](const Route& r) { return r.connected && r.prefix == net && r.interface == interface; });
   }
-  impl_->trace(
-      h, "address-remove",
-      "\"interface\":" + json_string(interface) + ",\"prefix\":" + json_string(p.to_string()));
+  impl_->trace(h, "address-remove",
+               "\"interface\":" + json_string(interface) + ",\"prefix\":" + json_string(p.to_string()));
 }
 
-void SimWorld::connect(const std::string& host_a, const std::string& if_a,
-                       const std::string& host_b, const std::string& if_b,
-                       LinkProperties properties) {
+void SimWorld::connect(const std::string& host_a, const std::string& if_a, const std::string& host_b,
+                       const std::string& if_b, LinkProperties properties) {
   Host& a = impl_->host(host_a);
   Host& b = impl_->host(host_b);
   if (&a == &b) throw SimError("host '" + host_a + "' cannot be linked to itself");
@@ -192,8 +179,7 @@ void SimWorld::connect(const std::string& host_a, const std::string& if_a,
   Interface& ia = ensure_interface(a, if_a);
   Interface& ib = ensure_interface(b, if_b);
   if (ia.link || ib.link)
-    throw SimError("interface already linked: " + host_a + "/" + if_a + " or " + host_b + "/" +
-                   if_b);
+    throw SimError("interface already linked: " + host_a + "/" + if_a + " or " + host_b + "/" + if_b);
   auto l = std::make_unique<Link>();
   l->id = impl_->links.size() + 1;
   l->properties = properties;
@@ -225,8 +211,7 @@ std::vector<Link*> links_between(SimWorld::Impl& w, Host& a, Host& b) {
 
 }  // namespace
 
-void SimWorld::set_link_properties(const std::string& host_a, const std::string& host_b,
-                                   LinkProperties properties) {
+void SimWorld::set_link_properties(const std::string& host_a, const std::string& host_b, LinkProperties properties) {
   for (Link* l : links_between(*impl_, impl_->host(host_a), impl_->host(host_b))) {
     l->properties = properties;
   }
@@ -237,8 +222,7 @@ void SimWorld::add_route(const std::string& host, const std::string& prefix, Rou
   Host& h = impl_->host(host);
   Prefix p = parse_prefix(prefix, true).network();
   if (verdict == RouteVerdict::forward && h.find_interface(interface) == nullptr) {
-    throw SimError("host '" + host + "': route " + prefix + " names unknown interface '" +
-                   interface + "'");
+    throw SimError("host '" + host + "': route " + prefix + " names unknown interface '" + interface + "'");
   }
   for (const auto& r : h.routes) {
     if (r.prefix == p) {
@@ -249,9 +233,9 @@ void SimWorld::add_route(const std::string& host, const std::string& prefix, Rou
   }
   set_route(h, Route{p, verdict, interface, h.find_interface(interface), false});
   static const char* names[] = {"forward", "blackhole", "unreachable", "prohibit"};
-  impl_->trace(h, "route-add",
-               "\"prefix\":" + json_string(p.to_string()) +
-                   ",\"verdict\":" + json_string(names[static_cast<int>(verdict)]));
+  impl_->trace(
+      h, "route-add",
+      "\"prefix\":" + json_string(p.to_string()) + ",\"verdict\":" + json_string(names[static_cast<int>(verdict)]));
 }
 
 void SimWorld::remove_route(const std::string& host, const std::string& prefix) {
@@ -262,9 +246,7 @@ void SimWorld::remove_route(const std::string& host, const std::string& prefix) 
   impl_->trace(h, "route-remove", "\"prefix\":" + json_string(p.to_string()));
 }
 
-void SimWorld::set_dns(const std::string& name, DnsAnswer answer) {
-  impl_->dns[name] = std::move(answer);
-}
+void SimWorld::set_dns(const std::string& name, DnsAnswer answer) { impl_->dns[name] = std::move(answer); }
 
 void SimWorld::set_dns_for(const std::string& host, const std::string& name, DnsAnswer answer) {
   impl_->host(host);  // validates the name
@@ -287,8 +269,7 @@ void SimWorld::set_interface_up(const std::string& host, const std::string& inte
   if (i == nullptr) throw SimError("host '" + host + "' has no interface '" + interface + "'");
   if (i->up == up) return;
   i->up = up;
-  impl_->trace(h, up ? "interface-up" : "interface-down",
-               "\"interface\":" + json_string(interface));
+  impl_->trace(h, up ? "interface-up" : "interface-down", "\"interface\":" + json_string(interface));
   if (!up) {
     std::erase_if(h.routes, [&](const Route& r) { return r.out == i; });
     if (!h.settings.keep_addr_on_down) {
@@ -359,16 +340,13 @@ Random& SimWorld::random() { return impl_->random; }
 
 net::NetworkStack& SimWorld::stack(const std::string& host) { return *impl_->host(host).stack; }
 
-void SimWorld::set_trace(std::function<void(std::string_view)> sink) {
-  impl_->trace_sink = std::move(sink);
-}
+void SimWorld::set_trace(std::function<void(std::string_view)> sink) { impl_->trace_sink = std::move(sink); }
 
 void SimWorld::annotate(const std::string& host, std::string_view event, std::string_view detail) {
   impl_->trace(impl_->host(host), event, "\"detail\":" + json_string(detail));
 }
 
-DeterminismReport check_determinism(std::uint64_t seed,
-                                    const std::function<void(SimWorld&)>& scenario) {
+DeterminismReport check_determinism(std::uint64_t seed, const std::function<void(SimWorld&)>& scenario) {
   std::vector<std::string> runs[2];
   for (auto& lines : runs) {
     SimWorld world(seed);

@@ -67,7 +67,7 @@ struct Host {
   std::uint64_t incarnation = 1;
   std::vector<std::unique_ptr<Interface>> interfaces;  ///< [0] is "lo"
   std::vector<Route> routes;
-  std::vector<Address> local_addresses;  ///< every interface address, kept in step with them
+  std::vector<Address> local_addresses;                        ///< every interface address, kept in step with them
   std::map<std::pair<Address, int>, IcmpBucket> icmp_buckets;  ///< (destination, family)
   std::map<Address, std::size_t> path_mtu;                     ///< learned from "too big"
   std::unique_ptr<net::NetworkStack> stack;
@@ -114,9 +114,7 @@ struct SimWorld::Impl {
 
   Host& host(const std::string& name);
   [[nodiscard]] TimePoint now() const { return queue.now(); }
-  EventId after(Duration d, std::function<void()> fn) {
-    return queue.schedule(queue.now() + d, std::move(fn));
-  }
+  EventId after(Duration d, std::function<void()> fn) { return queue.schedule(queue.now() + d, std::move(fn)); }
 
   // network.cpp
   bool is_local_address(const Host& h, const Address& a) const;
@@ -140,8 +138,8 @@ struct SimWorld::Impl {
   void forward(Host& h, const std::shared_ptr<Packet>& p);
   void deliver(Host& h, const std::shared_ptr<Packet>& p);
   /// Sends an ICMP error about `about` from `h`, subject to Linux's rate limits.
-  void icmp_error(Host& h, const Packet& about, std::uint8_t type, std::uint8_t code,
-                  bool route_error, std::uint32_t mtu = 0);
+  void icmp_error(Host& h, const Packet& about, std::uint8_t type, std::uint8_t code, bool route_error,
+                  std::uint32_t mtu = 0);
   bool icmp_allowed(Host& h, const Address& to, bool route_error);
 
   // udp.cpp / tcp.cpp: packets for a transport on `h`, and ICMP errors about them.
@@ -152,8 +150,7 @@ struct SimWorld::Impl {
 
   // Port management shared by UDP and TCP (stack.cpp).
   std::error_code check_bind_address(Host& h, Family family, bool v6only, const Address& a);
-  bool port_free(Host& h, Proto proto, const PortClaim& claim, std::uint16_t port,
-                 const void* self);
+  bool port_free(Host& h, Proto proto, const PortClaim& claim, std::uint16_t port, const void* self);
   std::optional<std::uint16_t> ephemeral_port(Host& h, Proto proto, const PortClaim& claim);
 
   // dns.cpp
@@ -170,27 +167,21 @@ struct SimWorld::Impl {
   // Observability (world.cpp, pcap.cpp)
   [[nodiscard]] bool tracing() const { return static_cast<bool>(trace_sink); }
   void trace(const Host& h, std::string_view event, const std::string& fields);
-  void trace_packet(const Host& h, std::string_view event, const Packet& p,
-                    std::string_view why = {});
+  void trace_packet(const Host& h, std::string_view event, const Packet& p, std::string_view why = {});
   void capture(const Packet& p);
 
   void crash_host(Host& h);
 };
 
 std::unique_ptr<net::NetworkStack> make_sim_stack(SimWorld::Impl& world, Host& host);
-std::unique_ptr<net::DatagramSocket> make_udp_socket(SimWorld::Impl& world, Host& host,
-                                                     Family family);
-std::unique_ptr<net::StreamSocket> make_stream_socket(SimWorld::Impl& world, Host& host,
-                                                      Family family);
-net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& world, Host& host,
-                                                          const Endpoint& local,
+std::unique_ptr<net::DatagramSocket> make_udp_socket(SimWorld::Impl& world, Host& host, Family family);
+std::unique_ptr<net::StreamSocket> make_stream_socket(SimWorld::Impl& world, Host& host, Family family);
+net::Result<std::unique_ptr<net::Listener>> make_listener(SimWorld::Impl& world, Host& host, const Endpoint& local,
                                                           const net::ListenOptions& options);
 
 /// How a socket of `family` (IPV6_V6ONLY `v6only`) sees a packet address: IPv4 addresses
 /// appear v4-mapped on IPv6 sockets.
-inline Address socket_view(Family family, const Address& a) {
-  return family == Family::v6 ? a.v4_mapped() : a;
-}
+inline Address socket_view(Family family, const Address& a) { return family == Family::v6 ? a.v4_mapped() : a; }
 
 /// Whether another socket of the transport already claims `port` in a way that overlaps.
 bool udp_port_taken(const Host& h, const PortClaim& claim, std::uint16_t port, const void* self);

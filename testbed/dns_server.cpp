@@ -34,7 +34,8 @@ int dns_server(const sim::Scenario& s) {
     std::size_t at = 12;
     while (at < static_cast<std::size_t>(n) && q[at] != 0 && q[at] < 64) {
       if (!name.empty()) name += '.';
-      name.append(reinterpret_cast<const char*>(q + at + 1), std::min<std::size_t>(q[at], static_cast<std::size_t>(n) - at - 1));
+      name.append(reinterpret_cast<const char*>(q + at + 1),
+                  std::min<std::size_t>(q[at], static_cast<std::size_t>(n) - at - 1));
       at += 1 + q[at];
     }
     if (at + 5 > static_cast<std::size_t>(n)) continue;
@@ -65,7 +66,8 @@ int dns_server(const sim::Scenario& s) {
     out[8] = out[9] = out[10] = out[11] = 0;
     for (const auto& r : answers) {
       const std::size_t sz = r.is_v4() ? 4 : 16;
-      const std::uint8_t rr[] = {0xc0, 0x0c, 0, static_cast<std::uint8_t>(type), 0, 1, 0, 0, 0, 60, 0, static_cast<std::uint8_t>(sz)};
+      const std::uint8_t rr[] = {0xc0, 0x0c, 0, static_cast<std::uint8_t>(type), 0, 1, 0, 0,
+                                 0,    60,   0, static_cast<std::uint8_t>(sz)};
       out.insert(out.end(), rr, rr + sizeof rr);
       out.insert(out.end(), r.bytes().begin(), r.bytes().begin() + static_cast<std::ptrdiff_t>(sz));
     }

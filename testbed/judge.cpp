@@ -18,7 +18,8 @@ using json = nlohmann::json;
 namespace {
 
 /// What an instance did, from its duetd events file (and pings the script recorded).
-sim::Observed observe(const sim::Scenario& s, const sim::ScenarioInstance& in, const std::string& dir, long long start_ms) {
+sim::Observed observe(const sim::Scenario& s, const sim::ScenarioInstance& in, const std::string& dir,
+                      long long start_ms) {
   sim::Observed o;
   o.name = in.name;
   auto loaded = policy::reviewed(config::load_text(in.config, in.name));
@@ -48,9 +49,11 @@ sim::Observed observe(const sim::Scenario& s, const sim::ScenarioInstance& in, c
     if (j.contains("endpoint")) {
       if (auto ep = net::Endpoint::parse(j["endpoint"].get<std::string>())) e.endpoint = *ep;
     }
-    if (j.contains("transport")) e.transport = j["transport"] == "tcp" ? config::Transport::tcp : config::Transport::udp;
+    if (j.contains("transport"))
+      e.transport = j["transport"] == "tcp" ? config::Transport::tcp : config::Transport::udp;
     e.detail = j.value("detail", "");
-    e.elapsed = std::chrono::duration_cast<net::Duration>(std::chrono::duration<double, std::milli>(j.value("elapsed_ms", 0.0)));
+    e.elapsed = std::chrono::duration_cast<net::Duration>(
+        std::chrono::duration<double, std::milli>(j.value("elapsed_ms", 0.0)));
     if (e.kind == transport::EventKind::listening) {
       o.listening.clear();
       std::istringstream w(e.detail);
@@ -153,12 +156,13 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
       const std::string kernel_word = !x["kernel"].is_boolean() ? "n/a" : x["kernel"].get<bool>() ? "pass" : "FAIL";
       std::printf("  %-6s %-6s  %s\n", x["sim"].get<bool>() ? "pass" : "FAIL", kernel_word.c_str(),
                   x["sentence"].get<std::string>().c_str());
-      if (kernel_word == "FAIL") std::printf("                 kernel: %s\n", x["kernel_detail"].get<std::string>().c_str());
+      if (kernel_word == "FAIL")
+        std::printf("                 kernel: %s\n", x["kernel_detail"].get<std::string>().c_str());
     }
     for (const auto& i : out["instances"]) {
-      std::printf("  %s: sim %s, %d warnings/errors; kernel %s, %d warnings/errors%s\n", i["name"].get<std::string>().c_str(),
-                  i["sim"].get<std::string>().c_str(), i["sim_warnings"].get<int>(), i["kernel"].get<std::string>().c_str(),
-                  i["kernel_warnings"].get<int>(),
+      std::printf("  %s: sim %s, %d warnings/errors; kernel %s, %d warnings/errors%s\n",
+                  i["name"].get<std::string>().c_str(), i["sim"].get<std::string>().c_str(),
+                  i["sim_warnings"].get<int>(), i["kernel"].get<std::string>().c_str(), i["kernel_warnings"].get<int>(),
                   i["first_kernel_warning"].get<std::string>().empty()
                       ? ""
                       : (" (first: " + i["first_kernel_warning"].get<std::string>() + ")").c_str());

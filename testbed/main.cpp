@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (a[0] == "plan" && a.size() == 5) return testbed::plan(*s, a[2], a[3], a[4]);
-  if (a[0] == "judge" && a.size() >= 4) return testbed::judge(*s, a[2], std::stoll(a[3]), a.size() > 4 && a[4] == "--json");
+  if (a[0] == "judge" && a.size() >= 4)
+    return testbed::judge(*s, a[2], std::stoll(a[3]), a.size() > 4 && a[4] == "--json");
   std::cerr << kUsage;
   return 2;
 }

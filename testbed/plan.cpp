@@ -27,12 +27,16 @@ struct Names {
 
 /// The address of the host at the other end of host:iface in the family of `want`
 /// (for routes "dev IFACE": a veth is not point-to-point, so the kernel needs a gateway).
-std::optional<std::string> peer_address(const sim::Scenario& s, const std::string& host, const std::string& iface, bool v6) {
+std::optional<std::string> peer_address(const sim::Scenario& s, const std::string& host, const std::string& iface,
+                                        bool v6) {
   for (const auto& l : s.links) {
     std::string other, other_if;
-    if (l.host_a == host && l.if_a == iface) other = l.host_b, other_if = l.if_b;
-    else if (l.host_b == host && l.if_b == iface) other = l.host_a, other_if = l.if_a;
-    else continue;
+    if (l.host_a == host && l.if_a == iface)
+      other = l.host_b, other_if = l.if_b;
+    else if (l.host_b == host && l.if_b == iface)
+      other = l.host_a, other_if = l.if_a;
+    else
+      continue;
     for (const auto& h : s.hosts) {
       if (h.name != other) continue;
       for (const auto& [i, prefix] : h.addresses) {
@@ -90,21 +94,25 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       o << "run ip netns exec " << n.ns(h.name)
         << " sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.default.forwarding=1 net.ipv6.conf.all.forwarding=1\n";
     }
-    if (h.settings.disable_ipv6) o << "run ip netns exec " << n.ns(h.name) << " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n";
+    if (h.settings.disable_ipv6)
+      o << "run ip netns exec " << n.ns(h.name)
+        << " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n";
   }
   int li = 0;
   for (const auto& l : s.links) {
     const std::string a = prefix + "l" + std::to_string(li) + "a", b = prefix + "l" + std::to_string(li) + "b";
     ++li;
     o << "run ip link add " << a << " type veth peer name " << b << "\n";
-    o << "run ip link set " << a << " netns " << n.ns(l.host_a) << "\nrun ip link set " << b << " netns " << n.ns(l.host_b) << "\n";
+    o << "run ip link set " << a << " netns " << n.ns(l.host_a) << "\nrun ip link set " << b << " netns "
+      << n.ns(l.host_b) << "\n";
     o << "run ip -n " << n.ns(l.host_a) << " link set " << a << " name " << l.if_a << " up\n";
     o << "run ip -n " << n.ns(l.host_b) << " link set " << b << " name " << l.if_b << " up\n";
   }
   for (const auto& h : s.hosts) {
     for (const auto& [iface, prefix_text] : h.addresses) {
       const bool v6 = prefix_text.find(':') != std::string::npos;
-      o << "run ip -n " << n.ns(h.name) << " addr add " << prefix_text << " dev " << iface << (v6 ? " nodad" : "") << "\n";
+      o << "run ip -n " << n.ns(h.name) << " addr add " << prefix_text << " dev " << iface << (v6 ? " nodad" : "")
+        << "\n";
     }
   }
   for (const auto& h : s.hosts) {
@@ -124,7 +132,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   for (const auto& h : s.hosts) {
     o << "mkdir -p /etc/netns/" << n.ns(h.name) << "\nprintf '127.0.0.1 localhost\\n::1 localhost\\n' > /etc/netns/"
       << n.ns(h.name) << "/hosts\n";
-    o << "printf 'nameserver 127.0.0.1\\noptions timeout:5 attempts:2\\n' > /etc/netns/" << n.ns(h.name) << "/resolv.conf\n";
+    o << "printf 'nameserver 127.0.0.1\\noptions timeout:5 attempts:2\\n' > /etc/netns/" << n.ns(h.name)
+      << "/resolv.conf\n";
     o << "ip netns exec " << n.ns(h.name) << " $TESTBED dns " << q(s.file) << " > \"$D/dns-" << h.name
       << ".log\" 2>&1 & pids+=($!)\n";
   }
@@ -133,8 +142,10 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < s.instances.size(); ++i) {
     auto r = config::load_text(s.instances[i].config, "x");
-    if (!r.config.listens.empty() || r.config.mode == config::Mode::server) order.insert(order.begin(), i);
-    else order.push_back(i);
+    if (!r.config.listens.empty() || r.config.mode == config::Mode::server)
+      order.insert(order.begin(), i);
+    else
+      order.push_back(i);
   }
   for (std::size_t i = 0; i < s.instances.size(); ++i) {
     o << "$DUETD genkey > \"$D/" << s.instances[i].name << ".key\"\npub_" << i << "=$($DUETD pubkey < \"$D/"
@@ -150,13 +161,16 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       // IPv6-only host would otherwise see IPv4 and bind it).
       bool has_v4 = false;
       for (const auto& h : s.hosts) {
-        for (const auto& [iface, prefix_text] : h.addresses) has_v4 = has_v4 || (h.name == in.host && prefix_text.find(':') == std::string::npos);
+        for (const auto& [iface, prefix_text] : h.addresses)
+          has_v4 = has_v4 || (h.name == in.host && prefix_text.find(':') == std::string::npos);
       }
       const std::string n1 = std::to_string(i + 1);
-      extra += "private-key $D/" + in.name + ".key\nifconfig " + (has_v4 ? "198.18.250." + n1 + "/24" : "fd00:250::" + n1 + "/64") + "\n";
+      extra += "private-key $D/" + in.name + ".key\nifconfig " +
+               (has_v4 ? "198.18.250." + n1 + "/24" : "fd00:250::" + n1 + "/64") + "\n";
       for (std::size_t j : order) {
         const std::string nj = std::to_string(j + 1);
-        if (j != i) extra += "peer ${pub_" + std::to_string(j) + "} 198.18.250." + nj + "/32,fd00:250::" + nj + "/128\n";
+        if (j != i)
+          extra += "peer ${pub_" + std::to_string(j) + "} 198.18.250." + nj + "/32,fd00:250::" + nj + "/128\n";
       }
       extra += "peer ${pub_spare} 198.18.251.1/32\n";
     }
@@ -180,7 +194,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       std::istringstream w(f.argument);
       std::string iface, prefix_text;
       w >> iface >> prefix_text;
-      cmd = "run ip -n " + ns + " addr " + (f.action == "add-address" ? "add " : "del ") + prefix_text + " dev " + iface;
+      cmd =
+          "run ip -n " + ns + " addr " + (f.action == "add-address" ? "add " : "del ") + prefix_text + " dev " + iface;
     } else if (f.action == "crash") {
       for (const auto& in : s.instances) {
         if (in.host == f.host) cmd += "kill -9 $(cat \"$D/" + in.name + ".pid\") 2>/dev/null; ";
@@ -209,11 +224,12 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     // Instances that start together start in file order, 5 ms apart, as the simulator
     // runs them in file order within an instant (a server's sockets exist before a client
     // that starts with it sends anything).
-    const auto engine_at = std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 5 * same_time[in.start]++;
-    at.emplace(in.start - kLaunchEarly,
-               "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name + ".events\" --start-at $((t0 + " +
-                   std::to_string(engine_at) + ")) --config \"$D/" +
-                   in.name + ".conf\" > \"$D/" + in.name + ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"");
+    const auto engine_at =
+        std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 5 * same_time[in.start]++;
+    at.emplace(in.start - kLaunchEarly, "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name +
+                                            ".events\" --start-at $((t0 + " + std::to_string(engine_at) +
+                                            ")) --config \"$D/" + in.name + ".conf\" > \"$D/" + in.name +
+                                            ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"");
   }
   for (const auto& x : s.expectations) {
     std::smatch m;
@@ -221,8 +237,9 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     for (const auto& in : s.instances) {
       if (in.name != m[1]) continue;
       for (auto t = in.start + std::chrono::seconds(1); t < s.duration; t += std::chrono::seconds(1)) {
-        at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -c 1 -W 1 " + m[2].str() + " >/dev/null 2>&1 && echo " +
-                          m[2].str() + " >> \"$D/" + in.name + ".pings\"; echo sent >> \"$D/" + in.name + ".pings-sent\") &");
+        at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -c 1 -W 1 " + m[2].str() +
+                          " >/dev/null 2>&1 && echo " + m[2].str() + " >> \"$D/" + in.name +
+                          ".pings\"; echo sent >> \"$D/" + in.name + ".pings-sent\") &");
       }
     }
   }
@@ -231,7 +248,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   // open their TUN before their engines start together.
   o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()
     << " ))\necho $t0 > \"$D/start\"\n";
-  o << "sleep_until() { local now; now=$(date +%s%3N); local d=$(( t0 + $1 - now )); (( d > 0 )) && sleep \"$(printf '%d.%03d' $((d / 1000)) $((d % 1000)))\"; return 0; }\n";
+  o << "sleep_until() { local now; now=$(date +%s%3N); local d=$(( t0 + $1 - now )); (( d > 0 )) && sleep \"$(printf "
+       "'%d.%03d' $((d / 1000)) $((d % 1000)))\"; return 0; }\n";
   for (const auto& [t, cmd] : at) {
     o << "sleep_until " << std::chrono::duration_cast<std::chrono::milliseconds>(t).count() << "\n" << cmd << "\n";
   }

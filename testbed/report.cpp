@@ -28,13 +28,15 @@ int report(const std::string& path) {
     std::string differ;
     for (const auto& x : j["expectations"]) {
       if (x["kernel"].is_boolean() && x["sim"] != x["kernel"]) {
-        differ += "\"" + x["sentence"].get<std::string>() + "\": sim " + (x["sim"].get<bool>() ? "pass" : "fail") + ", kernel " +
-                  (x["kernel"].get<bool>() ? "pass" : "fail") + " (" + x["kernel_detail"].get<std::string>() + "); ";
+        differ += "\"" + x["sentence"].get<std::string>() + "\": sim " + (x["sim"].get<bool>() ? "pass" : "fail") +
+                  ", kernel " + (x["kernel"].get<bool>() ? "pass" : "fail") + " (" +
+                  x["kernel_detail"].get<std::string>() + "); ";
       }
     }
     std::string timing;
     for (const auto& i : j["instances"]) {
-      timing += i["name"].get<std::string>() + ": sim " + i["sim"].get<std::string>() + ", kernel " + i["kernel"].get<std::string>() + "; ";
+      timing += i["name"].get<std::string>() + ": sim " + i["sim"].get<std::string>() + ", kernel " +
+                i["kernel"].get<std::string>() + "; ";
     }
     const bool same = differ.empty();
     (same ? agree : disagree) += 1;
@@ -42,9 +44,11 @@ int report(const std::string& path) {
             (j["kernel_passed"].get<bool>() ? "pass" : "FAIL") + " | " + (same ? "agree" : "**disagree**") + " | " +
             (same ? timing : differ + timing) + " |\n";
   }
-  std::cout << "| scenario | sim | kernel | verdict | first connections (time from the instance's start) and differences |\n"
-               "|---|---|---|---|---|\n"
-            << rows << "\n" << agree << " agree, " << disagree << " disagree, " << only << " simulator-only.\n";
+  std::cout
+      << "| scenario | sim | kernel | verdict | first connections (time from the instance's start) and differences |\n"
+         "|---|---|---|---|---|\n"
+      << rows << "\n"
+      << agree << " agree, " << disagree << " disagree, " << only << " simulator-only.\n";
   return 0;
 }
 

@@ -29,7 +29,8 @@ std::string simulator_only(const sim::Scenario& s) {
     if (f.action == "partition" || f.action == "heal") return "partitions are not replayed on namespaces yet";
   }
   for (const auto& h : s.hosts) {
-    if (h.settings.tcp_syn_retries != 6 || h.settings.bindv6only || h.settings.icmp_ratelimit_v4 != std::chrono::seconds(1) ||
+    if (h.settings.tcp_syn_retries != 6 || h.settings.bindv6only ||
+        h.settings.icmp_ratelimit_v4 != std::chrono::seconds(1) ||
         h.settings.icmp_ratelimit_v6 != std::chrono::milliseconds(100) || h.settings.keep_addr_on_down ||
         h.settings.ephemeral_low != 32768 || h.settings.ephemeral_high != 60999) {
       return "host settings beyond forwarding and disable_ipv6 are not applied yet";

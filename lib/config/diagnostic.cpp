@@ -13,9 +13,12 @@ std::string SourceLocation::to_string() const {
 
 std::string_view to_string(Severity s) {
   switch (s) {
-    case Severity::info: return "info";
-    case Severity::warning: return "warning";
-    case Severity::error: return "error";
+    case Severity::info:
+      return "info";
+    case Severity::warning:
+      return "warning";
+    case Severity::error:
+      return "error";
   }
   return "?";
 }
@@ -49,8 +52,6 @@ bool Diagnostics::has_errors() const {
   }
   return false;
 }
-void Diagnostics::append(const Diagnostics& other) {
-  all_.insert(all_.end(), other.all_.begin(), other.all_.end());
-}
+void Diagnostics::append(const Diagnostics& other) { all_.insert(all_.end(), other.all_.begin(), other.all_.end()); }
 
 }  // namespace duet::config

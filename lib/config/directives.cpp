@@ -55,9 +55,12 @@ std::optional<std::string> removed_proto_advice(const std::string& p) {
 
 std::optional<Proto> parse_proto(const std::string& s) {
   static const std::map<std::string, Proto> names = {
-      {"udp", Proto::udp},           {"tcp", Proto::tcp},
-      {"udp-server", Proto::udp_server}, {"udp-client", Proto::udp_client},
-      {"tcp-server", Proto::tcp_server}, {"tcp-client", Proto::tcp_client},
+      {"udp", Proto::udp},
+      {"tcp", Proto::tcp},
+      {"udp-server", Proto::udp_server},
+      {"udp-client", Proto::udp_client},
+      {"tcp-server", Proto::tcp_server},
+      {"tcp-client", Proto::tcp_client},
   };
   auto it = names.find(s);
   if (it == names.end()) return std::nullopt;
@@ -116,17 +119,21 @@ const Spec kSpecs[] = {
        if (auto p = l.proto(d, 0)) r.proto = Set<Proto>{*p, d.where};
      },
      "proto udp|tcp|udp-server|udp-client|tcp-server|tcp-client"},
-    {"ipv4", 0, 0, kTop | kConnection | kListen,
-     [](Loader&, Raw& r, const Directive& d) { set_flag(r.ipv4, d); }, "ipv4"},
-    {"ipv6", 0, 0, kTop | kConnection | kListen,
-     [](Loader&, Raw& r, const Directive& d) { set_flag(r.ipv6, d); }, "ipv6"},
+    {"ipv4", 0, 0, kTop | kConnection | kListen, [](Loader&, Raw& r, const Directive& d) { set_flag(r.ipv4, d); },
+     "ipv4"},
+    {"ipv6", 0, 0, kTop | kConnection | kListen, [](Loader&, Raw& r, const Directive& d) { set_flag(r.ipv6, d); },
+     "ipv6"},
     {"mode", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        const std::string& m = d.args[0].text;
-       if (m == "p2p") r.mode = Set<Mode>{Mode::p2p, d.where};
-       else if (m == "client") r.mode = Set<Mode>{Mode::client, d.where};
-       else if (m == "server") r.mode = Set<Mode>{Mode::server, d.where};
-       else l.diag.error(at_arg(d, 0), "unknown mode '" + m + "' (p2p, client, server)");
+       if (m == "p2p")
+         r.mode = Set<Mode>{Mode::p2p, d.where};
+       else if (m == "client")
+         r.mode = Set<Mode>{Mode::client, d.where};
+       else if (m == "server")
+         r.mode = Set<Mode>{Mode::server, d.where};
+       else
+         l.diag.error(at_arg(d, 0), "unknown mode '" + m + "' (p2p, client, server)");
      },
      "mode p2p|client|server"},
     {"remote", 1, 3, kTop | kConnection,
@@ -156,8 +163,8 @@ const Spec kSpecs[] = {
        r.remote_port_given.push_back(port_given);
      },
      "remote HOST [PORT [PROTO]]"},
-    {"remote-random", 0, 0, kTop,
-     [](Loader&, Raw& r, const Directive& d) { set_flag(r.remote_random, d); }, "remote-random"},
+    {"remote-random", 0, 0, kTop, [](Loader&, Raw& r, const Directive& d) { set_flag(r.remote_random, d); },
+     "remote-random"},
     {"local", 1, 1, kTop | kConnection | kListen,
      [](Loader& l, Raw& r, const Directive& d) {
        std::string a = d.args[0].text;
@@ -184,10 +191,8 @@ const Spec kSpecs[] = {
        if (auto p = l.port(d, 0)) r.rport = Set<std::uint16_t>{*p, d.where};
      },
      "rport N"},
-    {"bind", 0, 0, kTop | kConnection,
-     [](Loader&, Raw& r, const Directive& d) { set_flag(r.bind, d); }, "bind"},
-    {"nobind", 0, 0, kTop | kConnection,
-     [](Loader&, Raw& r, const Directive& d) { set_flag(r.nobind, d); }, "nobind"},
+    {"bind", 0, 0, kTop | kConnection, [](Loader&, Raw& r, const Directive& d) { set_flag(r.bind, d); }, "bind"},
+    {"nobind", 0, 0, kTop | kConnection, [](Loader&, Raw& r, const Directive& d) { set_flag(r.nobind, d); }, "nobind"},
     {"connect-timeout", 1, 1, kTop | kConnection,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto s = l.seconds(d, 0, 1, 3600)) r.connect_timeout = Set<net::Duration>{*s, d.where};
@@ -201,8 +206,8 @@ const Spec kSpecs[] = {
        if (!first || !max) return;
        if (d.args.size() == 1) max = std::max(*max, *first);  // no maximum given: at least the first
        if (*max < *first) {
-         l.diag.error(at_arg(d, 1), "connect-retry: the maximum (" + d.args[1].text +
-                                        " s) is below the first delay (" + d.args[0].text + " s)");
+         l.diag.error(at_arg(d, 1), "connect-retry: the maximum (" + d.args[1].text + " s) is below the first delay (" +
+                                        d.args[0].text + " s)");
          return;
        }
        r.connect_retry = Set<std::pair<net::Duration, net::Duration>>{{*first, *max}, d.where};
@@ -255,18 +260,16 @@ const Spec kSpecs[] = {
      [](Loader& l, Raw& r, const Directive& d) {
        auto p = l.port(d, 1);
        if (!p) return;
-       r.http_proxy = Set<Proxy>{{Proxy::Kind::http, d.args[0].text, *p,
-                                  d.args.size() > 2 ? d.args[2].text : "", d.where},
-                                 d.where};
+       r.http_proxy = Set<Proxy>{
+           {Proxy::Kind::http, d.args[0].text, *p, d.args.size() > 2 ? d.args[2].text : "", d.where}, d.where};
      },
      "http-proxy HOST PORT [AUTHFILE]"},
     {"socks-proxy", 2, 3, kTop | kConnection,
      [](Loader& l, Raw& r, const Directive& d) {
        auto p = l.port(d, 1);
        if (!p) return;
-       r.socks_proxy = Set<Proxy>{{Proxy::Kind::socks, d.args[0].text, *p,
-                                   d.args.size() > 2 ? d.args[2].text : "", d.where},
-                                  d.where};
+       r.socks_proxy = Set<Proxy>{
+           {Proxy::Kind::socks, d.args[0].text, *p, d.args.size() > 2 ? d.args[2].text : "", d.where}, d.where};
      },
      "socks-proxy HOST PORT [AUTHFILE]"},
     {"dev", 1, 1, kTop,
@@ -343,8 +346,8 @@ const Spec kSpecs[] = {
        r.ifconfig.push_back(*p);
      },
      "ifconfig ADDRESS/LENGTH"},
-    {"route-allowed-ips", 0, 0, kTop,
-     [](Loader&, Raw& r, const Directive& d) { set_flag(r.route_allowed_ips, d); }, "route-allowed-ips"},
+    {"route-allowed-ips", 0, 0, kTop, [](Loader&, Raw& r, const Directive& d) { set_flag(r.route_allowed_ips, d); },
+     "route-allowed-ips"},
     {"tun-mtu", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto v = l.number(d, 0, 576, 65535, "'tun-mtu'")) r.tun_mtu = Set<int>{static_cast<int>(*v), d.where};
@@ -361,12 +364,16 @@ const Spec kSpecs[] = {
          while (start <= t.size()) {
            const auto end = std::min(t.find(',', start), t.size());
            const std::string word = t.substr(start, end - start);
-           if (word == "tun") o.tun = true;
-           else if (word == "gso") o.gso = true;
-           else if (word == "gro") o.gro = true;
+           if (word == "tun")
+             o.tun = true;
+           else if (word == "gso")
+             o.gso = true;
+           else if (word == "gro")
+             o.gro = true;
            else {
-             l.diag.error(at_arg(d, 0), "'offload' takes all, none, or a list of tun, gso and gro (such as tun,gro), not '" +
-                                            word + "'");
+             l.diag.error(
+                 at_arg(d, 0),
+                 "'offload' takes all, none, or a list of tun, gso and gro (such as tun,gro), not '" + word + "'");
              return;
            }
            start = end + 1;
@@ -376,13 +383,19 @@ const Spec kSpecs[] = {
      },
      "offload all|none|tun,gso,gro"},
     {"control-socket", 1, 1, kTop,
-     [](Loader&, Raw& r, const Directive& d) { r.control_socket = Set<std::string>{d.args[0].text, d.where}; },
+     [](Loader&, Raw& r, const Directive& d) {
+       r.control_socket = Set<std::string>{d.args[0].text, d.where};
+     },
      "control-socket PATH"},
     {"user", 1, 1, kTop,
-     [](Loader&, Raw& r, const Directive& d) { r.user = Set<std::string>{d.args[0].text, d.where}; },
+     [](Loader&, Raw& r, const Directive& d) {
+       r.user = Set<std::string>{d.args[0].text, d.where};
+     },
      "user NAME"},
     {"group", 1, 1, kTop,
-     [](Loader&, Raw& r, const Directive& d) { r.group = Set<std::string>{d.args[0].text, d.where}; },
+     [](Loader&, Raw& r, const Directive& d) {
+       r.group = Set<std::string>{d.args[0].text, d.where};
+     },
      "group NAME"},
     {"config", 1, 1, kTop, nullptr, "config FILE"},
 };
@@ -396,9 +409,12 @@ const Spec* find_spec(const std::string& name) {
 
 std::string context_name(Context c) {
   switch (c) {
-    case kTop: return "the top level";
-    case kConnection: return "<connection>";
-    case kListen: return "<listen>";
+    case kTop:
+      return "the top level";
+    case kConnection:
+      return "<connection>";
+    case kListen:
+      return "<listen>";
   }
   return "?";
 }
@@ -420,8 +436,8 @@ void Loader::apply(const Directive& d, Raw& raw, Context ctx) {
   const int n = static_cast<int>(d.args.size());
   if (n < spec->min_args || (spec->max_args >= 0 && n > spec->max_args)) {
     SourceLocation w = n > spec->max_args && spec->max_args >= 0 ? at_arg(d, spec->max_args) : d.where;
-    diag.error(w, std::string(n < spec->min_args ? "missing argument" : "too many arguments") +
-                      " for '" + d.name + "' (usage: " + spec->usage + ")");
+    diag.error(w, std::string(n < spec->min_args ? "missing argument" : "too many arguments") + " for '" + d.name +
+                      "' (usage: " + spec->usage + ")");
     return;
   }
   spec->apply(*this, raw, d);

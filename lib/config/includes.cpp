@@ -10,9 +10,8 @@
 
 namespace duet::config::detail {
 
-void Loader::read_directives(const std::vector<Directive>& ds, Raw& top,
-                             std::vector<Raw>& connections, std::vector<Raw>& listens,
-                             std::vector<std::string>& include_stack) {
+void Loader::read_directives(const std::vector<Directive>& ds, Raw& top, std::vector<Raw>& connections,
+                             std::vector<Raw>& listens, std::vector<std::string>& include_stack) {
   for (const auto& d : ds) {
     if (d.is_block) {
       if (d.name == "connection" || d.name == "listen") {
@@ -34,8 +33,8 @@ void Loader::read_directives(const std::vector<Directive>& ds, Raw& top,
   }
 }
 
-void Loader::include(const Directive& d, Raw& top, std::vector<Raw>& connections,
-                     std::vector<Raw>& listens, std::vector<std::string>& include_stack) {
+void Loader::include(const Directive& d, Raw& top, std::vector<Raw>& connections, std::vector<Raw>& listens,
+                     std::vector<std::string>& include_stack) {
   if (d.args.size() != 1) {
     diag.error(d.where, "usage: config FILE");
     return;
@@ -48,12 +47,12 @@ void Loader::include(const Directive& d, Raw& top, std::vector<Raw>& connections
   std::error_code ec;
   const auto canonical = std::filesystem::weakly_canonical(path, ec).string();
   if (std::find(include_stack.begin(), include_stack.end(), canonical) != include_stack.end()) {
-    diag.error(at_arg(d, 0), "'" + d.args[0].text + "' is already being read (config cycle: " +
-                                 [&] {
-                                   std::string chain;
-                                   for (const auto& f : include_stack) chain += f + " -> ";
-                                   return chain + canonical;
-                                 }() + ")");
+    diag.error(
+        at_arg(d, 0), "'" + d.args[0].text + "' is already being read (config cycle: " + [&] {
+          std::string chain;
+          for (const auto& f : include_stack) chain += f + " -> ";
+          return chain + canonical;
+        }() + ")");
     return;
   }
   if (include_stack.size() >= kMaxIncludeDepth) {
@@ -61,9 +60,8 @@ void Loader::include(const Directive& d, Raw& top, std::vector<Raw>& connections
     return;
   }
   if (!std::filesystem::is_regular_file(path, ec)) {
-    diag.error(at_arg(d, 0), "cannot read config file '" + path.string() + "': " +
-                                 (std::filesystem::exists(path, ec) ? "not a regular file"
-                                                                    : "no such file"));
+    diag.error(at_arg(d, 0), "cannot read config file '" + path.string() +
+                                 "': " + (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
     return;
   }
   if (std::filesystem::file_size(path, ec) > kMaxFileSize) {

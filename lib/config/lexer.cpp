@@ -9,8 +9,7 @@ constexpr std::size_t kMaxLineLength = 4096;
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
 /// Splits one line into words; false (with a diagnostic) on an unterminated quote.
-bool split_line(std::string_view line, SourceLocation where, std::vector<Word>& words,
-                Diagnostics& diag) {
+bool split_line(std::string_view line, SourceLocation where, std::vector<Word>& words, Diagnostics& diag) {
   std::size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && is_space(line[i])) ++i;
@@ -36,8 +35,7 @@ bool split_line(std::string_view line, SourceLocation where, std::vector<Word>& 
         }
         if (!closed) {
           where.column = static_cast<int>(open) + 1;
-          diag.error(where, std::string("unterminated ") + (quote == '"' ? "double" : "single") +
-                                " quote");
+          diag.error(where, std::string("unterminated ") + (quote == '"' ? "double" : "single") + " quote");
           return false;
         }
         quoted = true;
@@ -101,15 +99,15 @@ std::vector<Directive> lex(std::string_view text, const std::string& file, Diagn
         if (open == nullptr) {
           diag.error(where, "</" + name + "> without a matching <" + name + ">");
         } else if (open->name != name) {
-          diag.error(where, "</" + name + "> closes <" + open->name + "> opened at line " +
-                                std::to_string(open_at.line));
+          diag.error(where,
+                     "</" + name + "> closes <" + open->name + "> opened at line " + std::to_string(open_at.line));
           open = nullptr;
         } else {
           open = nullptr;
         }
       } else if (open != nullptr) {
-        diag.error(where, "<" + name + "> inside <" + open->name + "> (opened at line " +
-                              std::to_string(open_at.line) + "): blocks do not nest");
+        diag.error(where, "<" + name + "> inside <" + open->name + "> (opened at line " + std::to_string(open_at.line) +
+                              "): blocks do not nest");
       } else {
         Directive d;
         d.name = name;

@@ -33,8 +33,7 @@ LoadResult finish(Loader& loader, const std::vector<Directive>& first, const std
 
 }  // namespace
 
-LoadResult load_text(std::string_view text, const std::string& name,
-                     const std::vector<std::string>& args) {
+LoadResult load_text(std::string_view text, const std::string& name, const std::vector<std::string>& args) {
   Loader loader;
   loader.files.push_back(name);
   const auto ds = lex(text, name, loader.diag);

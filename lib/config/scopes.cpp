@@ -82,8 +82,10 @@ Listen Loader::make_listen(const Raw& top, const Raw* block) {
   if (auto& p = pick(b.proto, top.proto)) l.proto = p->value;
   l.family = family(b, &top);
   for (const auto& x : (b.locals.empty() ? top.locals : b.locals)) l.locals.push_back(x.value);
-  if (auto& p = pick(b.lport, top.lport)) l.port = p->value;
-  else if (auto& q = pick(b.port, top.port)) l.port = q->value;
+  if (auto& p = pick(b.lport, top.lport))
+    l.port = p->value;
+  else if (auto& q = pick(b.port, top.port))
+    l.port = q->value;
   return l;
 }
 

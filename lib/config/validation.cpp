@@ -7,14 +7,15 @@
 
 namespace duet::config::detail {
 
-Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
-                     const std::vector<Raw>& listens) {
+Config Loader::build(const Raw& top, const std::vector<Raw>& connections, const std::vector<Raw>& listens) {
   Config cfg;
   cfg.mode = top.mode ? top.mode->value : Mode::p2p;
   const SourceLocation mode_at = top.mode ? top.mode->where : SourceLocation{};
   cfg.remote_random = top.remote_random.has_value();
-  if (top.resolv_retry) cfg.resolv_retry = top.resolv_retry->value;
-  else cfg.resolv_retry = std::nullopt;
+  if (top.resolv_retry)
+    cfg.resolv_retry = top.resolv_retry->value;
+  else
+    cfg.resolv_retry = std::nullopt;
   cfg.plugins = top.plugins;
   if (top.dev) cfg.dev = top.dev->value;
   if (top.verb) cfg.verb = top.verb->value;
@@ -31,8 +32,8 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;
   if (top.socks_proxy) cfg.socks_proxy = top.socks_proxy->value;
   if (cfg.http_proxy && cfg.socks_proxy) {
-    diag.error(top.socks_proxy->where, "give 'http-proxy' (at " + top.http_proxy->where.to_string() +
-                                           ") or 'socks-proxy', not both");
+    diag.error(top.socks_proxy->where,
+               "give 'http-proxy' (at " + top.http_proxy->where.to_string() + ") or 'socks-proxy', not both");
   }
   cfg.files = files;
 
@@ -70,8 +71,8 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
   }
 
   if (!listens.empty()) {
-    diag.error(listens.front().where, "<listen> blocks need 'mode server' (this is mode " +
-                                          std::string(to_string(cfg.mode)) + ")");
+    diag.error(listens.front().where,
+               "<listen> blocks need 'mode server' (this is mode " + std::string(to_string(cfg.mode)) + ")");
   }
   if (connections.empty()) {
     cfg.connections.push_back(make_connection(top, nullptr));
@@ -84,8 +85,9 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
     const SourceLocation at = c.where.known() ? c.where : proto_at;
     if (cfg.mode == Mode::client) {
       if (c.proto == Proto::tcp_server || c.proto == Proto::udp_server) {
-        diag.error(at, "'proto " + std::string(to_string(c.proto)) + "' cannot connect out in 'mode client' "
-                       "(use udp, tcp, udp-client or tcp-client)");
+        diag.error(at, "'proto " + std::string(to_string(c.proto)) +
+                           "' cannot connect out in 'mode client' "
+                           "(use udp, tcp, udp-client or tcp-client)");
       }
     } else {  // p2p
       if (c.proto == Proto::tcp) {
@@ -99,14 +101,15 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections,
     bool udp_remote = c.remotes.empty() && transport_of(c.proto) == Transport::udp;
     for (const auto& r : c.remotes) udp_remote = udp_remote || transport_of(r.proto) == Transport::udp;
     if (cfg.http_proxy && udp_remote) {
-      diag.error(top.http_proxy->where, "'http-proxy' carries TCP only: use 'proto tcp-client' "
-                                        "(or 'proto tcp' with 'mode client', or 'remote HOST PORT tcp')");
+      diag.error(top.http_proxy->where,
+                 "'http-proxy' carries TCP only: use 'proto tcp-client' "
+                 "(or 'proto tcp' with 'mode client', or 'remote HOST PORT tcp')");
     }
     for (const auto& r : c.remotes) {
       auto a = net::Address::parse(r.host);
       if (a && c.family != FamilyChoice::both && family_hint(c.family) != a->family()) {
-        diag.error(r.where, "remote " + r.host + " is " + std::string(net::to_string(a->family())) +
-                                " but '" + (c.family == FamilyChoice::v4 ? "ipv4" : "ipv6") + "' is set");
+        diag.error(r.where, "remote " + r.host + " is " + std::string(net::to_string(a->family())) + " but '" +
+                                (c.family == FamilyChoice::v4 ? "ipv4" : "ipv6") + "' is set");
       }
     }
   }
@@ -155,10 +158,9 @@ void Loader::check_listen_clashes(const std::vector<Listen>& listens) {
       for (const auto& c : claims) {
         if (c.from == m.from || c.transport != m.transport || c.family != m.family || c.port != m.port) continue;
         if (c.address && m.address && *c.address != *m.address) continue;
-        const std::string what =
-            (m.address ? net::Endpoint{*m.address, m.port}.to_string()
-                       : net::Endpoint{net::Address::any(m.family), m.port}.to_string()) +
-            "/" + std::string(to_string(m.transport));
+        const std::string what = (m.address ? net::Endpoint{*m.address, m.port}.to_string()
+                                            : net::Endpoint{net::Address::any(m.family), m.port}.to_string()) +
+                                 "/" + std::string(to_string(m.transport));
         diag.error(m.from->where, "this <listen> would take " + what + ", which the <listen> at " +
                                       c.from->where.to_string() + " already takes");
         return;

@@ -71,8 +71,8 @@ Result<Address> Address::parse(std::string_view text) {
 }
 
 std::uint32_t Address::v4_value() const {
-  return (std::uint32_t{bytes_[0]} << 24) | (std::uint32_t{bytes_[1]} << 16) |
-         (std::uint32_t{bytes_[2]} << 8) | bytes_[3];
+  return (std::uint32_t{bytes_[0]} << 24) | (std::uint32_t{bytes_[1]} << 16) | (std::uint32_t{bytes_[2]} << 8) |
+         bytes_[3];
 }
 
 bool Address::is_unspecified() const {

@@ -56,7 +56,8 @@ std::uint16_t ones_sum(std::span<const std::uint8_t> data, std::uint32_t initial
   }
   if (__builtin_add_overflow(sum, tail, &sum)) ++sum;
   std::uint16_t native = fold((sum & 0xffffffffu) + (sum >> 32));
-  if constexpr (std::endian::native == std::endian::little) native = static_cast<std::uint16_t>(native >> 8 | native << 8);
+  if constexpr (std::endian::native == std::endian::little)
+    native = static_cast<std::uint16_t>(native >> 8 | native << 8);
   return fold(std::uint64_t{native} + initial);
 }
 

@@ -55,9 +55,7 @@ const std::error_category& resolve_category() {
   static const ResolveCategory c;
   return c;
 }
-std::error_code make_error_code(ResolveError e) {
-  return {static_cast<int>(e), resolve_category()};
-}
+std::error_code make_error_code(ResolveError e) { return {static_cast<int>(e), resolve_category()}; }
 
 const std::error_category& parse_category() {
   static const ParseCategory c;

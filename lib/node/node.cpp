@@ -63,7 +63,8 @@ bool Node::start(std::string& why) {
         [this](std::span<std::uint8_t> out) {
           for (std::size_t i = 0; i < out.size(); i += 8) {
             const std::uint64_t r = stack_.random();
-            for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j) out[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
+            for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j)
+              out[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
           }
         },
         limits);
@@ -110,8 +111,8 @@ void Node::start_client() {
         *device_, device_->peer_index(client_config_->peers.front().public_key));
     sessions = initiators_.get();
   }
-  client_ = std::make_unique<transport::Client>(stack_, *sockets_, *client_config_, *sessions,
-                                                [this](const transport::Event& e) { emit(e); }, server_.get());
+  client_ = std::make_unique<transport::Client>(
+      stack_, *sockets_, *client_config_, *sessions, [this](const transport::Event& e) { emit(e); }, server_.get());
   client_started_ = !server_ || listening_;
   if (client_started_) client_->start();
 }

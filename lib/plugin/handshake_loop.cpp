@@ -8,10 +8,11 @@ void send_output(net::StreamSocket& s, Handshake& hs) {
 }
 
 void run_handshake(net::StreamSocket& s, Handshake& hs, HandshakeDone done, HandshakeFailed failed) {
-  s.read_some([&s, &hs, done = std::move(done), failed = std::move(failed)](std::error_code ec,
-                                                                            std::span<const std::uint8_t> data) mutable {
+  s.read_some([&s, &hs, done = std::move(done), failed = std::move(failed)](
+                  std::error_code ec, std::span<const std::uint8_t> data) mutable {
     if (ec) return failed(ec, "");
-    if (data.empty()) return failed(make_error(DUET_PLUGIN_E_CLOSED), "the proxy closed the connection before its reply was complete");
+    if (data.empty())
+      return failed(make_error(DUET_PLUGIN_E_CLOSED), "the proxy closed the connection before its reply was complete");
     const auto fed = hs.feed(data);
     if (fed.status == Handshake::Status::failed) return failed(fed.error, fed.message);
     send_output(s, hs);

@@ -17,19 +17,32 @@ public:
   const char* name() const noexcept override { return "duet-plugin"; }
   std::string message(int c) const override {
     switch (c) {
-      case DUET_PLUGIN_E_MALFORMED: return "proxy reply malformed";
-      case DUET_PLUGIN_E_TOO_LARGE: return "proxy reply too large";
-      case DUET_PLUGIN_E_AUTH_REQUIRED: return "proxy requires authentication";
-      case DUET_PLUGIN_E_AUTH_FAILED: return "proxy authentication failed";
-      case DUET_PLUGIN_E_FORBIDDEN: return "proxy forbids this destination";
-      case DUET_PLUGIN_E_UNREACHABLE: return "proxy cannot reach the remote";
-      case DUET_PLUGIN_E_REFUSED: return "remote refused the proxy's connection";
-      case DUET_PLUGIN_E_TIMEOUT: return "proxy timed out reaching the remote";
-      case DUET_PLUGIN_E_UNSUPPORTED: return "proxy does not support the request";
-      case DUET_PLUGIN_E_PROXY_FAILED: return "proxy failed";
-      case DUET_PLUGIN_E_CLOSED: return "proxy closed the connection during the handshake";
-      case DUET_PLUGIN_E_CONFIG: return "bad plugin arguments";
-      default: return "plugin error " + std::to_string(c);
+      case DUET_PLUGIN_E_MALFORMED:
+        return "proxy reply malformed";
+      case DUET_PLUGIN_E_TOO_LARGE:
+        return "proxy reply too large";
+      case DUET_PLUGIN_E_AUTH_REQUIRED:
+        return "proxy requires authentication";
+      case DUET_PLUGIN_E_AUTH_FAILED:
+        return "proxy authentication failed";
+      case DUET_PLUGIN_E_FORBIDDEN:
+        return "proxy forbids this destination";
+      case DUET_PLUGIN_E_UNREACHABLE:
+        return "proxy cannot reach the remote";
+      case DUET_PLUGIN_E_REFUSED:
+        return "remote refused the proxy's connection";
+      case DUET_PLUGIN_E_TIMEOUT:
+        return "proxy timed out reaching the remote";
+      case DUET_PLUGIN_E_UNSUPPORTED:
+        return "proxy does not support the request";
+      case DUET_PLUGIN_E_PROXY_FAILED:
+        return "proxy failed";
+      case DUET_PLUGIN_E_CLOSED:
+        return "proxy closed the connection during the handshake";
+      case DUET_PLUGIN_E_CONFIG:
+        return "bad plugin arguments";
+      default:
+        return "plugin error " + std::to_string(c);
     }
   }
 };
@@ -111,7 +124,8 @@ Handshake::Fed Handshake::feed(std::span<const std::uint8_t> bytes) {
 std::optional<std::pair<std::string, std::uint16_t>> Handshake::relay() {
   std::array<char, 256> host{};
   std::uint16_t port = 0;
-  if (lib_->api().relay == nullptr || lib_->api().relay(conn_, host.data(), host.size(), &port) != 0) return std::nullopt;
+  if (lib_->api().relay == nullptr || lib_->api().relay(conn_, host.data(), host.size(), &port) != 0)
+    return std::nullopt;
   host.back() = '\0';
   return std::pair{text(host), port};
 }
@@ -161,7 +175,8 @@ bool Instance::supports(config::Transport t) const {
   return (lib_->api().capabilities & (t == config::Transport::tcp ? DUET_PLUGIN_STREAM : DUET_PLUGIN_DATAGRAM)) != 0;
 }
 
-std::unique_ptr<Handshake> Instance::open(const std::string& host, std::uint16_t port, bool datagram, std::string& why) {
+std::unique_ptr<Handshake> Instance::open(const std::string& host, std::uint16_t port, bool datagram,
+                                          std::string& why) {
   const duet_plugin_target target{host.c_str(), port, datagram ? 1 : 0};
   std::array<char, 256> err{};
   void* conn = lib_->api().open(instance_, &target, err.data(), err.size());

@@ -84,7 +84,8 @@ private:
   /// The association lives as long as the control stream: nothing more is expected on it.
   void watch_control() {
     control_->read_some([this](std::error_code ec, std::span<const std::uint8_t> data) {
-      if (ec || data.empty()) return fail(ec ? ec : make_error(DUET_PLUGIN_E_CLOSED), "the proxy closed the UDP association");
+      if (ec || data.empty())
+        return fail(ec ? ec : make_error(DUET_PLUGIN_E_CLOSED), "the proxy closed the UDP association");
       watch_control();
     });
   }
@@ -132,7 +133,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<net::DatagramSocket> make_proxy_datagram(net::NetworkStack& stack, std::unique_ptr<net::DatagramSocket> udp,
+std::unique_ptr<net::DatagramSocket> make_proxy_datagram(net::NetworkStack& stack,
+                                                         std::unique_ptr<net::DatagramSocket> udp,
                                                          std::unique_ptr<Handshake> hs, std::string name) {
   return std::make_unique<ProxyDatagram>(stack, std::move(udp), std::move(hs), std::move(name));
 }

@@ -26,7 +26,8 @@ void run_handshake(net::StreamSocket& s, Handshake& hs, HandshakeDone done, Hand
 std::unique_ptr<net::StreamSocket> make_proxy_stream(net::Clock& clock, std::unique_ptr<net::StreamSocket> inner,
                                                      std::unique_ptr<Handshake> hs, std::string name);
 /// A datagram socket through the proxy's relay (proxy_datagram.cpp).
-std::unique_ptr<net::DatagramSocket> make_proxy_datagram(net::NetworkStack& stack, std::unique_ptr<net::DatagramSocket> udp,
+std::unique_ptr<net::DatagramSocket> make_proxy_datagram(net::NetworkStack& stack,
+                                                         std::unique_ptr<net::DatagramSocket> udp,
                                                          std::unique_ptr<Handshake> hs, std::string name);
 
 }  // namespace duet::plugin::detail

@@ -11,7 +11,11 @@ class ProxyStream final : public net::StreamSocket {
 public:
   ProxyStream(net::Clock& clock, std::unique_ptr<net::StreamSocket> inner, std::unique_ptr<Handshake> hs,
               std::string name)
-      : clock_(clock), inner_(std::move(inner)), hs_(std::move(hs)), timer_(clock.make_timer()), name_(std::move(name)) {}
+      : clock_(clock),
+        inner_(std::move(inner)),
+        hs_(std::move(hs)),
+        timer_(clock.make_timer()),
+        name_(std::move(name)) {}
 
   net::Family family() const override { return inner_->family(); }
   std::error_code bind(const net::Endpoint& local) override { return inner_->bind(local); }

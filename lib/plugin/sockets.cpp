@@ -16,7 +16,7 @@ PluginSockets::PluginSockets(net::NetworkStack& stack, std::unique_ptr<Instance>
     : stack_(stack), instance_(std::move(instance)) {}
 
 net::Result<std::unique_ptr<net::DatagramSocket>> PluginSockets::open_datagram(net::Family family,
-                                                                              const net::Endpoint&) {
+                                                                               const net::Endpoint&) {
   return stack_.open_datagram(family);
 }
 net::Result<std::unique_ptr<net::StreamSocket>> PluginSockets::open_stream(net::Family family, const net::Endpoint&) {
@@ -29,7 +29,8 @@ std::optional<transport::Via> PluginSockets::via(config::Transport) const {
   return transport::Via{instance_->proxy_host(), instance_->proxy_port(), instance_->name()};
 }
 
-net::Result<std::unique_ptr<net::StreamSocket>> PluginSockets::open_stream_via(net::Family family, const std::string& host,
+net::Result<std::unique_ptr<net::StreamSocket>> PluginSockets::open_stream_via(net::Family family,
+                                                                               const std::string& host,
                                                                                std::uint16_t port) {
   if (!instance_->supports(config::Transport::tcp)) return net::errc(std::errc::operation_not_supported);
   std::string why;

@@ -5,9 +5,8 @@
 namespace duet::policy {
 
 bool BindPlan::ok() const {
-  return !sockets.empty() && std::none_of(notes.begin(), notes.end(), [](const PlanNote& n) {
-           return n.severity == config::Severity::error;
-         });
+  return !sockets.empty() && std::none_of(notes.begin(), notes.end(),
+                                          [](const PlanNote& n) { return n.severity == config::Severity::error; });
 }
 
 std::vector<net::Family> host_families(const std::vector<net::InterfaceAddress>& host) {
@@ -33,10 +32,9 @@ BindPlan server_bind_plan(const config::Listen& listen, const std::vector<net::E
     if (std::find(families.begin(), families.end(), e.family()) == families.end()) {
       const int i = e.family() == net::Family::v4 ? 0 : 1;
       if (!skipped_note[i]) {
-        plan.notes.push_back({config::Severity::info,
-                              std::string(net::to_string(e.family())) + " skipped for " +
-                                  e.to_string() + ": this host has no " +
-                                  std::string(net::to_string(e.family())) + " address"});
+        plan.notes.push_back({config::Severity::info, std::string(net::to_string(e.family())) + " skipped for " +
+                                                          e.to_string() + ": this host has no " +
+                                                          std::string(net::to_string(e.family())) + " address"});
         skipped_note[i] = true;
       }
       continue;
@@ -48,10 +46,10 @@ BindPlan server_bind_plan(const config::Listen& listen, const std::vector<net::E
     if (!duplicate) plan.sockets.push_back(s);
   }
   if (plan.sockets.empty()) {
-    plan.notes.push_back({config::Severity::error,
-                          "no usable socket for " + std::string(config::to_string(listen.proto)) +
-                              " port " + std::to_string(listen.port) +
-                              (listen.where.known() ? " (listen at " + listen.where.to_string() + ")" : "")});
+    plan.notes.push_back(
+        {config::Severity::error, "no usable socket for " + std::string(config::to_string(listen.proto)) + " port " +
+                                      std::to_string(listen.port) +
+                                      (listen.where.known() ? " (listen at " + listen.where.to_string() + ")" : "")});
   }
   return plan;
 }
@@ -66,8 +64,7 @@ bool binds(const config::Connection& c, config::Mode mode) {
 
 }  // namespace
 
-std::optional<PlannedSocket> client_bind(const config::Connection& c, config::Mode mode,
-                                         net::Family connecting_over,
+std::optional<PlannedSocket> client_bind(const config::Connection& c, config::Mode mode, net::Family connecting_over,
                                          const std::vector<net::Endpoint>& locals) {
   if (!binds(c, mode)) return std::nullopt;
   PlannedSocket s;
@@ -89,8 +86,7 @@ std::vector<net::Family> bound_families(const config::Connection& c, config::Mod
                                         const std::vector<net::Endpoint>& locals) {
   if (!binds(c, mode)) return {};
   // A client with --bind binds only the family it connects over: no restriction.
-  if (mode == config::Mode::client || c.proto == config::Proto::udp_client ||
-      c.proto == config::Proto::tcp_client) {
+  if (mode == config::Mode::client || c.proto == config::Proto::udp_client || c.proto == config::Proto::tcp_client) {
     if (c.locals.empty() && c.family == config::FamilyChoice::both) return {};
   }
   std::vector<net::Family> out;
@@ -109,10 +105,11 @@ P2pRole p2p_role(const config::Connection& c) {
   // One literal local and literal remotes all of its family: one family, no failover.
   if (c.locals.size() == 1 && net::Address::parse(c.locals.front())) {
     const auto f = net::Address::parse(c.locals.front())->family();
-    const bool all_same = !c.remotes.empty() && std::all_of(c.remotes.begin(), c.remotes.end(), [&](const config::Remote& r) {
-      auto a = net::Address::parse(r.host);
-      return a && a->family() == f;
-    });
+    const bool all_same =
+        !c.remotes.empty() && std::all_of(c.remotes.begin(), c.remotes.end(), [&](const config::Remote& r) {
+          auto a = net::Address::parse(r.host);
+          return a && a->family() == f;
+        });
     if (all_same) return P2pRole::single_family;
   }
   return P2pRole::symmetric;
@@ -120,10 +117,14 @@ P2pRole p2p_role(const config::Connection& c) {
 
 std::string_view to_string(P2pRole r) {
   switch (r) {
-    case P2pRole::listener: return "listener (binds every local address, waits for the peer)";
-    case P2pRole::initiator: return "initiator (binds only the family it is trying)";
-    case P2pRole::symmetric: return "symmetric (binds every local address, walks the remote list)";
-    case P2pRole::single_family: return "single family (no failover to the other)";
+    case P2pRole::listener:
+      return "listener (binds every local address, waits for the peer)";
+    case P2pRole::initiator:
+      return "initiator (binds only the family it is trying)";
+    case P2pRole::symmetric:
+      return "symmetric (binds every local address, walks the remote list)";
+    case P2pRole::single_family:
+      return "single family (no failover to the other)";
   }
   return "?";
 }

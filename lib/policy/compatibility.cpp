@@ -4,8 +4,7 @@
 
 namespace duet::policy {
 
-Compatibility check_bind_remote(const std::vector<net::Family>& bound,
-                                const std::vector<net::Address>& remotes) {
+Compatibility check_bind_remote(const std::vector<net::Family>& bound, const std::vector<net::Address>& remotes) {
   Compatibility c;
   const bool v4 = std::find(bound.begin(), bound.end(), net::Family::v4) != bound.end();
   const bool v6 = std::find(bound.begin(), bound.end(), net::Family::v6) != bound.end();
@@ -25,8 +24,8 @@ Compatibility check_bind_remote(const std::vector<net::Family>& bound,
   const std::string other(net::to_string(only == net::Family::v4 ? net::Family::v6 : net::Family::v4));
   if (usable_list.empty()) {
     c.verdict = Compatibility::error;
-    c.message = "bound to " + fam + " only, but the remote has only " + other + " addresses (" +
-                unusable_list + "): no address can be reached";
+    c.message = "bound to " + fam + " only, but the remote has only " + other + " addresses (" + unusable_list +
+                "): no address can be reached";
   } else {
     c.verdict = Compatibility::warning;
     c.message = "bound to " + fam + " only: remote " + other + " addresses " + unusable_list +

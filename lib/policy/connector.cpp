@@ -32,10 +32,14 @@ std::string family_word(net::Family f) { return f == net::Family::v6 ? "IPv6" : 
 
 std::string_view to_string(Connector::Cancel::Why why) {
   switch (why) {
-    case Connector::Cancel::Why::lost_race: return "another attempt won";
-    case Connector::Cancel::Why::timed_out: return "connect-timeout";
-    case Connector::Cancel::Why::poll_timeout: return "server-poll-timeout";
-    case Connector::Cancel::Why::block_over: return "the <connection> is over";
+    case Connector::Cancel::Why::lost_race:
+      return "another attempt won";
+    case Connector::Cancel::Why::timed_out:
+      return "connect-timeout";
+    case Connector::Cancel::Why::poll_timeout:
+      return "server-poll-timeout";
+    case Connector::Cancel::Why::block_over:
+      return "the <connection> is over";
   }
   return "?";
 }
@@ -50,9 +54,7 @@ Connector::Outputs Connector::start(net::TimePoint now) {
   return out;
 }
 
-bool Connector::filter_family(net::Family f) const {
-  return bound_.size() == 1 && bound_.front() != f;
-}
+bool Connector::filter_family(net::Family f) const { return bound_.size() == 1 && bound_.front() != f; }
 
 void Connector::begin_block(std::size_t index, net::TimePoint now, Outputs& out) {
   const config::Config& cfg = *s_.config;
@@ -94,7 +96,8 @@ void Connector::begin_block(std::size_t index, net::TimePoint now, Outputs& out)
       t.via_host = remote.host;
       t.via_port = remote.port;
     }
-    out.emplace_back(Note{Note::Kind::resolving, hop ? hop->name + " " + hop->host + " (for " + remote.host + ")" : remote.host, {}});
+    out.emplace_back(Note{
+        Note::Kind::resolving, hop ? hop->name + " " + hop->host + " (for " + remote.host + ")" : remote.host, {}});
     const auto only = config::family_hint(c.family);
     if (auto literal = net::Address::parse(t.host)) {
       // A literal is its own answer, for its family; the other family has none.
@@ -182,13 +185,15 @@ void Connector::release(net::TimePoint now, Outputs& out) {
         std::string list;
         for (const auto& e : t.order) list += " " + e.to_string();
         const bool v6_waiting = t.v6.state == Lookup::State::pending;
-        const bool v4_waiting = t.v4.state == Lookup::State::pending || (t.v4.state == Lookup::State::answered && !t.v4_released);
-        out.emplace_back(Note{Note::Kind::resolved,
-                              t.host + " ->" + list +
-                                  (v6_waiting || v4_waiting ? " (" + family_word(v6_waiting ? net::Family::v6 : net::Family::v4) +
-                                                                  " still resolving)"
-                                                            : ""),
-                              {}});
+        const bool v4_waiting =
+            t.v4.state == Lookup::State::pending || (t.v4.state == Lookup::State::answered && !t.v4_released);
+        out.emplace_back(
+            Note{Note::Kind::resolved,
+                 t.host + " ->" + list +
+                     (v6_waiting || v4_waiting
+                          ? " (" + family_word(v6_waiting ? net::Family::v6 : net::Family::v4) + " still resolving)"
+                          : ""),
+                 {}});
       }
     }
     settle_notes(t, out);
@@ -206,7 +211,10 @@ void Connector::settle_notes(Target& t, Outputs& out) {
   const auto telling = [](const Lookup& l) { return l.state == S::failed && l.error != net::ResolveError::no_data; };
   if (all.empty()) {
     // Say the most telling reason: a timeout or SERVFAIL over "no such record".
-    std::error_code why = telling(t.v6) ? t.v6.error : telling(t.v4) ? t.v4.error : t.v6.state == S::failed ? t.v6.error : t.v4.error;
+    std::error_code why = telling(t.v6)             ? t.v6.error
+                          : telling(t.v4)           ? t.v4.error
+                          : t.v6.state == S::failed ? t.v6.error
+                                                    : t.v4.error;
     if (!why) why = make_error_code(net::ResolveError::no_data);
     out.emplace_back(Note{Note::Kind::resolve_failed, t.host, why});
     return;
@@ -215,18 +223,21 @@ void Connector::settle_notes(Target& t, Outputs& out) {
     if (telling(*l)) {
       const bool v6 = l == &t.v6;
       out.emplace_back(Note{Note::Kind::resolve_failed,
-                            t.host + " (" + (v6 ? "AAAA" : "A") + " query; " + (v6 ? "IPv4" : "IPv6") + " used)", l->error});
+                            t.host + " (" + (v6 ? "AAAA" : "A") + " query; " + (v6 ? "IPv4" : "IPv6") + " used)",
+                            l->error});
     }
   }
   const auto check = check_bind_remote(bound_, all);
-  if (check.verdict == Compatibility::error) out.emplace_back(Note{Note::Kind::bind_remote_error, t.host + ": " + check.message, {}});
+  if (check.verdict == Compatibility::error)
+    out.emplace_back(Note{Note::Kind::bind_remote_error, t.host + ": " + check.message, {}});
   if (check.verdict == Compatibility::warning) {
     out.emplace_back(Note{Note::Kind::bind_remote_warning, t.host + ": " + check.message, {}});
   }
 }
 
 std::size_t Connector::running() const {
-  return static_cast<std::size_t>(std::count_if(attempts_.begin(), attempts_.end(), [](const Attempt& a) { return a.running; }));
+  return static_cast<std::size_t>(
+      std::count_if(attempts_.begin(), attempts_.end(), [](const Attempt& a) { return a.running; }));
 }
 
 bool Connector::resolving() const {
@@ -278,7 +289,9 @@ void Connector::check_exhausted(net::TimePoint now, Outputs& out) {
 void Connector::end_block(Cancel::Why why, net::TimePoint now, Outputs& out) {
   const auto poll = s_.config->connections[block_].server_poll_timeout;
   const std::string detail = why == Cancel::Why::poll_timeout
-                                 ? "server-poll-timeout " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(poll).count()) + " s"
+                                 ? "server-poll-timeout " +
+                                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(poll).count()) +
+                                       " s"
                                  : "";
   for (auto& a : attempts_) {
     if (!a.running) continue;
@@ -308,7 +321,8 @@ Connector::Outputs Connector::on_attempt_failed(std::size_t attempt, net::TimePo
 Connector::Outputs Connector::on_attempt_succeeded(std::size_t attempt, net::TimePoint) {
   Outputs out;
   if (finished_) return out;
-  const auto won = std::find_if(attempts_.begin(), attempts_.end(), [&](const Attempt& a) { return a.id == attempt && a.running; });
+  const auto won =
+      std::find_if(attempts_.begin(), attempts_.end(), [&](const Attempt& a) { return a.id == attempt && a.running; });
   if (won == attempts_.end()) return out;
   for (auto& a : attempts_) {
     if (a.running && a.id != attempt) {

@@ -44,9 +44,9 @@ config::Diagnostics review(const config::Config& cfg) {
   config::Diagnostics out;
   for (const auto& c : cfg.connections) {
     if (const auto used = attempt_delay(c); used != c.happy_eyeballs_delay) {
-      out.warning(c.happy_eyeballs_delay_where, "happy-eyeballs-delay " + std::to_string(whole_ms(c.happy_eyeballs_delay)) +
-                                                    " ms is outside 100..2000 ms (RFC 8305); using " +
-                                                    std::to_string(whole_ms(used)) + " ms");
+      out.warning(c.happy_eyeballs_delay_where,
+                  "happy-eyeballs-delay " + std::to_string(whole_ms(c.happy_eyeballs_delay)) +
+                      " ms is outside 100..2000 ms (RFC 8305); using " + std::to_string(whole_ms(used)) + " ms");
     }
     check_literals(c, cfg.mode, out);
   }

@@ -24,8 +24,7 @@ using net::Result;
 inline std::error_code to_std(const boost::system::error_code& ec) {
   if (!ec) return {};
   if (ec == asio::error::operation_aborted) return net::errc(std::errc::operation_canceled);
-  if (ec.category() == boost::system::system_category() ||
-      ec.category() == boost::system::generic_category()) {
+  if (ec.category() == boost::system::system_category() || ec.category() == boost::system::generic_category()) {
     return {ec.value(), std::generic_category()};
   }
   if (ec == asio::error::eof) return net::errc(std::errc::connection_reset);
@@ -65,16 +64,16 @@ struct LoopLink {
 };
 
 // --- what each file makes --------------------------------------------------------------
-std::unique_ptr<net::Clock> make_clock(asio::io_context& io);                  // clock.cpp
+std::unique_ptr<net::Clock> make_clock(asio::io_context& io);  // clock.cpp
 std::unique_ptr<net::PendingOperation> resolve(const std::shared_ptr<LoopLink>& loop, const std::string& host,
                                                const std::string& service, const net::ResolveHints& hints,
-                                               net::ResolveHandler handler);    // resolver.cpp
-std::vector<Endpoint> sort_destinations(std::vector<Endpoint> destinations);   // resolver.cpp
-Result<std::vector<net::InterfaceAddress>> interface_addresses();              // interfaces.cpp
+                                               net::ResolveHandler handler);  // resolver.cpp
+std::vector<Endpoint> sort_destinations(std::vector<Endpoint> destinations);  // resolver.cpp
+Result<std::vector<net::InterfaceAddress>> interface_addresses();             // interfaces.cpp
 Result<std::unique_ptr<net::DatagramSocket>> open_datagram(asio::io_context& io, Family family, StackOptions options,
                                                            std::shared_ptr<UdpCounters> counters);  // udp.cpp
-Result<std::unique_ptr<net::StreamSocket>> open_stream(asio::io_context& io, Family family);      // tcp.cpp
+Result<std::unique_ptr<net::StreamSocket>> open_stream(asio::io_context& io, Family family);        // tcp.cpp
 Result<std::unique_ptr<net::Listener>> listen(asio::io_context& io, const Endpoint& local,
-                                              const net::ListenOptions& options);                 // tcp.cpp
+                                              const net::ListenOptions& options);  // tcp.cpp
 
 }  // namespace duet::posix::detail

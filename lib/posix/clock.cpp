@@ -13,8 +13,7 @@ public:
   explicit PosixClock(asio::io_context& io) : io_(io), epoch_(std::chrono::steady_clock::now()) {}
 
   net::TimePoint now() const override {
-    return net::TimePoint(
-        std::chrono::duration_cast<net::Duration>(std::chrono::steady_clock::now() - epoch_));
+    return net::TimePoint(std::chrono::duration_cast<net::Duration>(std::chrono::steady_clock::now() - epoch_));
   }
 
   std::unique_ptr<net::Timer> make_timer() override;
@@ -38,16 +37,15 @@ public:
     const auto generation = ++state_->generation;
     state_->armed = true;
     state_->timer.expires_after(delay);
-    state_->timer.async_wait(
-        [weak = std::weak_ptr<State>(state_), generation](const boost::system::error_code& ec) {
-          auto s = weak.lock();
-          // A handler queued before cancel() still arrives with success: the generation
-          // tells it apart from the current arming.
-          if (!s || ec || !s->armed || s->generation != generation) return;
-          s->armed = false;
-          auto h = std::move(s->handler);
-          h();
-        });
+    state_->timer.async_wait([weak = std::weak_ptr<State>(state_), generation](const boost::system::error_code& ec) {
+      auto s = weak.lock();
+      // A handler queued before cancel() still arrives with success: the generation
+      // tells it apart from the current arming.
+      if (!s || ec || !s->armed || s->generation != generation) return;
+      s->armed = false;
+      auto h = std::move(s->handler);
+      h();
+    });
   }
 
   void cancel() override {

@@ -16,12 +16,10 @@ int mask_length(const sockaddr* mask) {
   const std::uint8_t* p = nullptr;
   std::size_t n = 0;
   if (mask->sa_family == AF_INET) {
-    p = reinterpret_cast<const std::uint8_t*>(
-        &reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
+    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
     n = 4;
   } else {
-    p = reinterpret_cast<const std::uint8_t*>(
-        &reinterpret_cast<const sockaddr_in6*>(mask)->sin6_addr);
+    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(mask)->sin6_addr);
     n = 16;
   }
   int bits = 0;

@@ -1,8 +1,8 @@
 #include "duet/posix/linux_tun.hpp"
 
 #include <fcntl.h>
-#include <net/if.h>
 #include <linux/if_tun.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -69,10 +69,11 @@ struct LinuxTun::Impl {
       }
       if (packet.size() < offload::VnetHeader::kSize) continue;
       const auto h = offload::VnetHeader::parse(packet.first<offload::VnetHeader::kSize>());
-      const bool ok = offload::segment(h, packet.subspan(offload::VnetHeader::kSize), [this](std::span<const std::uint8_t> p) {
-        ++counters.packets_read;
-        on_packet(p);
-      });
+      const bool ok =
+          offload::segment(h, packet.subspan(offload::VnetHeader::kSize), [this](std::span<const std::uint8_t> p) {
+            ++counters.packets_read;
+            on_packet(p);
+          });
       if (!ok) ++counters.dropped;
     }
   }
@@ -99,7 +100,8 @@ const TunOffloads& LinuxTun::offload_state() const { return impl_->offloads; }
 std::string LinuxTun::offloads() const { return impl_->offloads.describe(); }
 const net::TunCounters& LinuxTun::counters() const { return impl_->counters; }
 
-net::Result<std::unique_ptr<LinuxTun>> LinuxTun::open(boost::asio::io_context& io, const std::string& name, bool offload) {
+net::Result<std::unique_ptr<LinuxTun>> LinuxTun::open(boost::asio::io_context& io, const std::string& name,
+                                                      bool offload) {
   if (name.size() >= IFNAMSIZ) return std::make_error_code(std::errc::invalid_argument);
   const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return std::error_code(errno, std::generic_category());

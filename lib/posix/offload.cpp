@@ -117,7 +117,8 @@ bool segment(const VnetHeader& h, std::span<std::uint8_t> p,
   const L3 l3 = parse_l3(p);
   const bool tcp = type == VnetHeader::kGsoTcp4 || type == VnetHeader::kGsoTcp6;
   if (l3.length == 0 || (!tcp && type != VnetHeader::kGsoUdpL4)) return false;
-  if ((type == VnetHeader::kGsoTcp4 && l3.version != 4) || (type == VnetHeader::kGsoTcp6 && l3.version != 6)) return false;
+  if ((type == VnetHeader::kGsoTcp4 && l3.version != 4) || (type == VnetHeader::kGsoTcp6 && l3.version != 6))
+    return false;
   // With extension headers (IPv6) the kernel's csum_start is where TCP/UDP begins.
   const std::size_t l4 = (h.flags & VnetHeader::kNeedsChecksum) ? h.csum_start : l3.length;
   if (l4 < l3.length || l4 + (tcp ? 20 : 8) > p.size()) return false;
@@ -151,7 +152,7 @@ bool segment(const VnetHeader& h, std::span<std::uint8_t> p,
       put32(s, l4 + 4, seq + static_cast<std::uint32_t>(offset));
       std::uint8_t f = flags;
       if (offset + n < payload) f &= static_cast<std::uint8_t>(~(kFin | kPsh));  // only the last one ends or pushes
-      if (offset > 0) f &= static_cast<std::uint8_t>(~kCwr);                      // only the first one says CWR
+      if (offset > 0) f &= static_cast<std::uint8_t>(~kCwr);                     // only the first one says CWR
       s[l4 + 13] = f;
     } else {
       put16(s, l4 + 4, static_cast<std::uint16_t>(8 + n));
@@ -187,8 +188,8 @@ bool Coalescer::same_flow(const Item& it, std::span<const std::uint8_t> p, std::
     return false;
   }
   const std::size_t tcp_len = l4 - l3;
-  if (std::memcmp(first.data() + l3, p.data() + l3, 4) != 0 ||             // ports
-      std::memcmp(first.data() + l3 + 8, p.data() + l3 + 8, 4) != 0 ||     // acknowledgment
+  if (std::memcmp(first.data() + l3, p.data() + l3, 4) != 0 ||                       // ports
+      std::memcmp(first.data() + l3 + 8, p.data() + l3 + 8, 4) != 0 ||               // acknowledgment
       std::memcmp(first.data() + l3 + 20, p.data() + l3 + 20, tcp_len - 20) != 0) {  // options
     return false;
   }

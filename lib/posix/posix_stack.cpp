@@ -33,7 +33,8 @@ const UdpCounters& PosixStack::udp_counters() const { return *impl_->udp; }
 net::Clock& PosixStack::clock() { return *impl_->clock; }
 
 std::unique_ptr<net::PendingOperation> PosixStack::resolve(const std::string& host, const std::string& service,
-                                                           const net::ResolveHints& hints, net::ResolveHandler handler) {
+                                                           const net::ResolveHints& hints,
+                                                           net::ResolveHandler handler) {
   return detail::resolve(impl_->loop, host, service, hints, std::move(handler));
 }
 
@@ -41,7 +42,9 @@ std::vector<net::Endpoint> PosixStack::sort_destinations(const std::string&, std
   return detail::sort_destinations(std::move(destinations));
 }
 
-net::Result<std::vector<net::InterfaceAddress>> PosixStack::interface_addresses() { return detail::interface_addresses(); }
+net::Result<std::vector<net::InterfaceAddress>> PosixStack::interface_addresses() {
+  return detail::interface_addresses();
+}
 
 net::Result<std::unique_ptr<net::DatagramSocket>> PosixStack::open_datagram(net::Family family) {
   return detail::open_datagram(impl_->io, family, impl_->options, impl_->udp);
@@ -52,7 +55,7 @@ net::Result<std::unique_ptr<net::StreamSocket>> PosixStack::open_stream(net::Fam
 }
 
 net::Result<std::unique_ptr<net::Listener>> PosixStack::listen(const net::Endpoint& local,
-                                                                const net::ListenOptions& options) {
+                                                               const net::ListenOptions& options) {
   return detail::listen(impl_->io, local, options);
 }
 

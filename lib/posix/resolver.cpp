@@ -24,17 +24,24 @@ namespace {
 std::error_code resolver_error(int gai) {
   using net::ResolveError;
   switch (gai) {
-    case EAI_NONAME: return make_error_code(ResolveError::no_such_name);
+    case EAI_NONAME:
+      return make_error_code(ResolveError::no_such_name);
 #ifdef EAI_NODATA
-    case EAI_NODATA: return make_error_code(ResolveError::no_data);
+    case EAI_NODATA:
+      return make_error_code(ResolveError::no_data);
 #endif
 #ifdef EAI_ADDRFAMILY
-    case EAI_ADDRFAMILY: return make_error_code(ResolveError::no_data);
+    case EAI_ADDRFAMILY:
+      return make_error_code(ResolveError::no_data);
 #endif
-    case EAI_AGAIN: return make_error_code(ResolveError::temporary_failure);
-    case EAI_SERVICE: return make_error_code(ResolveError::bad_service);
-    case EAI_FAMILY: return make_error_code(ResolveError::bad_hints);
-    default: return make_error_code(ResolveError::temporary_failure);
+    case EAI_AGAIN:
+      return make_error_code(ResolveError::temporary_failure);
+    case EAI_SERVICE:
+      return make_error_code(ResolveError::bad_service);
+    case EAI_FAMILY:
+      return make_error_code(ResolveError::bad_hints);
+    default:
+      return make_error_code(ResolveError::temporary_failure);
   }
 }
 

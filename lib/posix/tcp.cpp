@@ -9,11 +9,9 @@ namespace duet::posix::detail {
 
 namespace {
 
-
 class PosixStreamSocket final : public net::StreamSocket {
 public:
-  PosixStreamSocket(asio::io_context& io, Family family)
-      : family_(family), state_(std::make_shared<State>(io)) {}
+  PosixStreamSocket(asio::io_context& io, Family family) : family_(family), state_(std::make_shared<State>(io)) {}
   PosixStreamSocket(tcp::socket&& accepted, Family family)
       : family_(family), state_(std::make_shared<State>(std::move(accepted))) {}
   ~PosixStreamSocket() override { close(); }
@@ -34,8 +32,7 @@ public:
     return to_std(ec);
   }
 
-  void connect(const Endpoint& remote, net::Duration timeout,
-               net::ConnectHandler handler) override {
+  void connect(const Endpoint& remote, net::Duration timeout, net::ConnectHandler handler) override {
     auto s = state_;
     if (!s->socket.is_open()) {
       post_error(std::move(handler), std::errc::bad_file_descriptor);
@@ -73,20 +70,19 @@ public:
       return;
     }
     s->read_handler = std::move(handler);
-    s->socket.async_read_some(
-        asio::buffer(s->read_buffer),
-        [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec, std::size_t n) {
-          auto st = weak.lock();
-          if (!st || !st->read_handler) return;
-          auto h = std::move(st->read_handler);
-          if (ec == asio::error::eof) {
-            h({}, {});
-          } else if (ec) {
-            h(to_std(ec), {});
-          } else {
-            h({}, std::span<const std::uint8_t>(st->read_buffer.data(), n));
-          }
-        });
+    s->socket.async_read_some(asio::buffer(s->read_buffer),
+                              [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec, std::size_t n) {
+                                auto st = weak.lock();
+                                if (!st || !st->read_handler) return;
+                                auto h = std::move(st->read_handler);
+                                if (ec == asio::error::eof) {
+                                  h({}, {});
+                                } else if (ec) {
+                                  h(to_std(ec), {});
+                                } else {
+                                  h({}, std::span<const std::uint8_t>(st->read_buffer.data(), n));
+                                }
+                              });
   }
 
   void write(std::span<const std::uint8_t> data, net::WriteHandler handler) override {
@@ -94,8 +90,7 @@ public:
       post_error(std::move(handler), std::errc::bad_file_descriptor);
       return;
     }
-    state_->writes.push_back(
-        {std::vector<std::uint8_t>(data.begin(), data.end()), std::move(handler)});
+    state_->writes.push_back({std::vector<std::uint8_t>(data.begin(), data.end()), std::move(handler)});
     state_->queued += data.size();
     if (state_->writes.size() == 1) write_next(state_);
   }
@@ -174,27 +169,26 @@ private:
     const std::size_t n = std::min(s->writes.size(), kGather);
     buffers.reserve(n);
     for (std::size_t i = 0; i < n; ++i) buffers.push_back(asio::buffer(s->writes[i].data));
-    asio::async_write(
-        s->socket, buffers,
-        [weak = std::weak_ptr<State>(s), n](const boost::system::error_code& ec, std::size_t) {
-          auto st = weak.lock();
-          if (!st || st->writes.size() < n) return;  // dropped by close() or reset()
-          std::vector<net::WriteHandler> done;
-          done.reserve(n);
-          for (std::size_t i = 0; i < n; ++i) {
-            done.push_back(std::move(st->writes.front().handler));
-            st->queued -= st->writes.front().data.size();
-            st->writes.pop_front();
-          }
-          if (!st->writes.empty() && !ec) {
-            write_next(st);
-          } else if (st->writes.empty() && st->shutdown_requested) {
-            do_shutdown(*st);
-          }
-          for (auto& h : done) {
-            if (h) h(to_std(ec));
-          }
-        });
+    asio::async_write(s->socket, buffers,
+                      [weak = std::weak_ptr<State>(s), n](const boost::system::error_code& ec, std::size_t) {
+                        auto st = weak.lock();
+                        if (!st || st->writes.size() < n) return;  // dropped by close() or reset()
+                        std::vector<net::WriteHandler> done;
+                        done.reserve(n);
+                        for (std::size_t i = 0; i < n; ++i) {
+                          done.push_back(std::move(st->writes.front().handler));
+                          st->queued -= st->writes.front().data.size();
+                          st->writes.pop_front();
+                        }
+                        if (!st->writes.empty() && !ec) {
+                          write_next(st);
+                        } else if (st->writes.empty() && st->shutdown_requested) {
+                          do_shutdown(*st);
+                        }
+                        for (auto& h : done) {
+                          if (h) h(to_std(ec));
+                        }
+                      });
   }
 
   void drop_handlers() {
@@ -211,8 +205,7 @@ private:
 
 class PosixListener final : public net::Listener {
 public:
-  PosixListener(asio::io_context& io, Family family)
-      : io_(io), family_(family), state_(std::make_shared<State>(io)) {}
+  PosixListener(asio::io_context& io, Family family) : io_(io), family_(family), state_(std::make_shared<State>(io)) {}
   ~PosixListener() override { close(); }
 
   std::error_code open(const Endpoint& local, const net::ListenOptions& options) {
@@ -231,22 +224,21 @@ public:
   void accept(net::AcceptHandler handler) override {
     auto s = state_;
     if (!s->acceptor.is_open()) {
-      asio::post(
-          io_, [h = std::move(handler)] { h(net::errc(std::errc::bad_file_descriptor), nullptr); });
+      asio::post(io_, [h = std::move(handler)] { h(net::errc(std::errc::bad_file_descriptor), nullptr); });
       return;
     }
     s->handler = std::move(handler);
-    s->acceptor.async_accept([weak = std::weak_ptr<State>(s), family = family_](
-                                 const boost::system::error_code& ec, tcp::socket peer) {
-      auto st = weak.lock();
-      if (!st || !st->handler) return;
-      auto h = std::move(st->handler);
-      if (ec) {
-        h(to_std(ec), nullptr);
-        return;
-      }
-      h({}, std::make_unique<PosixStreamSocket>(std::move(peer), family));
-    });
+    s->acceptor.async_accept(
+        [weak = std::weak_ptr<State>(s), family = family_](const boost::system::error_code& ec, tcp::socket peer) {
+          auto st = weak.lock();
+          if (!st || !st->handler) return;
+          auto h = std::move(st->handler);
+          if (ec) {
+            h(to_std(ec), nullptr);
+            return;
+          }
+          h({}, std::make_unique<PosixStreamSocket>(std::move(peer), family));
+        });
   }
 
   Result<Endpoint> local_endpoint() const override {

@@ -139,9 +139,8 @@ public:
   void receive(net::ReceiveHandler handler) override {
     auto s = state_;
     if (!s->socket.is_open()) {
-      asio::post(s->socket.get_executor(), [h = std::move(handler)] {
-        h(net::errc(std::errc::bad_file_descriptor), Endpoint{}, {});
-      });
+      asio::post(s->socket.get_executor(),
+                 [h = std::move(handler)] { h(net::errc(std::errc::bad_file_descriptor), Endpoint{}, {}); });
       return;
     }
     s->handler = std::move(handler);
@@ -290,7 +289,8 @@ private:
     std::array<mmsghdr, kMessagesPerCall> msgs{};
     std::array<iovec, kMessagesPerCall> iov{};
     std::array<udp::endpoint, kMessagesPerCall> to{};
-    alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(std::uint16_t))>, kMessagesPerCall> control{};
+    alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(std::uint16_t))>, kMessagesPerCall>
+        control{};
     std::array<std::size_t, kMessagesPerCall> count{};
     while (s.sent < s.queue.size() && s.socket.is_open()) {
       // Runs of datagrams to one place, all the size of the first but a shorter last one.
@@ -299,9 +299,8 @@ private:
         const Queued& first = s.queue[i];
         std::size_t j = i + 1, bytes = first.length;
         while (s.gso && first.length <= s.gso_max_segment && j < s.queue.size() && j - i < kMaxGsoSegments &&
-               s.queue[j].to == first.to &&
-               s.queue[j].length <= first.length && bytes + s.queue[j].length <= kMaxGsoBytes &&
-               s.queue[j - 1].length == first.length) {
+               s.queue[j].to == first.to && s.queue[j].length <= first.length &&
+               bytes + s.queue[j].length <= kMaxGsoBytes && s.queue[j - 1].length == first.length) {
           bytes += s.queue[j].length;
           ++j;
         }
@@ -340,12 +339,13 @@ private:
       const int e = errno;
       if (e == EAGAIN || e == EWOULDBLOCK) {  // the socket buffer is full: come back when there is room
         s.waiting_writable = true;
-        s.socket.async_wait(udp::socket::wait_write, [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
-          auto p = weak.lock();
-          if (!p) return;
-          p->waiting_writable = false;
-          if (!ec) flush(p);
-        });
+        s.socket.async_wait(udp::socket::wait_write,
+                            [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
+                              auto p = weak.lock();
+                              if (!p) return;
+                              p->waiting_writable = false;
+                              if (!ec) flush(p);
+                            });
         return;
       }
       if (e == EINTR) continue;

@@ -25,7 +25,7 @@ struct Client::Attempt {
   std::size_t id = 0;
   policy::Candidate candidate;
   std::unique_ptr<Session> session;
-  std::unique_ptr<net::DatagramSocket> udp;  // owned
+  std::unique_ptr<net::DatagramSocket> udp;   // owned
   net::DatagramSocket* shared_udp = nullptr;  // a p2p listening socket, not owned
   std::unique_ptr<net::StreamSocket> tcp;
   Deframer deframer;
@@ -44,8 +44,8 @@ struct Client::Attempt {
   }
 };
 
-Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::Config& config,
-               SessionFactory& sessions, EventSink events, Server* shared)
+Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::Config& config, SessionFactory& sessions,
+               EventSink events, Server* shared)
     : stack_(stack),
       sockets_(sockets),
       config_(config),
@@ -55,9 +55,9 @@ Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::C
       race_timer_(stack.clock().make_timer()),
       keepalive_timer_(stack.clock().make_timer()),
       retry_timer_(stack.clock().make_timer()) {
-  if (shared_) shared_->set_datagram_hook([this](const net::Endpoint& from, std::span<const std::uint8_t> d) {
-    return offer(from, d);
-  });
+  if (shared_)
+    shared_->set_datagram_hook(
+        [this](const net::Endpoint& from, std::span<const std::uint8_t> d) { return offer(from, d); });
 }
 
 Client::~Client() {
@@ -101,9 +101,8 @@ void Client::begin_round() {
       .config = &config_,
       .tcp_proxy = hop_for(sockets_, config::Transport::tcp),
       .udp_proxy = hop_for(sockets_, config::Transport::udp),
-      .sort = [this](const std::string& name, std::vector<net::Endpoint> e) {
-        return stack_.sort_destinations(name, std::move(e));
-      },
+      .sort = [this](const std::string& name,
+                     std::vector<net::Endpoint> e) { return stack_.sort_destinations(name, std::move(e)); },
       .shuffle = config_.remote_random ? stack_.random() : 0});
   carry_out(connector_->start(stack_.clock().now()));
 }
@@ -114,14 +113,15 @@ void Client::carry_out(Connector::Outputs outputs) {
     if (generation != generation_) return;  // a step below began a new round
     if (auto* r = std::get_if<Connector::Resolve>(&o)) {
       const std::size_t query = r->query;
-      lookups_[query] = stack_.resolve(
-          r->host, std::to_string(r->port),
-          {r->family, false, r->transport == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream},
-          [this, query, generation](net::Result<std::vector<net::Endpoint>> answer) {
-            if (generation != generation_ || !connector_) return;
-            lookups_.erase(query);
-            carry_out(connector_->on_resolved(query, answer, stack_.clock().now()));
-          });
+      lookups_[query] =
+          stack_.resolve(r->host, std::to_string(r->port),
+                         {r->family, false,
+                          r->transport == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream},
+                         [this, query, generation](net::Result<std::vector<net::Endpoint>> answer) {
+                           if (generation != generation_ || !connector_) return;
+                           lookups_.erase(query);
+                           carry_out(connector_->on_resolved(query, answer, stack_.clock().now()));
+                         });
     } else if (auto* c = std::get_if<Connector::CancelResolve>(&o)) {
       lookups_.erase(c->query);
     } else if (auto* s = std::get_if<Connector::Start>(&o)) {
@@ -145,11 +145,21 @@ void Client::note(const Connector::Note& n) {
   using K = Connector::Note::Kind;
   EventKind kind = EventKind::resolving;
   switch (n.kind) {
-    case K::resolving: kind = EventKind::resolving; break;
-    case K::resolved: kind = EventKind::resolved; break;
-    case K::resolve_failed: kind = EventKind::resolve_failed; break;
-    case K::bind_remote_warning: kind = EventKind::bind_remote_warning; break;
-    case K::bind_remote_error: kind = EventKind::bind_remote_error; break;
+    case K::resolving:
+      kind = EventKind::resolving;
+      break;
+    case K::resolved:
+      kind = EventKind::resolved;
+      break;
+    case K::resolve_failed:
+      kind = EventKind::resolve_failed;
+      break;
+    case K::bind_remote_warning:
+      kind = EventKind::bind_remote_warning;
+      break;
+    case K::bind_remote_error:
+      kind = EventKind::bind_remote_error;
+      break;
   }
   emit({.kind = kind, .error = n.error, .detail = n.detail});
 }
@@ -176,11 +186,16 @@ void Client::cancelled(const Connector::Cancel& c) {
   if (it == attempts_.end()) return;
   const Attempt& a = *it->second;
   if (c.why == Connector::Cancel::Why::timed_out) {
-    emit({.kind = EventKind::attempt_failed, .endpoint = a.candidate.endpoint, .transport = a.candidate.transport,
+    emit({.kind = EventKind::attempt_failed,
+          .endpoint = a.candidate.endpoint,
+          .transport = a.candidate.transport,
           .error = net::errc(std::errc::timed_out)});
   } else if (c.why == Connector::Cancel::Why::poll_timeout) {
-    emit({.kind = EventKind::attempt_failed, .endpoint = a.candidate.endpoint, .transport = a.candidate.transport,
-          .error = net::errc(std::errc::timed_out), .detail = c.detail});
+    emit({.kind = EventKind::attempt_failed,
+          .endpoint = a.candidate.endpoint,
+          .transport = a.candidate.transport,
+          .error = net::errc(std::errc::timed_out),
+          .detail = c.detail});
   }
   attempts_.erase(it);
 }
@@ -192,12 +207,16 @@ void Client::begin_attempt(std::size_t id, const policy::Candidate& candidate) {
   a->session = sessions_.create(candidate.endpoint, candidate.transport);
   Attempt& ref = *a;
   attempts_[id] = std::move(a);
-  emit({.kind = EventKind::attempt_started, .endpoint = ref.candidate.endpoint, .transport = ref.candidate.transport,
+  emit({.kind = EventKind::attempt_started,
+        .endpoint = ref.candidate.endpoint,
+        .transport = ref.candidate.transport,
         .detail = ref.candidate.via_host.empty()
                       ? ""
                       : "via proxy to " + ref.candidate.via_host + ":" + std::to_string(ref.candidate.via_port)});
-  if (ref.candidate.transport == config::Transport::udp) begin_udp(ref);
-  else begin_tcp(ref);
+  if (ref.candidate.transport == config::Transport::udp)
+    begin_udp(ref);
+  else
+    begin_tcp(ref);
 }
 
 void Client::attempt_failed(Attempt& a, std::error_code ec, const std::string& why) {
@@ -206,8 +225,11 @@ void Client::attempt_failed(Attempt& a, std::error_code ec, const std::string& w
   stack_.clock().post([this, id, ec, why, generation] {
     if (generation != generation_ || !connector_ || !attempts_.contains(id)) return;
     const Attempt& at = *attempts_[id];
-    emit({.kind = EventKind::attempt_failed, .endpoint = at.candidate.endpoint, .transport = at.candidate.transport,
-          .error = ec, .detail = why});
+    emit({.kind = EventKind::attempt_failed,
+          .endpoint = at.candidate.endpoint,
+          .transport = at.candidate.transport,
+          .error = ec,
+          .detail = why});
     attempts_.erase(id);
     carry_out(connector_->on_attempt_failed(id, stack_.clock().now()));
   });
@@ -234,7 +256,10 @@ void Client::begin_udp(Attempt& a) {
     if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
       if (f == net::Family::v6) (void)a.udp->set_v6only(true);
       if (auto ec = a.udp->bind(plan->local)) {
-        emit({.kind = EventKind::bind_failed, .endpoint = plan->local, .transport = config::Transport::udp, .error = ec});
+        emit({.kind = EventKind::bind_failed,
+              .endpoint = plan->local,
+              .transport = config::Transport::udp,
+              .error = ec});
         return attempt_failed(a, ec);
       }
       auto bound = a.udp->local_endpoint();
@@ -320,8 +345,11 @@ void Client::tcp_read(Attempt& a) {
     // on_message may have promoted or dropped this attempt; only go on with a live one.
     if (generation != generation_) return;
     if (bad) {
-      emit({.kind = EventKind::framing_error, .endpoint = a.candidate.endpoint, .transport = config::Transport::tcp,
-            .error = bad, .detail = bad.message()});
+      emit({.kind = EventKind::framing_error,
+            .endpoint = a.candidate.endpoint,
+            .transport = config::Transport::tcp,
+            .error = bad,
+            .detail = bad.message()});
       if (is_active || &a == active_.get()) return lost(bad, bad.message());
       return attempt_failed(a, bad, bad.message());
     }
@@ -365,8 +393,10 @@ void Client::established(std::size_t id) {
   resolve_failing_since_.reset();
   ++connections_made_;
   last_received_ = stack_.clock().now();
-  emit({.kind = EventKind::connected, .endpoint = active_->candidate.endpoint,
-        .transport = active_->candidate.transport, .elapsed = stack_.clock().now() - round_started_});
+  emit({.kind = EventKind::connected,
+        .endpoint = active_->candidate.endpoint,
+        .transport = active_->candidate.transport,
+        .elapsed = stack_.clock().now() - round_started_});
   active_->session->attach([a = active_.get()](std::span<const std::uint8_t> m) { a->send(m); });
   keepalive_tick();
 }

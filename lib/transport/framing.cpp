@@ -10,8 +10,10 @@ public:
   const char* name() const noexcept override { return "framing"; }
   std::string message(int ev) const override {
     switch (static_cast<FramingError>(ev)) {
-      case FramingError::zero_length: return "message with length 0";
-      case FramingError::oversized: return "message longer than allowed";
+      case FramingError::zero_length:
+        return "message with length 0";
+      case FramingError::oversized:
+        return "message longer than allowed";
     }
     return "framing error";
   }

@@ -38,8 +38,7 @@ struct Server::TcpPeer {
   bool accepted = false;
 };
 
-Server::Server(net::NetworkStack& stack, const config::Config& config, SessionFactory& sessions,
-               EventSink events)
+Server::Server(net::NetworkStack& stack, const config::Config& config, SessionFactory& sessions, EventSink events)
     : stack_(stack), config_(config), sessions_(sessions), events_(std::move(events)) {}
 
 Server::~Server() = default;
@@ -71,19 +70,18 @@ void Server::resolve_next(std::size_t listen, std::size_t local) {
     return;
   }
   const std::string host = l.locals.empty() ? "" : l.locals[local];
-  const net::ResolveHints hints{config::family_hint(l.family), true,
-                                config::transport_of(l.proto) == config::Transport::udp ? net::SocketType::datagram
-                                                                                        : net::SocketType::stream};
-  resolving_ = stack_.resolve(host, std::to_string(l.port), hints,
-                              [this, listen, local, host](net::Result<std::vector<net::Endpoint>> r) {
-                                if (r) {
-                                  passive_[listen].insert(passive_[listen].end(), r->begin(), r->end());
-                                } else {
-                                  emit({.kind = EventKind::resolve_failed, .error = r.error(),
-                                        .detail = "local '" + host + "'"});
-                                }
-                                resolve_next(listen, local + 1);
-                              });
+  const net::ResolveHints hints{
+      config::family_hint(l.family), true,
+      config::transport_of(l.proto) == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream};
+  resolving_ = stack_.resolve(
+      host, std::to_string(l.port), hints, [this, listen, local, host](net::Result<std::vector<net::Endpoint>> r) {
+        if (r) {
+          passive_[listen].insert(passive_[listen].end(), r->begin(), r->end());
+        } else {
+          emit({.kind = EventKind::resolve_failed, .error = r.error(), .detail = "local '" + host + "'"});
+        }
+        resolve_next(listen, local + 1);
+      });
 }
 
 void Server::bind_all() {
@@ -95,8 +93,10 @@ void Server::bind_all() {
       if (note.severity != config::Severity::error) emit({.kind = EventKind::skipped, .detail = note.text});
     }
     for (const auto& s : plan.sockets) {
-      if (s.transport == config::Transport::udp) open_udp(s.local, s.v6only);
-      else open_tcp(s.local, s.v6only);
+      if (s.transport == config::Transport::udp)
+        open_udp(s.local, s.v6only);
+      else
+        open_tcp(s.local, s.v6only);
     }
   }
   std::string list;
@@ -197,9 +197,8 @@ void Server::accept(TcpListener& l) {
         p->remote = remote ? *remote : net::Endpoint{};
         p->stream = std::move(s);
         p->session = sessions_.create(p->remote, config::Transport::tcp);
-        p->session->attach([stream = p->stream.get()](std::span<const std::uint8_t> m) {
-          (void)send_framed(*stream, m);
-        });
+        p->session->attach(
+            [stream = p->stream.get()](std::span<const std::uint8_t> m) { (void)send_framed(*stream, m); });
         TcpPeer& ref = *p;
         tcp_peers_[p->id] = std::move(p);
         read(ref);
@@ -231,8 +230,11 @@ void Server::read(TcpPeer& p) {
       emit({.kind = EventKind::peer_accepted, .endpoint = p.remote, .transport = config::Transport::tcp});
     }
     if (bad) {
-      emit({.kind = EventKind::framing_error, .endpoint = p.remote, .transport = config::Transport::tcp,
-            .error = bad, .detail = bad.message()});
+      emit({.kind = EventKind::framing_error,
+            .endpoint = p.remote,
+            .transport = config::Transport::tcp,
+            .error = bad,
+            .detail = bad.message()});
       p.stream->close();
       p.session->attach(nullptr);
       tcp_peers_.erase(id);

@@ -85,7 +85,8 @@ Mac mac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
 
 Key hmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
   char digest[] = "BLAKE2S-256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
   const Bytes b = evp_mac("HMAC", key, data, params, 32);
   Key out;
   std::memcpy(out.data(), b.data(), 32);
@@ -141,7 +142,8 @@ EVP_CIPHER_CTX* aead_context(bool encrypt) {
   EVP_CIPHER_CTX*& ctx = encrypt ? c.seal : c.open;
   if (ctx == nullptr) {
     ctx = EVP_CIPHER_CTX_new();
-    if (ctx == nullptr || EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr, encrypt ? 1 : 0) != 1) {
+    if (ctx == nullptr ||
+        EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr, encrypt ? 1 : 0) != 1) {
       throw std::runtime_error("OpenSSL has no ChaCha20-Poly1305");
     }
   }
@@ -156,7 +158,8 @@ void aead_seal_in_place(const Key& key, std::uint64_t counter, std::span<std::ui
   int len = 0;
   bool ok = EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), n.data()) == 1;
   if (ok && !auth.empty()) ok = EVP_EncryptUpdate(ctx, nullptr, &len, auth.data(), static_cast<int>(auth.size())) == 1;
-  if (ok && plain_length > 0) ok = EVP_EncryptUpdate(ctx, data.data(), &len, data.data(), static_cast<int>(plain_length)) == 1;
+  if (ok && plain_length > 0)
+    ok = EVP_EncryptUpdate(ctx, data.data(), &len, data.data(), static_cast<int>(plain_length)) == 1;
   if (ok) ok = EVP_EncryptFinal_ex(ctx, data.data() + plain_length, &len) == 1;
   if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, data.data() + plain_length) == 1;
   if (!ok) throw std::runtime_error("OpenSSL could not seal a message");

@@ -69,9 +69,7 @@ Timestamp tai64n(std::uint64_t unix_seconds, std::uint32_t nanoseconds) {
   return t;
 }
 
-Identity Identity::from_private(const Key& private_key) {
-  return {private_key, tunnel::public_key(private_key)};
-}
+Identity Identity::from_private(const Key& private_key) { return {private_key, tunnel::public_key(private_key)}; }
 
 namespace {
 /// Where mac1 sits in a handshake message (mac2 follows it); 0 for anything else.
@@ -300,7 +298,7 @@ std::optional<std::uint32_t> receiver_index(Span m) {
 
 bool ReplayWindow::accept(std::uint64_t counter) {
   if (counter >= kRejectAfterMessages) return false;
-  const std::uint64_t c = counter + 1;  // 0 means "nothing seen yet"
+  const std::uint64_t c = counter + 1;                 // 0 means "nothing seen yet"
   if (c + kCounterWindowSize < newest_) return false;  // too old
   if (c > newest_) {
     // Clear the words the window slides over, at most the whole ring.

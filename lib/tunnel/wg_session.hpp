@@ -32,11 +32,20 @@ public:
     Reply r;
     if (m.empty()) return r;
     switch (m[0]) {
-      case kMessageHandshakeInitiation: d_.on_initiation(*this, m, r); break;
-      case kMessageHandshakeResponse: d_.on_response(*this, m, r); break;
-      case kMessageHandshakeCookie: d_.on_cookie(*this, m); break;
-      case kMessageData: d_.on_data(*this, m, r); break;
-      default: break;
+      case kMessageHandshakeInitiation:
+        d_.on_initiation(*this, m, r);
+        break;
+      case kMessageHandshakeResponse:
+        d_.on_response(*this, m, r);
+        break;
+      case kMessageHandshakeCookie:
+        d_.on_cookie(*this, m);
+        break;
+      case kMessageData:
+        d_.on_data(*this, m, r);
+        break;
+      default:
+        break;
     }
     return r;
   }
@@ -50,8 +59,10 @@ public:
 
   void attach(Sender send) override {
     sender_ = std::move(send);
-    if (!sender_) d_.forget(*this);
-    else if (proven_) d_.make_active(*this);
+    if (!sender_)
+      d_.forget(*this);
+    else if (proven_)
+      d_.make_active(*this);
   }
 
   [[nodiscard]] bool can_send() const { return static_cast<bool>(sender_); }
@@ -76,7 +87,8 @@ private:
   /// The sent initiation a response or cookie reply names by its receiver index.
   std::deque<Sent>::iterator pending_for(std::span<const std::uint8_t> m) {
     const auto idx = receiver_index(m);
-    return std::find_if(pending_.begin(), pending_.end(), [&](const Sent& x) { return idx && x.state.local_index == *idx; });
+    return std::find_if(pending_.begin(), pending_.end(),
+                        [&](const Sent& x) { return idx && x.state.local_index == *idx; });
   }
   net::Endpoint remote_;
   config::Transport transport_;

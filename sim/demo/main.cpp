@@ -33,10 +33,8 @@ struct Situation {
 const Situation kSituations[] = {
     {"IPv6 and IPv4 healthy", nullptr, sim::RouteVerdict::forward},
     {"IPv6 silently blackholed on the router", "fd00:2::2/128", sim::RouteVerdict::blackhole},
-    {"IPv6 unreachable on the router (ICMPv6 no route)", "fd00:2::2/128",
-     sim::RouteVerdict::unreachable},
-    {"IPv6 prohibited on the router (ICMPv6 admin prohibited)", "fd00:2::2/128",
-     sim::RouteVerdict::prohibit},
+    {"IPv6 unreachable on the router (ICMPv6 no route)", "fd00:2::2/128", sim::RouteVerdict::unreachable},
+    {"IPv6 prohibited on the router (ICMPv6 admin prohibited)", "fd00:2::2/128", sim::RouteVerdict::prohibit},
     {"IPv4 prohibited on the router, IPv6 healthy", "198.18.2.2/32", sim::RouteVerdict::prohibit},
 };
 
@@ -66,9 +64,9 @@ void build(sim::SimWorld& w, const Situation& s) {
     w.add_route(h, "default6", sim::RouteVerdict::forward, "eth0");
   }
   if (s.route_prefix != nullptr) w.add_route("router", s.route_prefix, s.verdict);
-  w.set_dns("vpn.test", {sim::DnsAnswer::Kind::records,
-                         {*net::Address::parse("198.18.2.2"), *net::Address::parse("fd00:2::2")},
-                         2ms});
+  w.set_dns(
+      "vpn.test",
+      {sim::DnsAnswer::Kind::records, {*net::Address::parse("198.18.2.2"), *net::Address::parse("fd00:2::2")}, 2ms});
 }
 
 /// Tries each resolved address in turn with a per-attempt timeout; logs every step.
@@ -79,20 +77,19 @@ public:
 
   void start() {
     spdlog::info("  [{:>9.3f} ms] resolving vpn.test", now_ms());
-    op_ = stack_.resolve(
-        "vpn.test", "1194", {std::nullopt, false, net::SocketType::stream},
-        [this](net::Result<std::vector<net::Endpoint>> r) {
-          if (!r) {
-            spdlog::warn("  [{:>9.3f} ms] resolve failed: {}", now_ms(), r.error().message());
-            done_ = true;
-            return;
-          }
-          std::string list;
-          for (const auto& e : *r) list += " " + e.to_string();
-          spdlog::info("  [{:>9.3f} ms] resolved (glibc order):{}", now_ms(), list);
-          remotes_ = std::move(*r);
-          next();
-        });
+    op_ = stack_.resolve("vpn.test", "1194", {std::nullopt, false, net::SocketType::stream},
+                         [this](net::Result<std::vector<net::Endpoint>> r) {
+                           if (!r) {
+                             spdlog::warn("  [{:>9.3f} ms] resolve failed: {}", now_ms(), r.error().message());
+                             done_ = true;
+                             return;
+                           }
+                           std::string list;
+                           for (const auto& e : *r) list += " " + e.to_string();
+                           spdlog::info("  [{:>9.3f} ms] resolved (glibc order):{}", now_ms(), list);
+                           remotes_ = std::move(*r);
+                           next();
+                         });
   }
 
   [[nodiscard]] bool done() const { return done_; }
@@ -109,13 +106,12 @@ private:
       return;
     }
     const net::Endpoint remote = remotes_[index_++];
-    spdlog::info("  [{:>9.3f} ms] connecting to {} over {} (timeout {} ms)", now_ms(),
-                 remote.to_string(), net::to_string(remote.family()), net::to_ms(timeout_));
+    spdlog::info("  [{:>9.3f} ms] connecting to {} over {} (timeout {} ms)", now_ms(), remote.to_string(),
+                 net::to_string(remote.family()), net::to_ms(timeout_));
     socket_ = std::move(*stack_.open_stream(remote.family()));
     socket_->connect(remote, timeout_, [this, remote](std::error_code ec) {
       if (ec) {
-        spdlog::info("  [{:>9.3f} ms] {} failed: {}", now_ms(), remote.to_string(),
-                     net::error_name(ec));
+        spdlog::info("  [{:>9.3f} ms] {} failed: {}", now_ms(), remote.to_string(), net::error_name(ec));
         next();
         return;
       }
@@ -148,8 +144,7 @@ struct Result {
 };
 
 /// Runs every situation in its own world; returns one line of outcome each.
-std::vector<Result> run_all(std::uint64_t seed,
-                            const std::function<void(sim::SimWorld&)>& observe) {
+std::vector<Result> run_all(std::uint64_t seed, const std::function<void(sim::SimWorld&)>& observe) {
   std::vector<Result> out;
   for (const auto& s : kSituations) {
     spdlog::info("situation: {}", s.name);
@@ -159,16 +154,14 @@ std::vector<Result> run_all(std::uint64_t seed,
     std::vector<std::unique_ptr<net::Listener>> listeners;
     for (const char* local : {"0.0.0.0:1194", "[::]:1194"}) {
       // IPV6_V6ONLY so that both sockets can hold port 1194.
-      listeners.push_back(
-          std::move(*w.stack("server").listen(*net::Endpoint::parse(local), {true, 16})));
+      listeners.push_back(std::move(*w.stack("server").listen(*net::Endpoint::parse(local), {true, 16})));
     }
     InOrderClient client(w, 10s);
     client.start();
     w.run_until([&] { return client.done(); }, 600s);
-    std::string outcome =
-        client.connected()
-            ? "connected over " + std::string(net::to_string(client.connected()->family()))
-            : "no connection";
+    std::string outcome = client.connected()
+                              ? "connected over " + std::string(net::to_string(client.connected()->family()))
+                              : "no connection";
     char when[64];
     std::snprintf(when, sizeof when, " after %.1f ms", client.finished_ms());
     out.push_back({s.name, outcome + when});
@@ -214,21 +207,18 @@ int main(int argc, char** argv) {
     if (!pcap_path.empty()) w.open_pcap(pcap_path);
   });
   const double wall_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start)
-          .count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start).count();
 
   spdlog::info("");
   spdlog::info("summary (seed {}, tries addresses in glibc order, 10 s per attempt):", seed);
   for (const auto& r : results) spdlog::info("  {:<58} {}", r.name, r.outcome);
-  spdlog::info("{} situations, {} trace lines, {:.1f} ms of wall time", results.size(),
-               first_run.size(), wall_ms);
+  spdlog::info("{} situations, {} trace lines, {:.1f} ms of wall time", results.size(), first_run.size(), wall_ms);
 
   if (check) {
     spdlog::set_level(spdlog::level::warn);
     std::vector<std::string> second_run;
-    run_all(seed, [&](sim::SimWorld& w) {
-      w.set_trace([&](std::string_view line) { second_run.emplace_back(line); });
-    });
+    run_all(seed,
+            [&](sim::SimWorld& w) { w.set_trace([&](std::string_view line) { second_run.emplace_back(line); }); });
     spdlog::set_level(spdlog::level::from_str(level));
     for (std::size_t i = 0; i < std::max(first_run.size(), second_run.size()); ++i) {
       const std::string a = i < first_run.size() ? first_run[i] : "(end)";
@@ -238,8 +228,7 @@ int main(int argc, char** argv) {
         return 3;
       }
     }
-    spdlog::info("determinism: two runs with seed {} gave identical traces ({} lines)", seed,
-                 first_run.size());
+    spdlog::info("determinism: two runs with seed {} gave identical traces ({} lines)", seed, first_run.size());
   }
   return 0;
 }

@@ -56,24 +56,22 @@ std::string connected_summary(const Observed& in) {
     std::string last;
     for (const auto& s : in.events) {
       const auto k = s.event.kind;
-      if (k == EventKind::attempt_failed || k == EventKind::round_failed ||
-          k == EventKind::resolve_failed || k == EventKind::bind_remote_error) {
+      if (k == EventKind::attempt_failed || k == EventKind::round_failed || k == EventKind::resolve_failed ||
+          k == EventKind::bind_remote_error) {
         last = s.text;
       }
     }
     return "never connected" + (last.empty() ? std::string() : " (last: " + last + ")");
   }
-  return "connected to " + c->endpoint->to_string() + "/" +
-         std::string(config::to_string(*c->transport)) + " after " + ms(c->time - in.started_at);
+  return "connected to " + c->endpoint->to_string() + "/" + std::string(config::to_string(*c->transport)) + " after " +
+         ms(c->time - in.started_at);
 }
 
 }  // namespace
 
-void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
-                        std::vector<ExpectationResult>& out, std::vector<ScenarioError>& errors) {
-  auto invalid = [&](int line, const std::string& message) {
-    errors.push_back({s_.file, line, message});
-  };
+void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen, std::vector<ExpectationResult>& out,
+                        std::vector<ScenarioError>& errors) {
+  auto invalid = [&](int line, const std::string& message) { errors.push_back({s_.file, line, message}); };
   auto instance = [&](const std::string& name) -> const Observed* {
     for (const auto& o : seen) {
       if (o.name == name) return &o;
@@ -83,10 +81,8 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
   {
     static const std::regex connects_within(
         R"re(^(\S+) connects within (\S+?)(?: over (IPv4|IPv6))?(?: via (udp|tcp))?$)re");
-    static const std::regex connects_after(
-        R"re(^(\S+) connects after at least (\S+?)(?: over (IPv4|IPv6))?$)re");
-    static const std::regex connects(
-        R"re(^(\S+) connects(?: over (IPv4|IPv6))?(?: via (udp|tcp))?$)re");
+    static const std::regex connects_after(R"re(^(\S+) connects after at least (\S+?)(?: over (IPv4|IPv6))?$)re");
+    static const std::regex connects(R"re(^(\S+) connects(?: over (IPv4|IPv6))?(?: via (udp|tcp))?$)re");
     static const std::regex no_connect(R"re(^(\S+) does not connect$)re");
     static const std::regex ends_connected(R"re(^(\S+) ends connected(?: over (IPv4|IPv6))?$)re");
     static const std::regex listens(R"re(^(\S+) listens on exactly (.+)$)re");
@@ -95,8 +91,7 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
     static const std::regex logs(R"re(^(\S+) logs (info|warning|error) "(.*)"$)re");
     static const std::regex logs_no(R"re(^(\S+) logs no (warnings|errors)$)re");
     static const std::regex never_tries(R"re(^(\S+) never tries (\S+)$)re");
-    static const std::regex reconnects(
-        R"re(^(\S+) reconnects within (\S+?) after (\S+?)(?: over (IPv4|IPv6))?$)re");
+    static const std::regex reconnects(R"re(^(\S+) reconnects within (\S+?) after (\S+?)(?: over (IPv4|IPv6))?$)re");
     static const std::regex binds_nothing(R"re(^(\S+) binds nothing$)re");
     static const std::regex binds_only(R"re(^(\S+) binds only (IPv4|IPv6)$)re");
     static const std::regex receives(R"re(^(\S+) receives (\d+) messages?$)re");
@@ -121,8 +116,7 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
         auto d = need_duration(m[2]);
         if (!in || !d) continue;
         const auto* c = first(*in, EventKind::connected);
-        r.passed =
-            c && c->time - in->started_at <= *d && family_is(*c, m[3]) && transport_is(*c, m[4]);
+        r.passed = c && c->time - in->started_at <= *d && family_is(*c, m[3]) && transport_is(*c, m[4]);
         r.detail = connected_summary(*in);
       } else if (std::regex_match(t, m, connects_after)) {
         const Observed* in = need_instance(m[1]);
@@ -146,10 +140,8 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
         const Observed* in = need_instance(m[1]);
         if (!in) continue;
         const bool up = in->connected_at_end.has_value();
-        r.passed =
-            up && (m[2].str().empty() || (m[2] == "IPv4") == in->connected_at_end->address.is_v4());
-        r.detail =
-            up ? "connected to " + in->connected_at_end->to_string() : "not connected at the end";
+        r.passed = up && (m[2].str().empty() || (m[2] == "IPv4") == in->connected_at_end->address.is_v4());
+        r.detail = up ? "connected to " + in->connected_at_end->to_string() : "not connected at the end";
       } else if (std::regex_match(t, m, listens)) {
         const Observed* in = need_instance(m[1]);
         if (!in) continue;
@@ -157,8 +149,7 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
         std::multiset<std::string> want, got(in->listening.begin(), in->listening.end());
         for (std::string w; words >> w;) want.insert(w);
         r.passed = want == got;
-        for (const auto& g : in->listening)
-          r.detail += (r.detail.empty() ? "listening on " : " ") + g;
+        for (const auto& g : in->listening) r.detail += (r.detail.empty() ? "listening on " : " ") + g;
         if (r.detail.empty()) r.detail = "listening on nothing";
       } else if (std::regex_match(t, m, fails)) {
         const Observed* in = need_instance(m[1]);
@@ -197,11 +188,10 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
           r.detail = lines.empty() ? "" : "logged: " + lines.front();
         } else {
           const std::string want = m[3];
-          r.passed = std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
-            return l.find(want) != std::string::npos;
-          });
-          r.detail = lines.empty() ? "nothing at that level"
-                                   : std::to_string(lines.size()) + " lines, e.g. " + lines.front();
+          r.passed = std::any_of(lines.begin(), lines.end(),
+                                 [&](const std::string& l) { return l.find(want) != std::string::npos; });
+          r.detail =
+              lines.empty() ? "nothing at that level" : std::to_string(lines.size()) + " lines, e.g. " + lines.front();
         }
       } else if (std::regex_match(t, m, never_tries)) {
         const Observed* in = need_instance(m[1]);
@@ -223,14 +213,13 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
         if (!in || !d || !after) continue;
         const net::TimePoint fault_at(*after);
         const auto* before = first(*in, EventKind::connected);
-        const auto* again =
-            first(*in, EventKind::connected, fault_at + std::chrono::nanoseconds(1));
-        r.passed = before && before->time <= fault_at && again && again->time - fault_at <= *d &&
-                   family_is(*again, m[4]);
-        r.detail = !before  ? "never connected before the fault"
-                   : !again ? "no new connection after the fault"
-                            : "reconnected to " + again->endpoint->to_string() + " " +
-                                  ms(again->time - fault_at) + " after";
+        const auto* again = first(*in, EventKind::connected, fault_at + std::chrono::nanoseconds(1));
+        r.passed =
+            before && before->time <= fault_at && again && again->time - fault_at <= *d && family_is(*again, m[4]);
+        r.detail = !before ? "never connected before the fault"
+                   : !again
+                       ? "no new connection after the fault"
+                       : "reconnected to " + again->endpoint->to_string() + " " + ms(again->time - fault_at) + " after";
       } else if (std::regex_match(t, m, pings_sentence())) {
         const Observed* in = need_instance(m[1]);
         auto to = net::Address::parse(m[2].str());
@@ -238,8 +227,7 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
         const auto it = in->echo_replies.find(*to);
         const int answered = it == in->echo_replies.end() ? 0 : it->second;
         r.passed = answered > 0;
-        r.detail = std::to_string(answered) + " of " + std::to_string(in->pings_sent) +
-                   " pings answered" +
+        r.detail = std::to_string(answered) + " of " + std::to_string(in->pings_sent) + " pings answered" +
                    (in->has_tunnel ? "" : " (no tunnel: the instance has no private-key)");
       } else if (std::regex_match(t, m, binds_nothing) || std::regex_match(t, m, binds_only)) {
         const Observed* in = need_instance(m[1]);
@@ -267,8 +255,7 @@ void judge_expectations(const Scenario& s_, const std::vector<Observed>& seen,
         r.passed = peers == std::stoull(m[2]);
         r.detail = "accepted " + std::to_string(peers);
       } else {
-        invalid(x.line,
-                "cannot understand the expectation \"" + t + "\" (see sim/scenarios/README.md)");
+        invalid(x.line, "cannot understand the expectation \"" + t + "\" (see sim/scenarios/README.md)");
         continue;
       }
       out.push_back(std::move(r));

@@ -116,10 +116,11 @@ int main(int argc, char** argv) {
       ++failed;
       for (const auto& e : errors) std::cout << "INVALID " << e.to_string() << "\n";
       report.push_back({{"file", file}, {"result", "invalid"}, {"errors", [&] {
-                          std::vector<std::string> v;
-                          for (const auto& e : errors) v.push_back(e.to_string());
-                          return v;
-                        }()}});
+                                                                  std::vector<std::string> v;
+                                                                  for (const auto& e : errors)
+                                                                    v.push_back(e.to_string());
+                                                                  return v;
+                                                                }()}});
       continue;
     }
     std::vector<std::uint64_t> run_seeds = seed_list;
@@ -185,31 +186,47 @@ int main(int argc, char** argv) {
                             "\n      saw: " + e.detail);
           }
         }
-        notes.push_back("replay: duet-sim run " + file + " --seed " + std::to_string(seed_now) + (swarming ? " --swarm 1" : "") + " -v");
+        notes.push_back("replay: duet-sim run " + file + " --seed " + std::to_string(seed_now) +
+                        (swarming ? " --swarm 1" : "") + " -v");
         break;
       }
     }
-    const char* word = kind == Outcome::passed ? "PASS" : kind == Outcome::failed ? "FAIL" : kind == Outcome::invalid ? "INVALID" : "NONDETERMINISTIC";
+    const char* word = kind == Outcome::passed    ? "PASS"
+                       : kind == Outcome::failed  ? "FAIL"
+                       : kind == Outcome::invalid ? "INVALID"
+                                                  : "NONDETERMINISTIC";
     char timing[128];
     if (run_seeds.size() == 1) {
-      std::snprintf(timing, sizeof timing, "seed %llu, virtual %.3f s, wall %.1f ms", static_cast<unsigned long long>(run_seeds[0]), virtual_s, wall_ms);
+      std::snprintf(timing, sizeof timing, "seed %llu, virtual %.3f s, wall %.1f ms",
+                    static_cast<unsigned long long>(run_seeds[0]), virtual_s, wall_ms);
     } else {
-      std::snprintf(timing, sizeof timing, "%zu seeds from %llu, wall %.1f ms", run_seeds.size(), static_cast<unsigned long long>(run_seeds[0]), wall_ms);
+      std::snprintf(timing, sizeof timing, "%zu seeds from %llu, wall %.1f ms", run_seeds.size(),
+                    static_cast<unsigned long long>(run_seeds[0]), wall_ms);
     }
     if (!as_json) {
       std::cout << word << "  " << scenario->name << "  (" << timing << ")\n";
       for (const auto& n : notes) std::cout << "    " << n << "\n";
     }
-    report.push_back({{"file", file}, {"name", scenario->name}, {"result", word}, {"seeds", run_seeds.size()},
-                      {"first_seed", run_seeds[0]}, {"failing_seed", failing_seed}, {"wall_ms", wall_ms}, {"notes", notes}});
-    if (kind == Outcome::passed) ++passed;
-    else ++failed;
+    report.push_back({{"file", file},
+                      {"name", scenario->name},
+                      {"result", word},
+                      {"seeds", run_seeds.size()},
+                      {"first_seed", run_seeds[0]},
+                      {"failing_seed", failing_seed},
+                      {"wall_ms", wall_ms},
+                      {"notes", notes}});
+    if (kind == Outcome::passed)
+      ++passed;
+    else
+      ++failed;
     any_invalid = any_invalid || kind == Outcome::invalid;
     any_nondeterministic = any_nondeterministic || kind == Outcome::nondeterministic;
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (as_json) {
-    std::cout << nlohmann::ordered_json{{"passed", passed}, {"failed", failed}, {"wall_s", wall}, {"scenarios", report}}.dump(2) << "\n";
+    std::cout << nlohmann::ordered_json{{"passed", passed}, {"failed", failed}, {"wall_s", wall}, {"scenarios", report}}
+                     .dump(2)
+              << "\n";
   } else {
     std::printf("%d passed, %d failed\n", passed, failed);
   }

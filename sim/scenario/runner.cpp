@@ -24,8 +24,8 @@ namespace duet::sim {
 using transport::EventKind;
 
 bool RunResult::passed() const {
-  return errors.empty() && std::all_of(expectations.begin(), expectations.end(),
-                                       [](const ExpectationResult& e) { return e.passed; });
+  return errors.empty() &&
+         std::all_of(expectations.begin(), expectations.end(), [](const ExpectationResult& e) { return e.passed; });
 }
 
 namespace {
@@ -63,13 +63,13 @@ void apply_route(SimWorld& w, const std::string& host, const std::string& text) 
   } else if (words.size() == 3 && words[1] == "dev") {
     w.add_route(host, words[0], RouteVerdict::forward, words[2]);
   } else {
-    throw SimError("route '" + text + "' is not 'PREFIX dev IF', 'default dev IF', 'default6 dev IF' or "
+    throw SimError("route '" + text +
+                   "' is not 'PREFIX dev IF', 'default dev IF', 'default6 dev IF' or "
                    "'blackhole|unreachable|prohibit PREFIX'");
   }
 }
 
 /// "X pings A": scheduled before the run (the pings must be sent), judged after it.
-
 
 class Run {
 public:
@@ -123,7 +123,8 @@ private:
           };
           if (s_.swarm.delay) p.one_way_delay = draw(*s_.swarm.delay);
           if (s_.swarm.jitter) p.jitter = draw(*s_.swarm.jitter);
-          if (s_.swarm.loss) p.loss_probability = s_.swarm.loss->first + swarm.unit() * (s_.swarm.loss->second - s_.swarm.loss->first);
+          if (s_.swarm.loss)
+            p.loss_probability = s_.swarm.loss->first + swarm.unit() * (s_.swarm.loss->second - s_.swarm.loss->first);
         }
         try {
           world_.connect(l.host_a, l.if_a, l.host_b, l.if_b, p);
@@ -154,7 +155,9 @@ private:
     std::set<std::string> names;
     std::uint64_t id_base = 1;
     for (const auto& spec : s_.instances) {
-      if (!world_.has_host(spec.host)) invalid(spec.host_line ? spec.host_line : spec.line, "instance '" + spec.name + "' names unknown host '" + spec.host + "'");
+      if (!world_.has_host(spec.host))
+        invalid(spec.host_line ? spec.host_line : spec.line,
+                "instance '" + spec.name + "' names unknown host '" + spec.host + "'");
       if (!names.insert(spec.name).second) invalid(spec.line, "two instances are named '" + spec.name + "'");
       auto inst = std::make_unique<Instance>();
       inst->spec = &spec;
@@ -185,7 +188,8 @@ private:
     node::NodeOptions options;
     options.events = [this, &in](const transport::Event& e) {
       in.events.push_back(e);
-      world_.annotate(in.spec->host, "duet:" + std::string(transport::to_string(e.kind)), in.spec->name + ": " + e.describe());
+      world_.annotate(in.spec->host, "duet:" + std::string(transport::to_string(e.kind)),
+                      in.spec->name + ": " + e.describe());
       if (o_.log) {
         o_.log->log(severity_of(e.kind) == config::Severity::error     ? spdlog::level::err
                     : severity_of(e.kind) == config::Severity::warning ? spdlog::level::warn
@@ -253,9 +257,12 @@ private:
       if (!std::regex_match(x.text, m, pings_sentence())) continue;
       Instance* in = instance(m[1]);
       auto to = net::Address::parse(m[2].str());
-      if (in == nullptr) invalid(x.line, "expectation names unknown instance '" + m[1].str() + "': " + x.text);
-      else if (!to || !to->is_v4()) invalid(x.line, "'" + m[2].str() + "' is not an IPv4 address in: " + x.text);
-      else schedule_pings(*in, *to);
+      if (in == nullptr)
+        invalid(x.line, "expectation names unknown instance '" + m[1].str() + "': " + x.text);
+      else if (!to || !to->is_v4())
+        invalid(x.line, "'" + m[2].str() + "' is not an IPv4 address in: " + x.text);
+      else
+        schedule_pings(*in, *to);
     }
     for (const auto& x : s_.sends) {
       Instance* in = instance(x.instance);
@@ -274,7 +281,8 @@ private:
       return;
     }
     // Not connected (yet): try again shortly, until the scenario ends.
-    world_.at(world_.now().time_since_epoch() + std::chrono::milliseconds(10), [this, &in, count] { send_when_connected(in, count); });
+    world_.at(world_.now().time_since_epoch() + std::chrono::milliseconds(10),
+              [this, &in, count] { send_when_connected(in, count); });
   }
 
   void fault(const ScenarioFault& f) {
@@ -303,8 +311,10 @@ private:
       }
     } else if (f.action == "remove-address" || f.action == "add-address") {
       if (words.size() != 2) throw SimError(f.action + " takes \"INTERFACE PREFIX\"");
-      if (f.action == "add-address") world_.add_address(f.host, words[0], words[1]);
-      else world_.remove_address(f.host, words[0], words[1]);
+      if (f.action == "add-address")
+        world_.add_address(f.host, words[0], words[1]);
+      else
+        world_.remove_address(f.host, words[0], words[1]);
     }
   }
 

@@ -23,12 +23,18 @@ std::optional<net::Duration> parse_duration(const std::string& text) {
   if (ec != std::errc{} || p != text.data() + i || !std::isfinite(value) || value < 0) return std::nullopt;
   const std::string unit = text.substr(i);
   double ns = 0;
-  if (unit == "s") ns = value * 1e9;
-  else if (unit == "ms") ns = value * 1e6;
-  else if (unit == "us") ns = value * 1e3;
-  else if (unit == "ns") ns = value;
-  else if (unit == "min") ns = value * 60e9;
-  else return std::nullopt;
+  if (unit == "s")
+    ns = value * 1e9;
+  else if (unit == "ms")
+    ns = value * 1e6;
+  else if (unit == "us")
+    ns = value * 1e3;
+  else if (unit == "ns")
+    ns = value;
+  else if (unit == "min")
+    ns = value * 60e9;
+  else
+    return std::nullopt;
   if (ns > 1e15) return std::nullopt;  // about 11 days of virtual time is plenty
   return net::Duration(static_cast<std::int64_t>(std::llround(ns)));
 }
@@ -65,7 +71,9 @@ public:
       return std::nullopt;
     }
     auto d = parse_duration(n->as_string()->get());
-    if (!d) error(n, std::string("'") + key + "' = \"" + n->as_string()->get() + "\" is not a duration (e.g. \"250ms\", \"2s\")");
+    if (!d)
+      error(n, std::string("'") + key + "' = \"" + n->as_string()->get() +
+                   "\" is not a duration (e.g. \"250ms\", \"2s\")");
     return d;
   }
 
@@ -86,7 +94,8 @@ public:
     const toml::node* n = t.get(key);
     if (!n) return std::nullopt;
     if (!n->is_integer() || n->as_integer()->get() < lo || n->as_integer()->get() > hi) {
-      error(n, std::string("'") + key + "' must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+      error(n, std::string("'") + key + "' must be a whole number from " + std::to_string(lo) + " to " +
+                   std::to_string(hi));
       return std::nullopt;
     }
     return n->as_integer()->get();
@@ -159,8 +168,9 @@ std::optional<Scenario> load_scenario(const std::string& path, std::vector<Scena
   Reader r(path, errors);
   Scenario s;
   s.file = path;
-  r.unknown_keys(root, {"name", "duration", "seed", "topology", "host", "link", "dns", "instance", "fault", "send",
-                        "expect", "swarm", "simulator_only"},
+  r.unknown_keys(root,
+                 {"name", "duration", "seed", "topology", "host", "link", "dns", "instance", "fault", "send", "expect",
+                  "swarm", "simulator_only"},
                  "the scenario");
   s.name = r.string(root, "name", true).value_or(path);
   if (auto d = r.duration(root, "duration")) s.duration = *d;
@@ -191,15 +201,17 @@ std::optional<Scenario> load_scenario(const std::string& path, std::vector<Scena
     }
   }
 
-  static const char* kActions[] = {"route", "unroute", "partition", "heal", "down", "up", "crash", "restart",
-                                   "remove-address", "add-address"};
+  static const char* kActions[] = {"route", "unroute", "partition", "heal",           "down",
+                                   "up",    "crash",   "restart",   "remove-address", "add-address"};
   if (const auto* faults = r.array_of_tables(root, "fault")) {
     for (const auto& node : *faults) {
       const auto& t = *node.as_table();
       ScenarioFault f;
       f.line = r.line(&t);
-      if (auto d = r.duration(t, "at")) f.at = *d;
-      else r.error(&t, "a fault needs at = \"TIME\"");
+      if (auto d = r.duration(t, "at"))
+        f.at = *d;
+      else
+        r.error(&t, "a fault needs at = \"TIME\"");
       f.host = r.string(t, "host", true).value_or("");
       int actions = 0;
       for (const auto& [k, v] : t) {
@@ -208,13 +220,16 @@ std::optional<Scenario> load_scenario(const std::string& path, std::vector<Scena
         bool known = false;
         for (const char* a : kActions) known = known || key == a;
         if (!known) {
-          r.error(&v, "unknown fault '" + key + "' (route, unroute, partition, heal, down, up, crash, restart, remove-address, add-address)");
+          r.error(&v, "unknown fault '" + key +
+                          "' (route, unroute, partition, heal, down, up, crash, restart, remove-address, add-address)");
           continue;
         }
         ++actions;
         f.action = key;
-        if (v.is_string()) f.argument = v.as_string()->get();
-        else if (!v.is_boolean()) r.error(&v, "'" + key + "' takes a string (or true for crash/restart)");
+        if (v.is_string())
+          f.argument = v.as_string()->get();
+        else if (!v.is_boolean())
+          r.error(&v, "'" + key + "' takes a string (or true for crash/restart)");
       }
       if (actions != 1) r.error(&t, "a fault does exactly one thing");
       s.faults.push_back(std::move(f));
@@ -235,18 +250,22 @@ std::optional<Scenario> load_scenario(const std::string& path, std::vector<Scena
   }
 
   if (const toml::node* expect = root.get("expect")) {
-    if (!expect->is_array()) r.error(expect, "'expect' must be a list of sentences");
+    if (!expect->is_array())
+      r.error(expect, "'expect' must be a list of sentences");
     else {
       for (const auto& x : *expect->as_array()) {
-        if (!x.is_string()) r.error(&x, "an expectation must be a sentence in quotes");
-        else s.expectations.push_back({x.as_string()->get(), r.line(&x)});
+        if (!x.is_string())
+          r.error(&x, "an expectation must be a sentence in quotes");
+        else
+          s.expectations.push_back({x.as_string()->get(), r.line(&x)});
       }
     }
   }
   if (s.expectations.empty()) r.error(&root, "a scenario needs at least one expectation (expect = [...])");
 
   if (const toml::node* sw = root.get("swarm")) {
-    if (!sw->is_table()) r.error(sw, "'swarm' must be a table");
+    if (!sw->is_table())
+      r.error(sw, "'swarm' must be a table");
     else {
       const auto& t = *sw->as_table();
       r.unknown_keys(t, {"delay", "jitter", "loss"}, "[swarm]");
@@ -288,8 +307,9 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
   if (const auto* hosts = r.array_of_tables(root, "host")) {
     for (const auto& node : *hosts) {
       const auto& t = *node.as_table();
-      r.unknown_keys(t, {"name", "interfaces", "routes", "forwarding", "bindv6only", "tcp_syn_retries",
-                         "icmp_ratelimit_v4_ms", "icmp_ratelimit_v6_ms", "keep_addr_on_down", "disable_ipv6"},
+      r.unknown_keys(t,
+                     {"name", "interfaces", "routes", "forwarding", "bindv6only", "tcp_syn_retries",
+                      "icmp_ratelimit_v4_ms", "icmp_ratelimit_v6_ms", "keep_addr_on_down", "disable_ipv6"},
                      "[[host]]");
       ScenarioHost h;
       h.line = r.line(&t);
@@ -299,8 +319,10 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
       if (auto v = r.boolean(t, "keep_addr_on_down")) h.settings.keep_addr_on_down = *v;
       if (auto v = r.boolean(t, "disable_ipv6")) h.settings.disable_ipv6 = *v;
       if (auto v = r.integer(t, "tcp_syn_retries", 1, 127)) h.settings.tcp_syn_retries = static_cast<int>(*v);
-      if (auto v = r.integer(t, "icmp_ratelimit_v4_ms", 0, 100000)) h.settings.icmp_ratelimit_v4 = std::chrono::milliseconds(*v);
-      if (auto v = r.integer(t, "icmp_ratelimit_v6_ms", 0, 100000)) h.settings.icmp_ratelimit_v6 = std::chrono::milliseconds(*v);
+      if (auto v = r.integer(t, "icmp_ratelimit_v4_ms", 0, 100000))
+        h.settings.icmp_ratelimit_v4 = std::chrono::milliseconds(*v);
+      if (auto v = r.integer(t, "icmp_ratelimit_v6_ms", 0, 100000))
+        h.settings.icmp_ratelimit_v6 = std::chrono::milliseconds(*v);
       if (const toml::node* ifs = t.get("interfaces")) {
         if (!ifs->is_table()) {
           r.error(ifs, "'interfaces' must be a table: { eth0 = [\"198.18.0.1/24\"] }");
@@ -311,18 +333,23 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
               continue;
             }
             for (const auto& a : *list.as_array()) {
-              if (!a.is_string()) r.error(&a, "an address must be a string like \"198.18.0.1/24\"");
-              else h.addresses.emplace_back(std::string(name.str()), a.as_string()->get());
+              if (!a.is_string())
+                r.error(&a, "an address must be a string like \"198.18.0.1/24\"");
+              else
+                h.addresses.emplace_back(std::string(name.str()), a.as_string()->get());
             }
           }
         }
       }
       if (const toml::node* routes = t.get("routes")) {
-        if (!routes->is_array()) r.error(routes, "'routes' must be a list of strings");
+        if (!routes->is_array())
+          r.error(routes, "'routes' must be a list of strings");
         else {
           for (const auto& x : *routes->as_array()) {
-            if (!x.is_string()) r.error(&x, "a route must be a string like \"default dev eth0\"");
-            else h.routes.push_back({x.as_string()->get(), r.line(&x)});
+            if (!x.is_string())
+              r.error(&x, "a route must be a string like \"default dev eth0\"");
+            else
+              h.routes.push_back({x.as_string()->get(), r.line(&x)});
           }
         }
       }
@@ -333,12 +360,13 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
   if (const auto* links = r.array_of_tables(root, "link")) {
     for (const auto& node : *links) {
       const auto& t = *node.as_table();
-      r.unknown_keys(t, {"between", "delay", "jitter", "loss", "duplicate", "reorder", "mtu", "bandwidth_bps"}, "[[link]]");
+      r.unknown_keys(t, {"between", "delay", "jitter", "loss", "duplicate", "reorder", "mtu", "bandwidth_bps"},
+                     "[[link]]");
       ScenarioLink l;
       l.line = r.line(&t);
       const toml::node* between = t.get("between");
-      if (!between || !between->is_array() || between->as_array()->size() != 2 || !(*between->as_array())[0].is_string() ||
-          !(*between->as_array())[1].is_string() ||
+      if (!between || !between->is_array() || between->as_array()->size() != 2 ||
+          !(*between->as_array())[0].is_string() || !(*between->as_array())[1].is_string() ||
           !split_host_if((*between->as_array())[0].as_string()->get(), l.host_a, l.if_a) ||
           !split_host_if((*between->as_array())[1].as_string()->get(), l.host_b, l.if_b)) {
         r.error(between ? between : &t, "a link needs between = [\"host:interface\", \"host:interface\"]");
@@ -350,29 +378,38 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
       if (auto p = r.probability(t, "duplicate")) l.properties.duplicate_probability = *p;
       if (auto p = r.probability(t, "reorder")) l.properties.reorder_probability = *p;
       if (auto m = r.integer(t, "mtu", 1280, 65535)) l.properties.mtu = static_cast<std::size_t>(*m);
-      if (auto b = r.integer(t, "bandwidth_bps", 0, INT64_MAX)) l.properties.bandwidth_bits_per_second = static_cast<std::uint64_t>(*b);
+      if (auto b = r.integer(t, "bandwidth_bps", 0, INT64_MAX))
+        l.properties.bandwidth_bits_per_second = static_cast<std::uint64_t>(*b);
       s.links.push_back(std::move(l));
     }
   }
 
   if (const toml::node* dns = root.get("dns")) {
-    if (!dns->is_table()) r.error(dns, "'dns' must be a table of names");
+    if (!dns->is_table())
+      r.error(dns, "'dns' must be a table of names");
     else {
       for (const auto& [name, v] : *dns->as_table()) {
         DnsAnswer a;
         auto records = [&](const toml::array& arr) {
           for (const auto& x : arr) {
-            auto addr = x.is_string() ? net::Address::parse(x.as_string()->get()) : net::Result<net::Address>(net::errc(std::errc::invalid_argument));
-            if (!addr) r.error(&x, "DNS record must be an IP address string");
-            else a.records.push_back(*addr);
+            auto addr = x.is_string() ? net::Address::parse(x.as_string()->get())
+                                      : net::Result<net::Address>(net::errc(std::errc::invalid_argument));
+            if (!addr)
+              r.error(&x, "DNS record must be an IP address string");
+            else
+              a.records.push_back(*addr);
           }
         };
         if (v.is_string()) {
           const std::string k = v.as_string()->get();
-          if (k == "nxdomain") a.kind = DnsAnswer::Kind::nxdomain;
-          else if (k == "servfail") a.kind = DnsAnswer::Kind::servfail;
-          else if (k == "timeout") a.kind = DnsAnswer::Kind::timeout;
-          else r.error(&v, "DNS answer must be a list of addresses, \"nxdomain\", \"servfail\" or \"timeout\"");
+          if (k == "nxdomain")
+            a.kind = DnsAnswer::Kind::nxdomain;
+          else if (k == "servfail")
+            a.kind = DnsAnswer::Kind::servfail;
+          else if (k == "timeout")
+            a.kind = DnsAnswer::Kind::timeout;
+          else
+            r.error(&v, "DNS answer must be a list of addresses, \"nxdomain\", \"servfail\" or \"timeout\"");
         } else if (v.is_array()) {
           records(*v.as_array());
         } else if (v.is_table()) {
@@ -382,21 +419,30 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
           if (auto d = r.duration(t, "delay")) a.delay = *d;
           if (auto b = r.boolean(t, "raw_order")) a.raw_order = *b;
           if (auto k = r.string(t, "answer", false)) {
-            if (*k == "nxdomain") a.kind = DnsAnswer::Kind::nxdomain;
-            else if (*k == "servfail") a.kind = DnsAnswer::Kind::servfail;
-            else if (*k == "timeout") a.kind = DnsAnswer::Kind::timeout;
-            else r.error(t.get("answer"), "answer must be nxdomain, servfail or timeout");
+            if (*k == "nxdomain")
+              a.kind = DnsAnswer::Kind::nxdomain;
+            else if (*k == "servfail")
+              a.kind = DnsAnswer::Kind::servfail;
+            else if (*k == "timeout")
+              a.kind = DnsAnswer::Kind::timeout;
+            else
+              r.error(t.get("answer"), "answer must be nxdomain, servfail or timeout");
           }
           // a = "timeout" | "servfail" | "nxdomain" | "4s": that family's question alone.
           for (const char* key : {"a", "aaaa"}) {
             auto k = r.string(t, key, false);
             if (!k) continue;
             DnsAnswer::PerFamily f{DnsAnswer::Kind::records, a.delay};
-            if (*k == "nxdomain") f.kind = DnsAnswer::Kind::nxdomain;
-            else if (*k == "servfail") f.kind = DnsAnswer::Kind::servfail;
-            else if (*k == "timeout") f.kind = DnsAnswer::Kind::timeout;
-            else if (auto d = parse_duration(*k)) f.delay = *d;
-            else r.error(t.get(key), std::string(key) + " must be nxdomain, servfail, timeout or a delay such as \"4s\"");
+            if (*k == "nxdomain")
+              f.kind = DnsAnswer::Kind::nxdomain;
+            else if (*k == "servfail")
+              f.kind = DnsAnswer::Kind::servfail;
+            else if (*k == "timeout")
+              f.kind = DnsAnswer::Kind::timeout;
+            else if (auto d = parse_duration(*k))
+              f.delay = *d;
+            else
+              r.error(t.get(key), std::string(key) + " must be nxdomain, servfail, timeout or a delay such as \"4s\"");
             (std::string(key) == "a" ? a.a : a.aaaa) = f;
           }
         } else {
@@ -406,7 +452,6 @@ void read_world(const toml::table& root, Reader& r, Scenario& s) {
       }
     }
   }
-
 }
 
 }  // namespace

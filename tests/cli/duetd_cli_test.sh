@@ -20,7 +20,7 @@ expect "--help" 0 'usage: duetd' -- --help
 expect "no arguments: usage, exit 2" 2 'usage: duetd' --
 expect "--test-config first" 0 '^ok: 0 errors' -- --test-config --no-resolve "$examples/server.conf"
 expect "--test-config after the file" 0 '^ok: 0 errors' -- --config "$examples/server.conf" --test-config --no-resolve
-expect "--test-config after a directive" 0 'listen udp port 1195' -- --config "$examples/server.conf" --port 1195 --test-config --no-resolve
+expect "--test-config after a directive" 0 'no racing: addresses tried strictly in order' -- --config "$examples/client.conf" --happy-eyeballs-delay 0 --test-config --no-resolve
 expect "a bad directive names its place" 1 "unknown directive 'remot'; did you mean 'remote'" -- --test-config --no-resolve --remot a
 expect "--start-at wants a number" 2 "--start-at wants milliseconds since 1970, not 'soon'" -- --start-at soon --config x.conf
 key=$("$bin" genkey); pub=$("$bin" pubkey <<<"$key")

@@ -264,8 +264,7 @@ TEST_P(Loopback, ClosedObjectsAnswerEbadfAndNeverCallBack) {
   EXPECT_EQ(s->bind(ep("127.0.0.1:0")), errc(std::errc::bad_file_descriptor));
   EXPECT_EQ(s->send_to(ep("127.0.0.1:9"), x), errc(std::errc::bad_file_descriptor));
   std::error_code later;
-  s->receive(
-      [&](std::error_code ec, const Endpoint&, std::span<const std::uint8_t>) { later = ec; });
+  s->receive([&](std::error_code ec, const Endpoint&, std::span<const std::uint8_t>) { later = ec; });
   d().run_until([&] { return bool(later); }, 1s);
   EXPECT_EQ(later, errc(std::errc::bad_file_descriptor));
 
@@ -273,8 +272,7 @@ TEST_P(Loopback, ClosedObjectsAnswerEbadfAndNeverCallBack) {
   auto t = udp(Family::v4);
   ASSERT_FALSE(t->bind(ep("127.0.0.1:0")));
   bool called = false;
-  t->receive(
-      [&](std::error_code, const Endpoint&, std::span<const std::uint8_t>) { called = true; });
+  t->receive([&](std::error_code, const Endpoint&, std::span<const std::uint8_t>) { called = true; });
   t->close();
   d().run_for(100ms);
   EXPECT_FALSE(called);

@@ -20,8 +20,7 @@ namespace {
 
 Topology two_hosts(int router_ratelimit_v4_ms, int router_ratelimit_v6_ms) {
   Topology t;
-  t.hosts = {{"client", false, 1000, 100},
-             {"router", true, router_ratelimit_v4_ms, router_ratelimit_v6_ms}};
+  t.hosts = {{"client", false, 1000, 100}, {"router", true, router_ratelimit_v4_ms, router_ratelimit_v6_ms}};
   t.links = {{"client", "eth0", "router", "eth0"}};
   t.addresses = {{"client", "eth0", "198.18.8.2/24"}, {"client", "eth0", "fd00:8::2/64"},
                  {"router", "eth0", "198.18.8.1/24"}, {"router", "eth0", "fd00:8::1/64"},
@@ -74,8 +73,7 @@ public:
       netns_->exec(host, "ip link set dev " + interface + (up ? " up" : " down"));
     }
   }
-  void remove_address(const std::string& host, const std::string& interface,
-                      const std::string& prefix) {
+  void remove_address(const std::string& host, const std::string& interface, const std::string& prefix) {
     if (sim_) {
       sim_->remove_address(host, interface, prefix);
     } else {
@@ -97,8 +95,7 @@ std::string describe(const Outcome& o, Duration patience) {
   const std::string name = o.errno_name();
   if (o.elapsed < 300ms) return name + " at once";
   if (o.elapsed >= 800ms && o.elapsed < 1600ms) return name + " after ~1 s";
-  return name + " after " +
-         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed).count()) +
+  return name + " after " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed).count()) +
          " ms";
 }
 
@@ -157,8 +154,7 @@ TEST_P(RouteVerdicts, MatchKernelFacts) {
 
 INSTANTIATE_TEST_SUITE_P(Rows, RouteVerdicts,
                          ::testing::Combine(::testing::Values("sim", "posix"),
-                                            ::testing::Range(0,
-                                                             static_cast<int>(std::size(kRows)))),
+                                            ::testing::Range(0, static_cast<int>(std::size(kRows)))),
                          [](const auto& info) {
                            std::string name = kRows[std::get<1>(info.param)].address;
                            for (char& c : name) {
@@ -224,13 +220,11 @@ TEST_P(HostBehaviour, InterfaceDownTakesItsRoutesAway) {
   // address are not (keep_addr_on_down=0).
   world.set_interface_up("client", "eth0", true);
   world.driver().run_for(300ms);
-  EXPECT_EQ(tcp_connect(world.driver(), *net::Endpoint::parse("198.18.12.1:9"), 1s).errno_name(),
-            "ENETUNREACH");
+  EXPECT_EQ(tcp_connect(world.driver(), *net::Endpoint::parse("198.18.12.1:9"), 1s).errno_name(), "ENETUNREACH");
   EXPECT_EQ(describe(tcp_connect(world.driver(), *net::Endpoint::parse("198.18.8.1:9"), 2s), 2s),
             "ECONNREFUSED at once");
   auto v6 = std::move(*world.driver().stack().open_datagram(net::Family::v6));
-  EXPECT_EQ(v6->bind(*net::Endpoint::parse("[fd00:8::2]:0")),
-            net::errc(std::errc::address_not_available));
+  EXPECT_EQ(v6->bind(*net::Endpoint::parse("[fd00:8::2]:0")), net::errc(std::errc::address_not_available));
 }
 
 TEST_P(HostBehaviour, RemovedAddressCannotBeBound) {
@@ -240,8 +234,7 @@ TEST_P(HostBehaviour, RemovedAddressCannotBeBound) {
   EXPECT_FALSE(before->bind(*net::Endpoint::parse("198.18.8.2:0")));
   world.remove_address("client", "eth0", "198.18.8.2/24");
   auto after = std::move(*stack.open_datagram(net::Family::v4));
-  EXPECT_EQ(after->bind(*net::Endpoint::parse("198.18.8.2:0")),
-            net::errc(std::errc::address_not_available));
+  EXPECT_EQ(after->bind(*net::Endpoint::parse("198.18.8.2:0")), net::errc(std::errc::address_not_available));
 }
 
 TEST_P(HostBehaviour, DatagramsPastTheIpMaximumAreEmsgsize) {
@@ -250,13 +243,11 @@ TEST_P(HostBehaviour, DatagramsPastTheIpMaximumAreEmsgsize) {
   auto v4 = std::move(*stack.open_datagram(net::Family::v4));
   std::vector<std::uint8_t> fits(65507), too_big(65508);
   EXPECT_FALSE(v4->send_to(*net::Endpoint::parse("198.18.12.1:9"), fits));
-  EXPECT_EQ(v4->send_to(*net::Endpoint::parse("198.18.12.1:9"), too_big),
-            net::errc(std::errc::message_size));
+  EXPECT_EQ(v4->send_to(*net::Endpoint::parse("198.18.12.1:9"), too_big), net::errc(std::errc::message_size));
   auto v6 = std::move(*stack.open_datagram(net::Family::v6));
   std::vector<std::uint8_t> fits6(65527), too_big6(65528);
   EXPECT_FALSE(v6->send_to(*net::Endpoint::parse("[fd00:12::1]:9"), fits6));
-  EXPECT_EQ(v6->send_to(*net::Endpoint::parse("[fd00:12::1]:9"), too_big6),
-            net::errc(std::errc::message_size));
+  EXPECT_EQ(v6->send_to(*net::Endpoint::parse("[fd00:12::1]:9"), too_big6), net::errc(std::errc::message_size));
 }
 
 TEST_P(HostBehaviour, DisabledIpv6StillBindsTheWildcard) {
@@ -274,8 +265,7 @@ TEST_P(HostBehaviour, DisabledIpv6StillBindsTheWildcard) {
   EXPECT_FALSE(v6->bind(*net::Endpoint::parse("[::]:0")));
   auto l = stack.listen(*net::Endpoint::parse("[::]:0"), {true, 4});
   EXPECT_TRUE(l) << l.error().message();
-  EXPECT_EQ(v6->bind(*net::Endpoint::parse("[::1]:0")), net::errc(std::errc::invalid_argument))
-      << "already bound";
+  EXPECT_EQ(v6->bind(*net::Endpoint::parse("[::1]:0")), net::errc(std::errc::invalid_argument)) << "already bound";
   auto v6b = std::move(*stack.open_datagram(net::Family::v6));
   EXPECT_EQ(v6b->bind(*net::Endpoint::parse("[::1]:0")), net::errc(std::errc::address_not_available));
 }

@@ -1,8 +1,8 @@
 // The engine in the simulator: listeners, racing connectors, failover, framing.
 #include <gtest/gtest.h>
 
-#include "../sim/world_fixture.hpp"
 #include <set>
+#include "../sim/world_fixture.hpp"
 
 #include "duet/config/loader.hpp"
 #include "duet/node/node.hpp"
@@ -57,8 +57,8 @@ struct Instance {
 };
 
 void dual_stack_dns(sim::SimWorld& w) {
-  w.set_dns("vpn.test", {sim::DnsAnswer::Kind::records,
-                         {*net::Address::parse("198.18.2.2"), *net::Address::parse("fd00:2::2")}});
+  w.set_dns("vpn.test",
+            {sim::DnsAnswer::Kind::records, {*net::Address::parse("198.18.2.2"), *net::Address::parse("fd00:2::2")}});
 }
 
 TEST(Framing, PartialCoalescedZeroAndOversized) {
@@ -222,7 +222,8 @@ TEST(Engine, ServerPollTimeoutBoundsAConnectionBlockNotEachAddress) {
     build_three_hosts(w);
     w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);  // silently dropped
     Instance server(w, "server", "mode server\nproto udp\n", 1000);
-    const std::string text = std::string("mode client\nconnect-timeout 60\n") + (poll ? "server-poll-timeout 5\n" : "") +
+    const std::string text = std::string("mode client\nconnect-timeout 60\n") +
+                             (poll ? "server-poll-timeout 5\n" : "") +
                              "<connection>\nremote fd00:2::2 1194 udp\n</connection>\n"
                              "<connection>\nremote 198.18.2.2 1194 udp\n</connection>\n";
     Instance client(w, "client", text, 1);
@@ -278,7 +279,8 @@ TEST(Engine, BadFramingClosesOnlyThatConnection) {
   good.start();
   ASSERT_TRUE(w.run_until([&] { return good.client->connected(); }, 5s));
   // A hostile peer: a zero length, then (on a second connection) an oversized one.
-  for (const std::vector<std::uint8_t>& bad : {std::vector<std::uint8_t>{0, 0, 'x'}, std::vector<std::uint8_t>{0x50, 0x00}}) {
+  for (const std::vector<std::uint8_t>& bad :
+       {std::vector<std::uint8_t>{0, 0, 'x'}, std::vector<std::uint8_t>{0x50, 0x00}}) {
     auto s = std::move(*w.stack("client").open_stream(net::Family::v4));
     bool connected = false;
     s->connect(ep("198.18.2.2:1194"), 1s, [&](std::error_code ec) { connected = !ec; });
@@ -287,8 +289,10 @@ TEST(Engine, BadFramingClosesOnlyThatConnection) {
     bool closed = false;
     std::function<void()> drain = [&] {
       s->read_some([&](std::error_code ec, std::span<const std::uint8_t> d) {
-        if (ec || d.empty()) closed = true;
-        else drain();
+        if (ec || d.empty())
+          closed = true;
+        else
+          drain();
       });
     };
     drain();

@@ -83,7 +83,8 @@ TEST_F(Proxy, HttpConnectCarriesTheTunnelAndTheRemoteNameGoesToTheProxy) {
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
   ASSERT_EQ(proxy.requests.size(), 1u);
   EXPECT_EQ(proxy.requests[0].substr(0, proxy.requests[0].find("\r\n")), "CONNECT 198.18.2.2:443 HTTP/1.1");
-  EXPECT_NE(client.log().find("trying 198.18.1.1:3128/tcp via proxy to 198.18.2.2:443"), std::string::npos) << client.log();
+  EXPECT_NE(client.log().find("trying 198.18.1.1:3128/tcp via proxy to 198.18.2.2:443"), std::string::npos)
+      << client.log();
   client.client->send(sim::ProbeSession::data(1));
   w.run_for(100ms);
   EXPECT_EQ(server->sessions.stats.data_received, 1u) << "data crosses the proxy";
@@ -91,13 +92,18 @@ TEST_F(Proxy, HttpConnectCarriesTheTunnelAndTheRemoteNameGoesToTheProxy) {
 
 TEST_F(Proxy, HttpBasicAuthenticationRightAndWrongAndTheSecretNeverShows) {
   // "user:s3cret" in base64.
-  FakeProxy proxy(w.stack("router"), FakeProxy::Kind::http, ep("198.18.1.1:3128"), {.need_auth = "Basic dXNlcjpzM2NyZXQ="});
-  Peer good(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy 198.18.1.1 3128 " + credentials("user", "s3cret") + "\n", 1);
+  FakeProxy proxy(w.stack("router"), FakeProxy::Kind::http, ep("198.18.1.1:3128"),
+                  {.need_auth = "Basic dXNlcjpzM2NyZXQ="});
+  Peer good(
+      w, "client",
+      "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy 198.18.1.1 3128 " + credentials("user", "s3cret") + "\n", 1);
   ASSERT_TRUE(w.run_until([&] { return good.client->connected(); }, 5s)) << good.log();
   EXPECT_NE(proxy.requests[0].find("\r\nProxy-Authorization: Basic dXNlcjpzM2NyZXQ="), std::string::npos);
 
-  Peer bad(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128 " +
-                            credentials("user", "wrong") + "\n", 2);
+  Peer bad(w, "client",
+           "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128 " +
+               credentials("user", "wrong") + "\n",
+           2);
   Peer none(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nconnect-retry 1\nhttp-proxy 198.18.1.1 3128\n", 3);
   w.run_for(5s);
   EXPECT_FALSE(bad.client->connected());
@@ -125,10 +131,10 @@ TEST_P(ProxyLies, GiveAClearErrorAndARetryNeverAConnection) {
   const Lie& lie = GetParam();
   FakeProxy proxy(w.stack("router"), lie.kind, ep("198.18.1.1:1080"), lie.behaviour);
   const std::string directive = lie.kind == FakeProxy::Kind::http ? "http-proxy" : "socks-proxy";
-  Peer client(w, "client",
-              "mode client\nremote 198.18.2.2 443 tcp\nconnect-timeout 3\nconnect-retry 1\n" + directive +
-                  " 198.18.1.1 1080\n",
-              1);
+  Peer client(
+      w, "client",
+      "mode client\nremote 198.18.2.2 443 tcp\nconnect-timeout 3\nconnect-retry 1\n" + directive + " 198.18.1.1 1080\n",
+      1);
   w.run_for(10s);
   EXPECT_FALSE(client.client->connected());
   EXPECT_GE(proxy.connections, 2) << "it came back for another try";
@@ -146,28 +152,60 @@ std::string big_header() {
 INSTANTIATE_TEST_SUITE_P(
     Table, ProxyLies,
     ::testing::Values(
-        Lie{"http_forbidden", FakeProxy::Kind::http, {.reply = "HTTP/1.1 403 Forbidden\r\n\r\n"}, "proxy forbids this destination"},
-        Lie{"http_bad_gateway", FakeProxy::Kind::http, {.reply = "HTTP/1.1 502 Bad Gateway\r\n\r\n"}, "proxy cannot reach the remote"},
-        Lie{"http_unavailable", FakeProxy::Kind::http, {.reply = "HTTP/1.0 503 Service Unavailable\r\n\r\n"}, "proxy cannot reach the remote"},
+        Lie{"http_forbidden",
+            FakeProxy::Kind::http,
+            {.reply = "HTTP/1.1 403 Forbidden\r\n\r\n"},
+            "proxy forbids this destination"},
+        Lie{"http_bad_gateway",
+            FakeProxy::Kind::http,
+            {.reply = "HTTP/1.1 502 Bad Gateway\r\n\r\n"},
+            "proxy cannot reach the remote"},
+        Lie{"http_unavailable",
+            FakeProxy::Kind::http,
+            {.reply = "HTTP/1.0 503 Service Unavailable\r\n\r\n"},
+            "proxy cannot reach the remote"},
         Lie{"http_not_http", FakeProxy::Kind::http, {.reply = "SSH-2.0-OpenSSH_9.2\r\n\r\n"}, "proxy reply malformed"},
         Lie{"http_huge_header", FakeProxy::Kind::http, {.reply = big_header()}, "proxy reply too large"},
-        Lie{"http_truncated", FakeProxy::Kind::http, {.reply = "HTTP/1.1 200 Conn", .close_after_reply = true}, "closed the connection during the handshake"},
+        Lie{"http_truncated",
+            FakeProxy::Kind::http,
+            {.reply = "HTTP/1.1 200 Conn", .close_after_reply = true},
+            "closed the connection during the handshake"},
         Lie{"http_stall", FakeProxy::Kind::http, {.stall = true}, "ETIMEDOUT"},
         Lie{"http_drop", FakeProxy::Kind::http, {.drop = true}, "closed the connection during the handshake"},
         Lie{"socks_not_socks", FakeProxy::Kind::socks, {.reply = "HTTP/1.1 400 Bad\r\n\r\n"}, "proxy reply malformed"},
-        Lie{"socks_ruleset", FakeProxy::Kind::socks, {.reply = std::string("\x05\x00\x05\x02\x00\x01\0\0\0\0\0\0", 12)}, "proxy forbids this destination"},
-        Lie{"socks_refused", FakeProxy::Kind::socks, {.reply = std::string("\x05\x00\x05\x05\x00\x01\0\0\0\0\0\0", 12)}, "remote refused"},
-        Lie{"socks_bad_atyp", FakeProxy::Kind::socks, {.reply = std::string("\x05\x00\x05\x00\x00\x07\0\0\0\0\0\0", 12)}, "proxy reply malformed"},
-        Lie{"socks_unasked_method", FakeProxy::Kind::socks, {.reply = std::string("\x05\x02", 2)}, "proxy reply malformed"},
-        Lie{"socks_no_method", FakeProxy::Kind::socks, {.reply = std::string("\x05\xff", 2)}, "proxy requires authentication"},
-        Lie{"socks_truncated", FakeProxy::Kind::socks, {.reply = std::string("\x05\x00\x05\x00\x00\x03\x20zz", 9), .close_after_reply = true}, "closed the connection during the handshake"},
+        Lie{"socks_ruleset",
+            FakeProxy::Kind::socks,
+            {.reply = std::string("\x05\x00\x05\x02\x00\x01\0\0\0\0\0\0", 12)},
+            "proxy forbids this destination"},
+        Lie{"socks_refused",
+            FakeProxy::Kind::socks,
+            {.reply = std::string("\x05\x00\x05\x05\x00\x01\0\0\0\0\0\0", 12)},
+            "remote refused"},
+        Lie{"socks_bad_atyp",
+            FakeProxy::Kind::socks,
+            {.reply = std::string("\x05\x00\x05\x00\x00\x07\0\0\0\0\0\0", 12)},
+            "proxy reply malformed"},
+        Lie{"socks_unasked_method",
+            FakeProxy::Kind::socks,
+            {.reply = std::string("\x05\x02", 2)},
+            "proxy reply malformed"},
+        Lie{"socks_no_method",
+            FakeProxy::Kind::socks,
+            {.reply = std::string("\x05\xff", 2)},
+            "proxy requires authentication"},
+        Lie{"socks_truncated",
+            FakeProxy::Kind::socks,
+            {.reply = std::string("\x05\x00\x05\x00\x00\x03\x20zz", 9), .close_after_reply = true},
+            "closed the connection during the handshake"},
         Lie{"socks_stall", FakeProxy::Kind::socks, {.stall = true}, "ETIMEDOUT"}),
     [](const ::testing::TestParamInfo<Lie>& i) { return std::string(i.param.name); });
 
 TEST_F(Proxy, SocksConnectSendsNamesForTheProxyToResolve) {
   w.set_dns("vpn.test", {sim::DnsAnswer::Kind::records, {*net::Address::parse("198.18.2.2")}});
   FakeProxy proxy(w.stack("router"), FakeProxy::Kind::socks, ep("198.18.1.1:1080"), {.need_auth = "alice:pw"});
-  Peer client(w, "client", "mode client\nremote vpn.test 443 tcp\nsocks-proxy 198.18.1.1 1080 " + credentials("alice", "pw") + "\n", 1);
+  Peer client(w, "client",
+              "mode client\nremote vpn.test 443 tcp\nsocks-proxy 198.18.1.1 1080 " + credentials("alice", "pw") + "\n",
+              1);
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << client.log();
   ASSERT_EQ(proxy.requests.size(), 1u);
   EXPECT_EQ(proxy.requests[0], "vpn.test:443") << "ATYP 3: the name, not an address";
@@ -200,7 +238,8 @@ TEST_F(Proxy, AnHttpProxyCannotCarryUdpAndSaysSo) {
 }
 
 TEST_F(Proxy, TheProxysOwnAddressesAreRacedWhenOneFamilyIsBroken) {
-  w.set_dns("proxy.test", {sim::DnsAnswer::Kind::records, {*net::Address::parse("fd00:1::1"), *net::Address::parse("198.18.1.1")}});
+  w.set_dns("proxy.test",
+            {sim::DnsAnswer::Kind::records, {*net::Address::parse("fd00:1::1"), *net::Address::parse("198.18.1.1")}});
   w.add_route("client", "fd00:1::1/128", sim::RouteVerdict::blackhole);
   FakeProxy v4(w.stack("router"), FakeProxy::Kind::http, ep("198.18.1.1:3128"));
   Peer client(w, "client", "mode client\nremote 198.18.2.2 443 tcp\nhttp-proxy proxy.test 3128\n", 1);

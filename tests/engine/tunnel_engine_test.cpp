@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "../sim/world_fixture.hpp"
-#include "tunnel_side.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
+#include "tunnel_side.hpp"
 
 using namespace duet;
 using namespace duet::test;
@@ -61,7 +61,8 @@ TEST(Tunnel, AnUnknownKeyGetsNoAnswer) {
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
   const Identity stranger = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side server(w, "server", "mode server\nproto udp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side intruder(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nconnect-timeout 2\n", stranger,
                 {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   w.run_for(5s);
@@ -81,7 +82,8 @@ TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
   add_stranger(w, "attacker", 64);
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side server(w, "server", "mode server\nproto udp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\nkeepalive 1 5\n", c,
               {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
@@ -107,12 +109,14 @@ TEST(Tunnel, HostileTrafficIsRefusedAndTheTunnelKeepsWorking) {
   for (int round = 0; round < 20; ++round) {
     for (auto& sock : sockets) {
       InitiatorState st;
-      (void)sock->send_to(target, create_initiation(stranger, s.public_key, Key{}, 1, tai64n(1000 + round, 0), generate_private_key(), st));
+      (void)sock->send_to(target, create_initiation(stranger, s.public_key, Key{}, 1, tai64n(1000 + round, 0),
+                                                    generate_private_key(), st));
     }
   }
   // A replay of the client's own kind of initiation with an old timestamp.
   InitiatorState st;
-  (void)sockets[0]->send_to(target, create_initiation(c, s.public_key, Key{}, 1, tai64n(1, 0), generate_private_key(), st));
+  (void)sockets[0]->send_to(target,
+                            create_initiation(c, s.public_key, Key{}, 1, tai64n(1, 0), generate_private_key(), st));
   w.run_for(2s);
 
   EXPECT_TRUE(server.tun.empty()) << "nothing reached the server's TUN";
@@ -160,7 +164,8 @@ TEST(Tunnel, OverTcpABurstBeyondTheStreamQueueIsDroppedNotBufferedWithoutBound) 
   build_three_hosts(w, slow);
   const Identity s = Identity::from_private(generate_private_key());
   const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto tcp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side server(w, "server", "mode server\nproto tcp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
               {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));

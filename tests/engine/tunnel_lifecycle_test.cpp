@@ -5,11 +5,11 @@
 #include <deque>
 
 #include "../sim/world_fixture.hpp"
-#include "tunnel_side.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/tunnel/device.hpp"
+#include "tunnel_side.hpp"
 
 using namespace duet;
 using namespace duet::test;
@@ -40,10 +40,16 @@ struct Pair : TwoHosts, ::testing::Test {
   Identity cid = Identity::from_private(clamp_private_key(Key{1}));
   Identity sid = Identity::from_private(clamp_private_key(Key{2}));
   std::vector<Bytes> client_tun, server_tun;
-  Device client{cid, {{sid.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("c").clock(),
-                [this](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); }, seeded(1)};
-  Device server{sid, {{cid.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, w.stack("s").clock(),
-                [this](std::span<const std::uint8_t> p) { server_tun.emplace_back(p.begin(), p.end()); }, seeded(2)};
+  Device client{cid,
+                {{sid.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}},
+                w.stack("c").clock(),
+                [this](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); },
+                seeded(1)};
+  Device server{sid,
+                {{cid.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
+                w.stack("s").clock(),
+                [this](std::span<const std::uint8_t> p) { server_tun.emplace_back(p.begin(), p.end()); },
+                seeded(2)};
 
   /// A path: a session and the messages it has sent that nobody has delivered yet.
   struct Path {
@@ -212,11 +218,13 @@ TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
   build_three_hosts(w);
   const Identity s = Identity::from_private(clamp_private_key(Key{5}));
   const Identity c = Identity::from_private(clamp_private_key(Key{6}));
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side server(w, "server", "mode server\nproto udp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   // The client side by hand: one session, and two sockets standing for a NAT's mappings.
   std::vector<Bytes> client_tun;
-  Device client(c, {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("client").clock(),
-                [&](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); }, seeded(8));
+  Device client(
+      c, {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("client").clock(),
+      [&](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); }, seeded(8));
   auto session = client.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp);
   std::vector<std::unique_ptr<net::DatagramSocket>> nat;
   for (const char* local : {"198.18.1.2:5000", "198.18.1.2:6000"}) {
@@ -261,7 +269,8 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
   add_stranger(w, "attacker", 64);
   const Identity s = Identity::from_private(clamp_private_key(Key{7}));
   const Identity c = Identity::from_private(clamp_private_key(Key{8}));
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side server(w, "server", "mode server\nproto udp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
 
   // 64 sources send initiations with a valid mac1 (anyone who knows the server's public
   // key can), 1280 a second, for 8 seconds.
@@ -273,8 +282,8 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
     sockets.push_back(std::move(*attacker.open_datagram(net::Family::v4)));
     ASSERT_FALSE(sockets.back()->bind(ep(("198.18.9." + std::to_string(i) + ":4000").c_str())));
     InitiatorState st;
-    initiations.push_back(create_initiation(stranger, s.public_key, Key{}, static_cast<std::uint32_t>(i), tai64n(1000, 0),
-                                            clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
+    initiations.push_back(create_initiation(stranger, s.public_key, Key{}, static_cast<std::uint32_t>(i),
+                                            tai64n(1000, 0), clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
   }
   std::size_t cookies_seen = 0;
   for (auto& sock : sockets) {
@@ -324,7 +333,8 @@ TEST(Cookies, AHostThatAnswersItsCookieIsHeldToTwentyHandshakesASecond) {
   const Identity s = Identity::from_private(clamp_private_key(Key{7}));
   const Identity c = Identity::from_private(clamp_private_key(Key{8}));
   // Under load from the second initiation in a second, so one host is enough to show it.
-  Side server(w, "server", "mode server\nproto udp\n", s, {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, DeviceLimits{.handshakes_per_second = 1});
+  Side server(w, "server", "mode server\nproto udp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}, DeviceLimits{.handshakes_per_second = 1});
 
   auto& eager = w.stack("eager");
   auto sock = std::move(*eager.open_datagram(net::Family::v4));
@@ -343,7 +353,8 @@ TEST(Cookies, AHostThatAnswersItsCookieIsHeldToTwentyHandshakesASecond) {
   };
   std::function<void()> listen = [&] {
     sock->receive([&](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
-      if (!ec && !cookie && !d.empty() && d[0] == kMessageHandshakeCookie) cookie = consume_cookie_reply(s.public_key, d, sent_mac1);
+      if (!ec && !cookie && !d.empty() && d[0] == kMessageHandshakeCookie)
+        cookie = consume_cookie_reply(s.public_key, d, sent_mac1);
       listen();
     });
   };
@@ -364,7 +375,8 @@ TEST(Cookies, AHostThatAnswersItsCookieIsHeldToTwentyHandshakesASecond) {
   w.run_for(1s);
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\n", c,
               {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
-  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s)) << "a real client is not held back by the eager one";
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s))
+      << "a real client is not held back by the eager one";
   EXPECT_TRUE(server.device.under_load());
   w.run_for(3s);
   ASSERT_EQ(sent, 300);

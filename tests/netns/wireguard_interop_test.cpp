@@ -7,10 +7,10 @@
 //
 // An ICMP echo request sealed by duet must come back as an echo reply from the wg
 // namespace's kernel (through wireguard-go's TUN), and the other way round.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,7 +123,8 @@ protected:
 
 TEST_F(WireguardGo, DuetInitiatesAndAPingComesBack) {
   InitiatorState st;
-  const Bytes init = create_initiation(me_, wg_.public_key, Key{}, 0x0d0e0001, now_tai64n(), generate_private_key(), st);
+  const Bytes init =
+      create_initiation(me_, wg_.public_key, Key{}, 0x0d0e0001, now_tai64n(), generate_private_key(), st);
   ASSERT_FALSE(socket_->send_to(wg_endpoint_, init));
   auto resp = receive();
   ASSERT_TRUE(resp && !resp->empty()) << "no handshake response from wireguard-go";
@@ -131,7 +132,8 @@ TEST_F(WireguardGo, DuetInitiatesAndAPingComesBack) {
   auto keys = consume_response(me_, st, *resp);
   ASSERT_TRUE(keys) << "duet could not verify wireguard-go's response";
 
-  ASSERT_FALSE(socket_->send_to(wg_endpoint_, encrypt_data(*keys, 0, icmp_echo(8, "198.18.101.2", "198.18.101.1", 0x1234, 1))));
+  ASSERT_FALSE(
+      socket_->send_to(wg_endpoint_, encrypt_data(*keys, 0, icmp_echo(8, "198.18.101.2", "198.18.101.1", 0x1234, 1))));
   ReplayWindow window;
   for (int i = 0; i < 5; ++i) {
     auto msg = receive();
@@ -156,14 +158,16 @@ TEST_F(WireguardGo, WireguardGoInitiatesAndItsTrafficArrives) {
   netns_->exec("wg", "wg set " + wg_if_ + " peer " + key_to_base64(me_.public_key) + " endpoint " + local.to_string());
   // Traffic for the peer makes wireguard-go start a handshake: UDP datagrams from bash
   // (no ping needed) to duet's tunnel address.
-  netns_->exec("wg", "bash -c 'for i in 1 2 3 4; do echo duet > /dev/udp/198.18.101.2/9; sleep 0.5; done >/dev/null 2>&1 &'");
+  netns_->exec("wg",
+               "bash -c 'for i in 1 2 3 4; do echo duet > /dev/udp/198.18.101.2/9; sleep 0.5; done >/dev/null 2>&1 &'");
   auto init = receive();
   ASSERT_TRUE(init && init->size() == kInitiationLength) << "no handshake initiation from wireguard-go";
   auto got = consume_initiation(me_, *init);
   ASSERT_TRUE(got) << "duet could not verify wireguard-go's initiation";
   EXPECT_EQ(got->peer_static, wg_.public_key);
   Keypair keys;
-  ASSERT_FALSE(socket_->send_to(wg_endpoint_, create_response(me_, *got, Key{}, 0x0d0e0002, generate_private_key(), keys)));
+  ASSERT_FALSE(
+      socket_->send_to(wg_endpoint_, create_response(me_, *got, Key{}, 0x0d0e0002, generate_private_key(), keys)));
   for (int i = 0; i < 8; ++i) {
     auto msg = receive();
     ASSERT_TRUE(msg && !msg->empty()) << "no data after the handshake";

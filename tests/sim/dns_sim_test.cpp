@@ -11,8 +11,7 @@ namespace {
 
 Address a(const char* t) { return *Address::parse(t); }
 
-net::Result<std::vector<net::Endpoint>> resolve(sim::SimWorld& w, const std::string& host,
-                                                const std::string& name,
+net::Result<std::vector<net::Endpoint>> resolve(sim::SimWorld& w, const std::string& host, const std::string& name,
                                                 std::optional<net::Family> family = std::nullopt,
                                                 Duration* took = nullptr) {
   std::optional<net::Result<std::vector<net::Endpoint>>> out;
@@ -21,8 +20,7 @@ net::Result<std::vector<net::Endpoint>> resolve(sim::SimWorld& w, const std::str
                                   [&](auto r) { out = std::move(r); });
   w.run_until([&] { return out.has_value(); }, 60s);
   if (took) *took = w.now() - start;
-  return out ? std::move(*out)
-             : net::Result<std::vector<net::Endpoint>>(net::errc(std::errc::timed_out));
+  return out ? std::move(*out) : net::Result<std::vector<net::Endpoint>>(net::errc(std::errc::timed_out));
 }
 
 std::string list(const net::Result<std::vector<net::Endpoint>>& r) {
@@ -42,8 +40,7 @@ TEST(SimDns, DualStackNamesComeBackIpv6FirstLikeGlibc) {
 }
 
 TEST(SimDns, ALocalVerdictForIpv6MovesItBehindIpv4) {
-  for (auto verdict : {sim::RouteVerdict::blackhole, sim::RouteVerdict::unreachable,
-                       sim::RouteVerdict::prohibit}) {
+  for (auto verdict : {sim::RouteVerdict::blackhole, sim::RouteVerdict::unreachable, sim::RouteVerdict::prohibit}) {
     sim::SimWorld w(1);
     build_three_hosts(w);
     w.set_dns("vpn.test", {DnsAnswer::Kind::records, {a("fd00:2::2"), a("198.18.2.2")}});
@@ -72,8 +69,7 @@ TEST(SimDns, FailuresAndFamilyFilters) {
   w.set_dns("v4.test", {DnsAnswer::Kind::records, {a("198.18.2.2")}});
   w.set_dns("broken.test", {DnsAnswer::Kind::servfail, {}, 30ms});
   w.set_dns("slow.test", {DnsAnswer::Kind::timeout, {}});
-  EXPECT_EQ(resolve(w, "client", "nowhere.test").error(),
-            make_error_code(net::ResolveError::no_such_name));
+  EXPECT_EQ(resolve(w, "client", "nowhere.test").error(), make_error_code(net::ResolveError::no_such_name));
   Duration took{};
   EXPECT_EQ(resolve(w, "client", "broken.test", std::nullopt, &took).error(),
             make_error_code(net::ResolveError::temporary_failure));
@@ -81,8 +77,7 @@ TEST(SimDns, FailuresAndFamilyFilters) {
   EXPECT_EQ(resolve(w, "client", "slow.test", std::nullopt, &took).error(),
             make_error_code(net::ResolveError::timed_out));
   EXPECT_EQ(took, Duration(10s));
-  EXPECT_EQ(resolve(w, "client", "v4.test", net::Family::v6).error(),
-            make_error_code(net::ResolveError::no_data));
+  EXPECT_EQ(resolve(w, "client", "v4.test", net::Family::v6).error(), make_error_code(net::ResolveError::no_data));
   EXPECT_EQ(list(resolve(w, "client", "v4.test", net::Family::v4)), "198.18.2.2");
 }
 

@@ -15,8 +15,7 @@ struct Flow {
 };
 
 /// Client sends `n` numbered datagrams of `size` bytes to the server, spaced by `gap`.
-Flow send_numbered(sim::SimWorld& w, int n, std::size_t size, Duration gap,
-                   const char* to = "198.18.2.2:5000") {
+Flow send_numbered(sim::SimWorld& w, int n, std::size_t size, Duration gap, const char* to = "198.18.2.2:5000") {
   Flow f;
   const auto target = ep(to);
   auto rx = std::move(*w.stack("server").open_datagram(target.family()));
@@ -114,8 +113,7 @@ TEST(SimLink, PartitionLosesPacketsUntilHealed) {
   w.run_for(2s);
   // 10..29 (sent between 100 and 300 ms, minus one hop of flight time) are lost.
   EXPECT_EQ(f.sink->datagrams.size(), 20u);
-  for (const auto& d : f.sink->datagrams)
-    EXPECT_TRUE(number(d) < 10 || number(d) >= 30) << number(d);
+  for (const auto& d : f.sink->datagrams) EXPECT_TRUE(number(d) < 10 || number(d) >= 30) << number(d);
 }
 
 TEST(SimLink, LargeDatagramsAreFragmentedAndMtuLimitsAreLearnedForIpv6) {
@@ -213,8 +211,7 @@ TEST(SimWorldDescription, NamesWhatIsWrong) {
   EXPECT_THROW(w.add_host("a"), sim::SimError);
   EXPECT_THROW(w.add_address("a", "eth0", "198.18.0.1/33"), sim::SimError);
   EXPECT_THROW(w.add_address("a", "eth0", "0.0.0.0/0"), sim::SimError);
-  EXPECT_THROW(w.add_route("a", "198.18.0.0/24", sim::RouteVerdict::forward, "eth9"),
-               sim::SimError);
+  EXPECT_THROW(w.add_route("a", "198.18.0.0/24", sim::RouteVerdict::forward, "eth9"), sim::SimError);
   EXPECT_THROW(w.connect("a", "x", "a", "y"), sim::SimError);
   EXPECT_THROW(w.partition("a", "nobody"), sim::SimError);
   EXPECT_THROW(w.stack("ghost"), sim::SimError);

@@ -22,14 +22,12 @@ void busy_world(sim::SimWorld& w) {
   build_three_hosts(w, link);
   w.add_route("router", "fd00:9::/64", sim::RouteVerdict::prohibit);
   auto echo = std::make_shared<UdpEcho>(w, "server", ep("[::]:7"));
-  auto l = std::shared_ptr<net::Listener>(
-      std::move(*w.stack("server").listen(ep("[::]:80"), {false, 8})));
+  auto l = std::shared_ptr<net::Listener>(std::move(*w.stack("server").listen(ep("[::]:80"), {false, 8})));
   auto accepted = std::make_shared<std::vector<std::unique_ptr<net::StreamSocket>>>();
   l->accept([accepted](std::error_code, std::unique_ptr<net::StreamSocket> s) {
     if (s) accepted->push_back(std::move(s));
   });
-  auto c = std::shared_ptr<net::DatagramSocket>(
-      std::move(*w.stack("client").open_datagram(net::Family::v6)));
+  auto c = std::shared_ptr<net::DatagramSocket>(std::move(*w.stack("client").open_datagram(net::Family::v6)));
   for (int i = 0; i < 50; ++i) {
     w.at(std::chrono::milliseconds(5 * i), [c, i] {
       const std::uint8_t d[] = {static_cast<std::uint8_t>(i)};
@@ -37,8 +35,7 @@ void busy_world(sim::SimWorld& w) {
       (void)c->send_to(ep("[fd00:9::1]:7"), d);
     });
   }
-  auto t = std::shared_ptr<net::StreamSocket>(
-      std::move(*w.stack("client").open_stream(net::Family::v4)));
+  auto t = std::shared_ptr<net::StreamSocket>(std::move(*w.stack("client").open_stream(net::Family::v4)));
   t->connect(ep("198.18.2.2:80"), 5s, [t](std::error_code ec) {
     if (!ec) {
       std::vector<std::uint8_t> data(5000, 0x42);
@@ -52,9 +49,7 @@ void busy_world(sim::SimWorld& w) {
 
 TEST(SimDeterminism, SameSeedGivesTheSameTraceByteForByte) {
   const auto r = sim::check_determinism(1234, busy_world);
-  EXPECT_TRUE(r.identical) << "line " << r.first_difference << "\n"
-                           << r.first_line << "\n"
-                           << r.second_line;
+  EXPECT_TRUE(r.identical) << "line " << r.first_difference << "\n" << r.first_line << "\n" << r.second_line;
   EXPECT_GT(r.lines, 200u);
 }
 
@@ -84,8 +79,7 @@ TEST(SimDeterminism, NondeterminismIsCaughtAndLocated) {
   const auto r = sim::check_determinism(5, [&](sim::SimWorld& w) {
     ++run;
     build_three_hosts(w);
-    auto s = std::shared_ptr<net::DatagramSocket>(
-        std::move(*w.stack("client").open_datagram(net::Family::v4)));
+    auto s = std::shared_ptr<net::DatagramSocket>(std::move(*w.stack("client").open_datagram(net::Family::v4)));
     // The second run sends one more datagram: a stand-in for state leaking between runs.
     for (int i = 0; i < 3 + (run == 2 ? 1 : 0); ++i) {
       const std::uint8_t d[] = {1};
@@ -152,8 +146,7 @@ TEST(SimPcap, WritesRawIpRecordsThatParse) {
       // IPv4 header checksum verifies to zero.
       std::uint32_t sum = 0;
       for (int i = 0; i < 20; i += 2) {
-        sum += (static_cast<std::uint8_t>(b[at + 16 + i]) << 8) |
-               static_cast<std::uint8_t>(b[at + 17 + i]);
+        sum += (static_cast<std::uint8_t>(b[at + 16 + i]) << 8) | static_cast<std::uint8_t>(b[at + 17 + i]);
       }
       while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
       EXPECT_EQ(sum, 0xffffu);

@@ -14,8 +14,7 @@ TEST(SimTcp, SynRetriesFollowLinuxBackoffUntilGiveUp) {
   w.add_route("router", "198.18.2.2/32", RouteVerdict::blackhole);
   std::vector<double> syn_times;
   w.set_trace([&](std::string_view line) {
-    if (line.find("\"event\":\"send\"") != std::string_view::npos &&
-        line.find("[S]") != std::string_view::npos) {
+    if (line.find("\"event\":\"send\"") != std::string_view::npos && line.find("[S]") != std::string_view::npos) {
       auto t = line.substr(8, line.find(',') - 8);
       syn_times.push_back(std::stod(std::string(t)) / 1e9);
     }

@@ -50,14 +50,13 @@ public:
 
 private:
   void arm() {
-    socket_->receive(
-        [this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
-          if (!ec) {
-            ++received;
-            (void)socket_->send_to(from, data);
-          }
-          arm();
-        });
+    socket_->receive([this](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
+      if (!ec) {
+        ++received;
+        (void)socket_->send_to(from, data);
+      }
+      arm();
+    });
   }
   std::unique_ptr<net::DatagramSocket> socket_;
 };
@@ -65,9 +64,7 @@ private:
 /// Collects datagrams arriving on a socket, in order, with their arrival times.
 class UdpSink {
 public:
-  UdpSink(sim::SimWorld& w, std::unique_ptr<net::DatagramSocket> s) : w_(w), socket_(std::move(s)) {
-    arm();
-  }
+  UdpSink(sim::SimWorld& w, std::unique_ptr<net::DatagramSocket> s) : w_(w), socket_(std::move(s)) { arm(); }
   net::DatagramSocket& socket() { return *socket_; }
   std::vector<std::vector<std::uint8_t>> datagrams;
   std::vector<net::TimePoint> times;
@@ -75,16 +72,15 @@ public:
 
 private:
   void arm() {
-    socket_->receive(
-        [this](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
-          if (ec) {
-            errors.push_back(ec);
-          } else {
-            datagrams.emplace_back(d.begin(), d.end());
-            times.push_back(w_.now());
-          }
-          arm();
-        });
+    socket_->receive([this](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
+      if (ec) {
+        errors.push_back(ec);
+      } else {
+        datagrams.emplace_back(d.begin(), d.end());
+        times.push_back(w_.now());
+      }
+      arm();
+    });
   }
   sim::SimWorld& w_;
   std::unique_ptr<net::DatagramSocket> socket_;

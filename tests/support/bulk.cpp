@@ -130,7 +130,8 @@ int main(int argc, char** argv) {
       std::uint64_t seq = 0;
       std::memcpy(&seq, buf.data(), 8);
       bool ok = true;
-      for (ssize_t i = 8; i < n && ok; ++i) ok = buf[static_cast<std::size_t>(i)] == pattern(seq * 65536 + static_cast<std::uint64_t>(i));
+      for (ssize_t i = 8; i < n && ok; ++i)
+        ok = buf[static_cast<std::size_t>(i)] == pattern(seq * 65536 + static_cast<std::uint64_t>(i));
       ok ? ++intact : ++broken;
     }
     std::printf("%s %ld intact, %ld broken\n", broken == 0 && intact > 0 ? "ok" : "FAIL", intact, broken);

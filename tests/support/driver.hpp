@@ -35,9 +35,7 @@ class SimDriver final : public Driver {
 public:
   SimDriver(sim::SimWorld& world, std::string host) : world_(world), host_(std::move(host)) {}
   net::NetworkStack& stack() override { return world_.stack(host_); }
-  bool run_until(const std::function<bool()>& done, Duration limit) override {
-    return world_.run_until(done, limit);
-  }
+  bool run_until(const std::function<bool()>& done, Duration limit) override { return world_.run_until(done, limit); }
 
 private:
   sim::SimWorld& world_;
@@ -71,9 +69,7 @@ struct Outcome {
   std::error_code error;
   Duration elapsed{0};
   bool completed = false;  ///< false: nothing happened before the probe gave up
-  [[nodiscard]] std::string errno_name() const {
-    return completed ? net::error_name(error) : "silence";
-  }
+  [[nodiscard]] std::string errno_name() const { return completed ? net::error_name(error) : "silence"; }
 };
 
 /// TCP connect with a caller timeout.

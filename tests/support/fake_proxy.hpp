@@ -5,8 +5,8 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +15,7 @@
 namespace duet::test {
 
 struct ProxyBehaviour {
-  std::string reply;      ///< non-empty: answer the request with exactly these bytes, then wait
+  std::string reply;  ///< non-empty: answer the request with exactly these bytes, then wait
   bool close_after_reply = false;
   bool stall = false;     ///< read the request, answer nothing
   bool drop = false;      ///< close as soon as the request arrives
@@ -55,8 +55,12 @@ private:
     });
   }
 
-  void send(Conn& c, const std::string& s) { c.client->write(std::vector<std::uint8_t>(s.begin(), s.end()), [](std::error_code) {}); }
-  void send(Conn& c, std::vector<std::uint8_t> b) { c.client->write(b, [](std::error_code) {}); }
+  void send(Conn& c, const std::string& s) {
+    c.client->write(std::vector<std::uint8_t>(s.begin(), s.end()), [](std::error_code) {});
+  }
+  void send(Conn& c, std::vector<std::uint8_t> b) {
+    c.client->write(b, [](std::error_code) {});
+  }
 
   // Callbacks hold a plain pointer: the connection owns its sockets, and a socket never
   // calls back after it is destroyed (a shared_ptr here would keep both alive in a cycle).
@@ -195,7 +199,8 @@ private:
       if (!ec && d.size() > 10 && d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 1) {
         client_udp_ = from;
         ++relayed;
-        const net::Endpoint dst{net::Address::v4(d[4], d[5], d[6], d[7]), static_cast<std::uint16_t>((d[8] << 8) | d[9])};
+        const net::Endpoint dst{net::Address::v4(d[4], d[5], d[6], d[7]),
+                                static_cast<std::uint16_t>((d[8] << 8) | d[9])};
         (void)outside_->send_to(dst, d.subspan(10));
       }
       relay_loop();
@@ -229,7 +234,8 @@ private:
   std::optional<net::Endpoint> client_udp_;
 
   void connect_remote(Conn& c, const std::string& host, std::uint16_t port, std::string ok, std::string bad) {
-    auto ep = net::Endpoint::parse((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port));
+    auto ep = net::Endpoint::parse((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                                   std::to_string(port));
     if (!ep) {  // a name: the proxy resolves it
       Conn* raw = &c;
       c.resolving = stack_.resolve(host, std::to_string(port), {net::Family::v4, false, net::SocketType::stream},

@@ -71,8 +71,9 @@ Netns::Netns(const Topology& t) {
           " net.ipv6.icmp.ratelimit=" + std::to_string(h.icmp_ratelimit_v6_ms));
       if (h.router) run(sysctl + "net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
       if (h.disable_ipv6) {
-        run(sysctl + "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "
-                     "net.ipv6.conf.lo.disable_ipv6=1");
+        run(sysctl +
+            "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "
+            "net.ipv6.conf.lo.disable_ipv6=1");
       }
     }
     int n = 0;
@@ -88,8 +89,7 @@ Netns::Netns(const Topology& t) {
     }
     for (const auto& a : t.addresses) {
       const bool v6 = a.prefix.find(':') != std::string::npos;
-      run("ip -n " + ns(a.host) + " addr add " + a.prefix + " dev " + a.interface +
-          (v6 ? " nodad" : ""));
+      run("ip -n " + ns(a.host) + " addr add " + a.prefix + " dev " + a.interface + (v6 ? " nodad" : ""));
     }
     for (const auto& r : t.routes) {
       std::string prefix = r.prefix;
@@ -100,8 +100,7 @@ Netns::Netns(const Topology& t) {
       } else if (prefix == "default") {
         family = " -4";
       }
-      std::string cmd =
-          "ip -n " + ns(r.host) + family + " route add " + verdict_word(r.verdict) + prefix;
+      std::string cmd = "ip -n " + ns(r.host) + family + " route add " + verdict_word(r.verdict) + prefix;
       if (r.verdict == sim::RouteVerdict::forward) {
         if (!r.via.empty()) cmd += " via " + r.via;
         cmd += " dev " + r.interface;

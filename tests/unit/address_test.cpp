@@ -7,9 +7,8 @@
 using namespace duet::net;
 
 TEST(Address, RoundTripsCanonicalText) {
-  for (const char* text :
-       {"0.0.0.0", "198.18.0.1", "255.255.255.255", "::", "::1", "fd00::1", "fd00:18:2::2",
-        "fe80::1%3", "::ffff:198.18.0.1", "2001:db8::ff00:42:8329"}) {
+  for (const char* text : {"0.0.0.0", "198.18.0.1", "255.255.255.255", "::", "::1", "fd00::1", "fd00:18:2::2",
+                           "fe80::1%3", "::ffff:198.18.0.1", "2001:db8::ff00:42:8329"}) {
     auto a = Address::parse(text);
     ASSERT_TRUE(a) << text;
     EXPECT_EQ(a->to_string(), text);
@@ -22,12 +21,11 @@ TEST(Address, PrintsRfc5952Form) {
 }
 
 TEST(Address, RejectsMalformedText) {
-  for (const char* text : {"", "1.2.3", "1.2.3.256", "1.2.3.4.5", "fd00:::1", "fd00::1%",
-                           "fd00::1%eth0", "gggg::1", "[::1]", " 1.2.3.4", "1.2.3.4%1"}) {
+  for (const char* text : {"", "1.2.3", "1.2.3.256", "1.2.3.4.5", "fd00:::1", "fd00::1%", "fd00::1%eth0", "gggg::1",
+                           "[::1]", " 1.2.3.4", "1.2.3.4%1"}) {
     EXPECT_FALSE(Address::parse(text)) << text;
   }
-  EXPECT_EQ(Address::parse(std::string(500, '1')).error(),
-            make_error_code(ParseError::bad_address));
+  EXPECT_EQ(Address::parse(std::string(500, '1')).error(), make_error_code(ParseError::bad_address));
 }
 
 TEST(Address, ClassifiesSpecialAddresses) {
@@ -53,8 +51,7 @@ TEST(Address, OrdersV4BeforeV6AndByBytes) {
 }
 
 TEST(Endpoint, RoundTripsBothFamilies) {
-  for (const char* text :
-       {"198.18.0.1:1194", "[fd00::1]:443", "[::]:0", "[fe80::1%2]:53", "0.0.0.0:65535"}) {
+  for (const char* text : {"198.18.0.1:1194", "[fd00::1]:443", "[::]:0", "[fe80::1%2]:53", "0.0.0.0:65535"}) {
     auto e = Endpoint::parse(text);
     ASSERT_TRUE(e) << text;
     EXPECT_EQ(e->to_string(), text);
@@ -123,13 +120,10 @@ TEST(ResolveLiteral, AnswersWithoutAResolver) {
   auto v6only = resolve_literal("", "7", ResolveHints{Family::v6, true, SocketType::stream});
   ASSERT_EQ((*v6only)->size(), 1u);
   EXPECT_EQ((**v6only)[0].to_string(), "[::]:7");
-  EXPECT_EQ(resolve_literal("198.18.0.1", "7", ResolveHints{Family::v6, false, SocketType::stream})
-                ->error(),
+  EXPECT_EQ(resolve_literal("198.18.0.1", "7", ResolveHints{Family::v6, false, SocketType::stream})->error(),
             make_error_code(ResolveError::no_data));
-  EXPECT_EQ(resolve_literal("198.18.0.1", "http", ResolveHints{})->error(),
-            make_error_code(ResolveError::bad_service));
-  EXPECT_EQ(resolve_literal("x", "70000", ResolveHints{})->error(),
-            make_error_code(ResolveError::bad_service));
+  EXPECT_EQ(resolve_literal("198.18.0.1", "http", ResolveHints{})->error(), make_error_code(ResolveError::bad_service));
+  EXPECT_EQ(resolve_literal("x", "70000", ResolveHints{})->error(), make_error_code(ResolveError::bad_service));
   EXPECT_FALSE(resolve_literal("vpn.test", "1194", ResolveHints{}).has_value());
 }
 

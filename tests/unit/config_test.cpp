@@ -33,12 +33,13 @@ std::string errors(const LoadResult& r) {
 
 TEST(Lexer, SplitsWordsQuotesCommentsAndBlocks) {
   Diagnostics d;
-  auto ds = lex("remote \"vpn example\" 1194 # trailing\n"
-                "  ; a comment line\n"
-                "plugin 'a b' \"c\\\"d\" e\\ f\n"
-                "<connection>\n  remote x\n</connection>\n"
-                "--proto udp\n",
-                "f", d);
+  auto ds =
+      lex("remote \"vpn example\" 1194 # trailing\n"
+          "  ; a comment line\n"
+          "plugin 'a b' \"c\\\"d\" e\\ f\n"
+          "<connection>\n  remote x\n</connection>\n"
+          "--proto udp\n",
+          "f", d);
   ASSERT_FALSE(d.has_errors());
   ASSERT_EQ(ds.size(), 4u);
   EXPECT_EQ(ds[0].name, "remote");
@@ -81,8 +82,10 @@ TEST(Loader, EveryRemovedProtoSaysWhatToWriteInstead) {
     const char* proto;
     const char* advice;
   } cases[] = {
-      {"udp6", "use 'proto udp' with '--ipv6'"},           {"udp4", "use 'proto udp' with '--ipv4'"},
-      {"tcp6", "use 'proto tcp' with '--ipv6'"},           {"tcp4", "use 'proto tcp' with '--ipv4'"},
+      {"udp6", "use 'proto udp' with '--ipv6'"},
+      {"udp4", "use 'proto udp' with '--ipv4'"},
+      {"tcp6", "use 'proto tcp' with '--ipv6'"},
+      {"tcp4", "use 'proto tcp' with '--ipv4'"},
       {"tcp6-server", "use 'proto tcp-server' with '--ipv6'"},
       {"tcp4-server", "use 'proto tcp-server' with '--ipv4'"},
       {"tcp6-client", "use 'proto tcp-client' with '--ipv6'"},
@@ -130,15 +133,18 @@ TEST(Loader, ArgumentsAndNumbersAreChecked) {
       {"port 65536\n", "test.conf:1:6: a port must be a whole number from 1 to 65535, not '65536'"},
       {"lport 12ab\n", "test.conf:1:7: a port must be a whole number from 1 to 65535, not '12ab'"},
       {"remote vpn.test -1\n", "test.conf:1:17: a port must be a whole number from 1 to 65535, not '-1'"},
-      {"connect-timeout 0\n", "test.conf:1:17: 'connect-timeout' (seconds) must be a whole number from 1 to 3600, not '0'"},
+      {"connect-timeout 0\n",
+       "test.conf:1:17: 'connect-timeout' (seconds) must be a whole number from 1 to 3600, not '0'"},
       {"verb 12\n", "test.conf:1:6: 'verb' must be a whole number from 0 to 11, not '12'"},
       {"connect-retry 10 5\n", "test.conf:1:18: connect-retry: the maximum (5 s) is below the first delay (10 s)"},
       {"mode bridge\n", "test.conf:1:6: unknown mode 'bridge' (p2p, client, server)"},
-      {"dev this-name-is-too-long\n", "test.conf:1:5: interface name 'this-name-is-too-long' must be 1 to 15 characters without '/'"},
+      {"dev this-name-is-too-long\n",
+       "test.conf:1:5: interface name 'this-name-is-too-long' must be 1 to 15 characters without '/'"},
       {"<connection>\nmode server\n</connection>\n", "test.conf:2:1: 'mode' is not allowed in <connection>"},
       {"<listen>\nremote x\n</listen>\nmode server\n", "test.conf:2:1: 'remote' is not allowed in <listen>"},
       {"<peer>\n</peer>\n", "test.conf:1:1: unknown block <peer> (known: <connection>, <listen>)"},
-      {"offload tun,tso\n", "test.conf:1:9: 'offload' takes all, none, or a list of tun, gso and gro (such as tun,gro), not 'tso'"},
+      {"offload tun,tso\n",
+       "test.conf:1:9: 'offload' takes all, none, or a list of tun, gso and gro (such as tun,gro), not 'tso'"},
       {"offload\n", "test.conf:1:1: missing argument for 'offload' (usage: offload all|none|tun,gso,gro)"},
   };
   for (const auto& c : cases) {
@@ -154,26 +160,31 @@ TEST(Loader, ContradictionsAreErrorsNamingBothPlaces) {
     const char* error;
   } cases[] = {
       {"remote vpn.test\nipv4\nipv6\n",
-       "test.conf:3:1: 'ipv6' contradicts 'ipv4' at test.conf:2:1: give one of them to force a family, or neither for both"},
+       "test.conf:3:1: 'ipv6' contradicts 'ipv4' at test.conf:2:1: give one of them to force a family, or neither for "
+       "both"},
       {"remote vpn.test\nbind\nnobind\n",
        "test.conf:3:1: 'bind' and 'nobind' contradict each other (the other is at test.conf:2:1)"},
       {"mode server\nremote vpn.test\n",
-       "test.conf:2:1: 'mode server' takes no 'remote' or <connection>: clients connect to it (use 'mode client' or 'mode p2p' to connect out)"},
+       "test.conf:2:1: 'mode server' takes no 'remote' or <connection>: clients connect to it (use 'mode client' or "
+       "'mode p2p' to connect out)"},
       {"mode client\n", "test.conf:1:1: 'mode client' needs at least one 'remote'"},
       {"mode client\nremote a\nproto udp-server\n",
-       "test.conf:3:1: 'proto udp-server' cannot connect out in 'mode client' (use udp, tcp, udp-client or tcp-client)"},
+       "test.conf:3:1: 'proto udp-server' cannot connect out in 'mode client' (use udp, tcp, udp-client or "
+       "tcp-client)"},
       {"mode server\nproto tcp-client\n",
        "test.conf:2:1: 'proto tcp-client' cannot serve: a server uses udp, tcp, udp-server or tcp-server"},
       {"remote a\nproto tcp\n",
        "test.conf:2:1: 'proto tcp' in p2p mode is ambiguous: one peer says 'tcp-server', the other 'tcp-client'"},
       {"proto udp-client\n", "test.conf:1:1: 'proto udp-client' needs a 'remote' to connect to"},
       {"mode client\nremote a\nhttp-proxy p 8080\n",
-       "test.conf:3:1: 'http-proxy' carries TCP only: use 'proto tcp-client' (or 'proto tcp' with 'mode client', or 'remote HOST PORT tcp')"},
+       "test.conf:3:1: 'http-proxy' carries TCP only: use 'proto tcp-client' (or 'proto tcp' with 'mode client', or "
+       "'remote HOST PORT tcp')"},
       {"mode client\nproto tcp\nremote a\nhttp-proxy p 8080\nsocks-proxy s 1080\n",
        "test.conf:5:1: give 'http-proxy' (at test.conf:4:1) or 'socks-proxy', not both"},
       {"remote a\n<connection>\nremote b\n</connection>\n",
        "test.conf:1:1: 'remote' outside <connection> while <connection> blocks exist: move it into a block"},
-      {"mode client\nremote a\n<listen>\n</listen>\n", "test.conf:3:1: <listen> blocks need 'mode server' (this is mode client)"},
+      {"mode client\nremote a\n<listen>\n</listen>\n",
+       "test.conf:3:1: <listen> blocks need 'mode server' (this is mode client)"},
       {"remote fd00::1\nipv4\n", "test.conf:1:1: remote fd00::1 is IPv6 but 'ipv4' is set"},
   };
   for (const auto& c : cases) {
@@ -209,9 +220,10 @@ TEST(Loader, RemotePortAndProtoDefaults) {
 }
 
 TEST(Loader, ConnectionBlocksInheritTheTopLevel) {
-  auto r = load("mode client\nproto tcp\nconnect-timeout 10\n"
-                "<connection>\nremote a\n</connection>\n"
-                "<connection>\nremote b 443\nproto udp\nipv6\n</connection>\n");
+  auto r = load(
+      "mode client\nproto tcp\nconnect-timeout 10\n"
+      "<connection>\nremote a\n</connection>\n"
+      "<connection>\nremote b 443\nproto udp\nipv6\n</connection>\n");
   ASSERT_TRUE(r.ok()) << errors(r);
   ASSERT_EQ(r.config.connections.size(), 2u);
   EXPECT_EQ(r.config.connections[0].proto, Proto::tcp);
@@ -223,10 +235,11 @@ TEST(Loader, ConnectionBlocksInheritTheTopLevel) {
 }
 
 TEST(Loader, ManyListenBlocksAllActive) {
-  auto r = load("mode server\nport 1194\n"
-                "<listen>\nproto udp\n</listen>\n"
-                "<listen>\nproto tcp\n</listen>\n"
-                "<listen>\nproto tcp\nport 443\nlocal 198.18.0.1\n</listen>\n");
+  auto r = load(
+      "mode server\nport 1194\n"
+      "<listen>\nproto udp\n</listen>\n"
+      "<listen>\nproto tcp\n</listen>\n"
+      "<listen>\nproto tcp\nport 443\nlocal 198.18.0.1\n</listen>\n");
   ASSERT_TRUE(r.ok()) << errors(r);
   ASSERT_EQ(r.config.listens.size(), 3u);
   EXPECT_EQ(r.config.listens[0].proto, Proto::udp);
@@ -259,8 +272,9 @@ TEST(Loader, ListenBlocksThatTakeTheSameSocketClash) {
     EXPECT_EQ(!r.ok(), c.clash) << c.blocks << errors(r);
   }
   auto r = load("mode server\n<listen>\nproto udp\n</listen>\n<listen>\nproto udp\nipv4\n</listen>\n");
-  EXPECT_EQ(said(r, Severity::error).front(),
-            "test.conf:5:1: this <listen> would take 0.0.0.0:1194/udp, which the <listen> at test.conf:2:1 already takes");
+  EXPECT_EQ(
+      said(r, Severity::error).front(),
+      "test.conf:5:1: this <listen> would take 0.0.0.0:1194/udp, which the <listen> at test.conf:2:1 already takes");
 }
 
 TEST(Loader, LiteralBindAgainstLiteralRemotes) {
@@ -272,13 +286,16 @@ TEST(Loader, LiteralBindAgainstLiteralRemotes) {
       {"local 198.18.0.1\nremote 198.18.1.1\nremote fd00::1\n", Severity::warning,
        "test.conf:2:1: bound to IPv4 only: remote IPv6 addresses fd00::1 will not be used (using 198.18.1.1)"},
       {"local 198.18.0.1\nremote fd00::1\nremote fd00::2\n", Severity::error,
-       "test.conf:2:1: bound to IPv4 only, but the remote has only IPv6 addresses (fd00::1, fd00::2): no address can be reached"},
+       "test.conf:2:1: bound to IPv4 only, but the remote has only IPv6 addresses (fd00::1, fd00::2): no address can "
+       "be reached"},
       {"local fd00::9\nremote 198.18.1.1\n", Severity::error,
-       "test.conf:2:1: bound to IPv6 only, but the remote has only IPv4 addresses (198.18.1.1): no address can be reached"},
+       "test.conf:2:1: bound to IPv6 only, but the remote has only IPv4 addresses (198.18.1.1): no address can be "
+       "reached"},
       {"ipv4\nbind\nmode client\nremote 198.18.1.1\n", Severity::error, nullptr},
       {"mode client\nlocal 198.18.0.1\nremote fd00::1\n", Severity::error, nullptr},  // nobind by default
       {"mode client\nbind\nlocal 198.18.0.1\nremote fd00::1\n", Severity::error,
-       "test.conf:4:1: bound to IPv4 only, but the remote has only IPv6 addresses (fd00::1): no address can be reached"},
+       "test.conf:4:1: bound to IPv4 only, but the remote has only IPv6 addresses (fd00::1): no address can be "
+       "reached"},
       {"local 198.18.0.1\nremote vpn.test\n", Severity::error, nullptr},  // a name: checked at run time
   };
   for (const auto& c : cases) {
@@ -320,7 +337,8 @@ TEST(Loader, ModesAndBindDefaults) {
 }
 
 TEST(Loader, PluginsAndProxiesAreParsedForThePluginLayer) {
-  auto r = load("mode client\nproto tcp\nremote a\nplugin /usr/lib/duet/x.so one two\nhttp-proxy proxy.test 3128 /etc/auth\n");
+  auto r = load(
+      "mode client\nproto tcp\nremote a\nplugin /usr/lib/duet/x.so one two\nhttp-proxy proxy.test 3128 /etc/auth\n");
   ASSERT_TRUE(r.ok()) << errors(r);
   ASSERT_EQ(r.config.plugins.size(), 1u);
   EXPECT_EQ(r.config.plugins[0].args, (std::vector<std::string>{"one", "two"}));

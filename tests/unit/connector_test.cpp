@@ -23,7 +23,8 @@ std::string show(const Connector::Output& o) {
   if (auto* c = std::get_if<Connector::CancelResolve>(&o)) return "forget#" + std::to_string(c->query);
   if (auto* s = std::get_if<Connector::Start>(&o)) {
     std::string t = "start#" + std::to_string(s->attempt) + " " + s->candidate.endpoint.to_string();
-    if (!s->candidate.via_host.empty()) t += " via " + s->candidate.via_host + ":" + std::to_string(s->candidate.via_port);
+    if (!s->candidate.via_host.empty())
+      t += " via " + s->candidate.via_host + ":" + std::to_string(s->candidate.via_port);
     return t;
   }
   if (auto* x = std::get_if<Connector::Cancel>(&o)) {
@@ -32,9 +33,11 @@ std::string show(const Connector::Output& o) {
   if (auto* w = std::get_if<Connector::Connected>(&o)) return "connected#" + std::to_string(w->attempt);
   if (auto* n = std::get_if<Connector::Note>(&o)) {
     static const char* kinds[] = {"resolving", "resolved", "resolve-failed", "bind-warning", "bind-error"};
-    return std::string(kinds[static_cast<int>(n->kind)]) + " " + n->detail + (n->error ? " (" + n->error.message() + ")" : "");
+    return std::string(kinds[static_cast<int>(n->kind)]) + " " + n->detail +
+           (n->error ? " (" + n->error.message() + ")" : "");
   }
-  if (auto* e = std::get_if<Connector::Exhausted>(&o)) return std::string("exhausted") + (e->resolved_any ? "" : " (nothing resolved)");
+  if (auto* e = std::get_if<Connector::Exhausted>(&o))
+    return std::string("exhausted") + (e->resolved_any ? "" : " (nothing resolved)");
   return "?";
 }
 
@@ -84,7 +87,11 @@ void play(const std::string& config_text, const std::vector<Step>& steps, Connec
           std::optional<policy::Hop> tcp_proxy = std::nullopt) {
   const auto loaded = config::load_text(config_text, "connector.conf");
   ASSERT_TRUE(loaded.ok()) << config_text;
-  Connector c({.config = &loaded.config, .tcp_proxy = tcp_proxy, .udp_proxy = std::nullopt, .sort = std::move(sort), .shuffle = 7});
+  Connector c({.config = &loaded.config,
+               .tcp_proxy = tcp_proxy,
+               .udp_proxy = std::nullopt,
+               .sort = std::move(sort),
+               .shuffle = 7});
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const auto& s = steps[i];
     const net::TimePoint t(s.at);
@@ -159,12 +166,15 @@ TEST(Connector, AFamilyThatFailsIsReportedAndTheOtherIsUsed) {
 TEST(Connector, ASlowFirstNameDoesNotHoldBackTheNextAndJumpsAheadWhenItAnswers) {
   play("mode client\nremote slow.test\nremote fast.test\nconnect-timeout 10\n",
        {
-           {0ms, start(),
+           {0ms,
+            start(),
             {"resolving slow.test", "resolve#1 slow.test AAAA", "resolve#2 slow.test A", "resolving fast.test",
              "resolve#3 fast.test AAAA", "resolve#4 fast.test A"}},
            {1ms, answer(3, {"[fd00::3]:1194", "[fd00::4]:1194"}), {}},
            {1ms, answer(4, {"198.18.3.3:1194"}), {}},
-           {1ms, timer(), {"resolved fast.test -> [fd00::3]:1194 198.18.3.3:1194 [fd00::4]:1194", "start#1 [fd00::3]:1194"}},
+           {1ms,
+            timer(),
+            {"resolved fast.test -> [fd00::3]:1194 198.18.3.3:1194 [fd00::4]:1194", "start#1 [fd00::3]:1194"}},
            {251ms, timer(), {"start#2 198.18.3.3:1194"}},
            // The first name answers while the race runs: its address goes before fast.test's last.
            {300ms, answer(1, {"[fd00::1]:1194"}), {}},
@@ -178,14 +188,16 @@ TEST(Connector, ASlowFirstNameDoesNotHoldBackTheNextAndJumpsAheadWhenItAnswers) 
 TEST(Connector, NamesThatFailCostNothingAndAreNamedWithTheReason) {
   play("mode client\nremote gone.test\nremote vpn.test\n",
        {
-           {0ms, start(),
+           {0ms,
+            start(),
             {"resolving gone.test", "resolve#1 gone.test AAAA", "resolve#2 gone.test A", "resolving vpn.test",
              "resolve#3 vpn.test AAAA", "resolve#4 vpn.test A"}},
            {1ms, refuse(1, net::ResolveError::no_such_name), {}},
            {1ms, refuse(2, net::ResolveError::no_such_name), {}},
            {1ms, answer(3, {"[fd00::2]:1194"}), {}},
            {1ms, answer(4, {"198.18.2.2:1194"}), {}},
-           {1ms, timer(),
+           {1ms,
+            timer(),
             {"resolve-failed gone.test (no such name)", "resolved vpn.test -> [fd00::2]:1194 198.18.2.2:1194",
              "start#1 [fd00::2]:1194"}},
        });
@@ -213,7 +225,9 @@ TEST(Connector, InOrderTriesOneAddressAtATimeUntilItsTimeout) {
            {0ms, start(), {"resolving vpn.test", "resolve#1 vpn.test AAAA", "resolve#2 vpn.test A"}},
            {1ms, answer(1, {"[fd00::2]:1194", "[fd00::3]:1194"}), {}},
            {1ms, answer(2, {"198.18.2.2:1194"}), {}},
-           {1ms, timer(), {"resolved vpn.test -> [fd00::2]:1194 [fd00::3]:1194 198.18.2.2:1194", "start#1 [fd00::2]:1194"}},
+           {1ms,
+            timer(),
+            {"resolved vpn.test -> [fd00::2]:1194 [fd00::3]:1194 198.18.2.2:1194", "start#1 [fd00::2]:1194"}},
            {2s, timer(), {}},
            {5001ms, timer(), {"cancel#1 connect-timeout", "start#2 [fd00::3]:1194"}},
            {5100ms, failed(2), {"start#3 198.18.2.2:1194"}},
@@ -221,21 +235,27 @@ TEST(Connector, InOrderTriesOneAddressAtATimeUntilItsTimeout) {
 }
 
 TEST(Connector, WhenEverythingFailsTheNextConnectionBlockIsTriedThenTheRoundIsOver) {
-  play("mode client\n<connection>\nremote 198.18.2.2 1194 udp\n</connection>\n<connection>\nremote fd00::2 443 tcp\n</connection>\n",
-       {
-           {0ms, start(), {"resolving 198.18.2.2", "resolved 198.18.2.2 -> 198.18.2.2:1194", "start#1 198.18.2.2:1194"}},
-           {5ms, failed(1), {"resolving fd00::2", "resolved fd00::2 -> [fd00::2]:443", "start#2 [fd00::2]:443"}},
-           {9ms, failed(2), {"exhausted"}},
-       });
+  play(
+      "mode client\n<connection>\nremote 198.18.2.2 1194 udp\n</connection>\n<connection>\nremote fd00::2 443 "
+      "tcp\n</connection>\n",
+      {
+          {0ms, start(), {"resolving 198.18.2.2", "resolved 198.18.2.2 -> 198.18.2.2:1194", "start#1 198.18.2.2:1194"}},
+          {5ms, failed(1), {"resolving fd00::2", "resolved fd00::2 -> [fd00::2]:443", "start#2 [fd00::2]:443"}},
+          {9ms, failed(2), {"exhausted"}},
+      });
 }
 
 TEST(Connector, ServerPollTimeoutEndsABlockWithItsAttemptsRunning) {
-  play("mode client\nserver-poll-timeout 2\n<connection>\nremote 198.18.2.2\n</connection>\n<connection>\nremote fd00::2\n</connection>\n",
-       {
-           {0ms, start(), {"resolving 198.18.2.2", "resolved 198.18.2.2 -> 198.18.2.2:1194", "start#1 198.18.2.2:1194"}},
-           {2s, timer(),
-            {"cancel#1 server-poll-timeout", "resolving fd00::2", "resolved fd00::2 -> [fd00::2]:1194", "start#2 [fd00::2]:1194"}},
-       });
+  play(
+      "mode client\nserver-poll-timeout 2\n<connection>\nremote 198.18.2.2\n</connection>\n<connection>\nremote "
+      "fd00::2\n</connection>\n",
+      {
+          {0ms, start(), {"resolving 198.18.2.2", "resolved 198.18.2.2 -> 198.18.2.2:1194", "start#1 198.18.2.2:1194"}},
+          {2s,
+           timer(),
+           {"cancel#1 server-poll-timeout", "resolving fd00::2", "resolved fd00::2 -> [fd00::2]:1194",
+            "start#2 [fd00::2]:1194"}},
+      });
 }
 
 TEST(Connector, NothingResolvedIsSaidWhenTheRoundEnds) {
@@ -244,7 +264,9 @@ TEST(Connector, NothingResolvedIsSaidWhenTheRoundEnds) {
            {0ms, start(), {"resolving gone.test", "resolve#1 gone.test AAAA", "resolve#2 gone.test A"}},
            {1ms, refuse(1, net::ResolveError::temporary_failure), {}},
            {1ms, refuse(2, net::ResolveError::temporary_failure), {}},
-           {1ms, timer(), {"resolve-failed gone.test (temporary failure in name resolution)", "exhausted (nothing resolved)"}},
+           {1ms,
+            timer(),
+            {"resolve-failed gone.test (temporary failure in name resolution)", "exhausted (nothing resolved)"}},
        });
 }
 
@@ -254,9 +276,11 @@ TEST(Connector, ABindToOneFamilyNeverTriesTheOtherAndSaysSo) {
            {0ms, start(), {"resolving vpn.test", "resolve#1 vpn.test AAAA", "resolve#2 vpn.test A"}},
            {1ms, answer(1, {"[fd00::2]:1194"}), {}},
            {1ms, answer(2, {"198.18.2.2:1194"}), {}},
-           {1ms, timer(),
+           {1ms,
+            timer(),
             {"resolved vpn.test -> 198.18.2.2:1194",
-             "bind-warning vpn.test: bound to IPv4 only: remote IPv6 addresses fd00::2 will not be used (using 198.18.2.2)",
+             "bind-warning vpn.test: bound to IPv4 only: remote IPv6 addresses fd00::2 will not be used (using "
+             "198.18.2.2)",
              "start#1 198.18.2.2:1194"}},
        });
   play("mode client\nbind\nlocal 198.18.1.2\nremote v6only.test\n",
@@ -264,36 +288,41 @@ TEST(Connector, ABindToOneFamilyNeverTriesTheOtherAndSaysSo) {
            {0ms, start(), {"resolving v6only.test", "resolve#1 v6only.test AAAA", "resolve#2 v6only.test A"}},
            {1ms, answer(1, {"[fd00::2]:1194"}), {}},
            {1ms, refuse(2, net::ResolveError::no_data), {}},
-           {1ms, timer(),
-            {"bind-error v6only.test: bound to IPv4 only, but the remote has only IPv6 addresses (fd00::2): no address can "
+           {1ms,
+            timer(),
+            {"bind-error v6only.test: bound to IPv4 only, but the remote has only IPv6 addresses (fd00::2): no address "
+             "can "
              "be reached",
              "exhausted"}},
        });
 }
 
 TEST(Connector, AForcedFamilyAsksOnlyForIt) {
-  play("mode client\nipv4\nremote vpn.test\n",
-       {
-           {0ms, start(), {"resolving vpn.test", "resolve#1 vpn.test A"}},
-       });
+  play("mode client\nipv4\nremote vpn.test\n", {
+                                                   {0ms, start(), {"resolving vpn.test", "resolve#1 vpn.test A"}},
+                                               });
 }
 
 TEST(Connector, ThroughAProxyTheProxyIsResolvedAndRacedAndTheRemoteHandedToIt) {
   play("mode client\nremote vpn.test 443 tcp\n",
        {
-           {0ms, start(), {"resolving http-proxy proxy.test (for vpn.test)", "resolve#1 proxy.test AAAA", "resolve#2 proxy.test A"}},
+           {0ms,
+            start(),
+            {"resolving http-proxy proxy.test (for vpn.test)", "resolve#1 proxy.test AAAA", "resolve#2 proxy.test A"}},
            {1ms, answer(1, {"[fd00::8]:3128"}), {}},
            {1ms, answer(2, {"198.18.8.8:3128"}), {}},
-           {1ms, timer(),
+           {1ms,
+            timer(),
             {"resolved proxy.test -> [fd00::8]:3128 198.18.8.8:3128", "start#1 [fd00::8]:3128 via vpn.test:443"}},
        },
        nullptr, policy::Hop{"proxy.test", 3128, "http-proxy"});
 }
 
 TEST(Connector, RemoteRandomShufflesWithTheGivenBitsOnly) {
-  const auto loaded = config::load_text("mode client\nremote-random\nremote 198.18.0.1\nremote 198.18.0.2\nremote 198.18.0.3\n"
-                                        "remote 198.18.0.4\n",
-                                        "r.conf");
+  const auto loaded = config::load_text(
+      "mode client\nremote-random\nremote 198.18.0.1\nremote 198.18.0.2\nremote 198.18.0.3\n"
+      "remote 198.18.0.4\n",
+      "r.conf");
   auto first_start = [&](std::uint64_t bits) {
     Connector c({.config = &loaded.config, .shuffle = bits});
     for (const auto& o : c.start(net::TimePoint{})) {

@@ -2,8 +2,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <cstring>
 #include <unistd.h>
+#include <cstring>
 
 #include "../../daemon/privileges.hpp"
 

@@ -83,7 +83,8 @@ Bytes packet(const Spec& s) {
   }
   for (std::size_t i = 0; i < s.payload; ++i) p[l3 + l4 + i] = static_cast<std::uint8_t>(s.payload_seed + i * 7);
   const std::size_t field = l3 + (s.proto == 6 ? 16 : 6);
-  auto c = static_cast<std::uint16_t>(~ones_sum(std::span(p).subspan(l3), pseudo_header_sum(p, s.proto, p.size() - l3)));
+  auto c =
+      static_cast<std::uint16_t>(~ones_sum(std::span(p).subspan(l3), pseudo_header_sum(p, s.proto, p.size() - l3)));
   if (s.proto == 17 && c == 0) c = 0xffff;
   put16(p, field, c);
   return p;
@@ -149,7 +150,8 @@ TEST(Offload, ChecksumIsRfc1071) {
 TEST(Offload, TsoSuperPacketIsCutIntoValidSegments) {
   for (int version : {4, 6}) {
     SCOPED_TRACE(version);
-    Spec s{.version = version, .payload = 10'000, .seq = 0xfffff000u, .flags = 0x10 | 0x08 | 0x01 | 0x80, .options = 12};
+    Spec s{
+        .version = version, .payload = 10'000, .seq = 0xfffff000u, .flags = 0x10 | 0x08 | 0x01 | 0x80, .options = 12};
     const Bytes whole = packet(s);
     auto [h, p] = super_packet(s, 1388);
     const auto segs = cut(h, p);
@@ -174,7 +176,8 @@ TEST(Offload, TsoSuperPacketIsCutIntoValidSegments) {
       EXPECT_EQ((f & 0x80) != 0, i == 0) << "CWR only on the first";
       stream.insert(stream.end(), g.begin() + static_cast<std::ptrdiff_t>(headers), g.end());
     }
-    EXPECT_TRUE(std::equal(stream.begin(), stream.end(), whole.begin() + static_cast<std::ptrdiff_t>(headers), whole.end()))
+    EXPECT_TRUE(
+        std::equal(stream.begin(), stream.end(), whole.begin() + static_cast<std::ptrdiff_t>(headers), whole.end()))
         << "the payload, in order, is the super-packet's";
   }
 }
@@ -251,7 +254,8 @@ TEST(Offload, LyingHeadersAreDroppedNotTrusted) {
 namespace {
 std::vector<std::pair<VnetHeader, Bytes>> merged(Coalescer& c) {
   std::vector<std::pair<VnetHeader, Bytes>> out;
-  c.flush([&](const VnetHeader& h, std::span<const std::uint8_t> p) { out.emplace_back(h, Bytes(p.begin(), p.end())); });
+  c.flush(
+      [&](const VnetHeader& h, std::span<const std::uint8_t> p) { out.emplace_back(h, Bytes(p.begin(), p.end())); });
   return out;
 }
 }  // namespace

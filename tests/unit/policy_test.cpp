@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "duet/config/loader.hpp"
+#include "duet/policy/address_order.hpp"
 #include "duet/policy/bind_plan.hpp"
 #include "duet/policy/compatibility.hpp"
-#include "duet/policy/address_order.hpp"
 #include "duet/policy/review.hpp"
 
 using namespace duet;
@@ -84,8 +84,7 @@ std::vector<net::InterfaceAddress> host(std::initializer_list<const char*> prefi
 TEST(ServerBindPlan, BindsEveryPassiveResultWithV6Only) {
   config::Listen l;
   l.proto = config::Proto::udp;
-  auto plan = policy::server_bind_plan(l, eps({"0.0.0.0:1194", "[::]:1194"}),
-                                       host({"198.18.0.1/24", "fd00::1/64"}));
+  auto plan = policy::server_bind_plan(l, eps({"0.0.0.0:1194", "[::]:1194"}), host({"198.18.0.1/24", "fd00::1/64"}));
   ASSERT_TRUE(plan.ok());
   ASSERT_EQ(plan.sockets.size(), 2u);
   EXPECT_EQ(plan.sockets[0].local.to_string(), "0.0.0.0:1194");

@@ -73,7 +73,8 @@ TEST_F(Tunnel, HandshakeGivesBothSidesTheSameKeys) {
     Pair p;
     if (with_psk) random_bytes(p.psk);
     InitiatorState st;
-    const Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 0x11223344, tai64n(1000, 5), generate_private_key(), st);
+    const Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 0x11223344, tai64n(1000, 5),
+                                         generate_private_key(), st);
     ASSERT_EQ(init.size(), kInitiationLength);
     EXPECT_TRUE(mac1_valid(p.responder.public_key, init));
     auto got = consume_initiation(p.responder, init);
@@ -134,7 +135,8 @@ TEST_F(Tunnel, PaddingStopsAtTheMtu) {
 TEST_F(Tunnel, WrongKeysAndTamperingAreRejected) {
   Pair p;
   InitiatorState st;
-  Bytes init = create_initiation(p.initiator, p.responder.public_key, p.psk, 1, tai64n(1, 0), generate_private_key(), st);
+  Bytes init =
+      create_initiation(p.initiator, p.responder.public_key, p.psk, 1, tai64n(1, 0), generate_private_key(), st);
   const Identity stranger = Identity::from_private(generate_private_key());
   EXPECT_FALSE(consume_initiation(stranger, init)) << "mac1 is keyed with the responder's public key";
   for (std::size_t i = 0; i < 132; i += 3) {  // everything up to mac2
@@ -222,11 +224,29 @@ TEST(ReplayWindow, AcceptsEachCounterOnceWithinTheWindow) {
     std::uint64_t counter;
     bool accepted;
   } steps[] = {
-      {0, true},      {0, false},     {1, true},          {1, false},         {9, true},
-      {8, true},      {7, true},      {7, false},         {W, true},          {1, false},
-      {W + 1, true},  {2, true},      {0, false},         {3 * W, true},      {2 * W, true},
-      {2 * W - 1, false}, {3 * W - 1, true}, {3 * W - 1, false}, {3 * W + 1, true}, {3 * W + 64, true},
-      {kRejectAfterMessages - 1, true}, {kRejectAfterMessages, false}, {kRejectAfterMessages - 1, false},
+      {0, true},
+      {0, false},
+      {1, true},
+      {1, false},
+      {9, true},
+      {8, true},
+      {7, true},
+      {7, false},
+      {W, true},
+      {1, false},
+      {W + 1, true},
+      {2, true},
+      {0, false},
+      {3 * W, true},
+      {2 * W, true},
+      {2 * W - 1, false},
+      {3 * W - 1, true},
+      {3 * W - 1, false},
+      {3 * W + 1, true},
+      {3 * W + 64, true},
+      {kRejectAfterMessages - 1, true},
+      {kRejectAfterMessages, false},
+      {kRejectAfterMessages - 1, false},
   };
   for (const auto& s : steps) EXPECT_EQ(w.accept(s.counter), s.accepted) << "counter " << s.counter;
 }

@@ -52,25 +52,25 @@ extern "C" {
 
 /* Why a connection through the plugin failed: the host turns these into clear errors. */
 enum duet_plugin_error {
-  DUET_PLUGIN_E_MALFORMED = 1,      /* the proxy's reply is not the protocol (or lies about lengths) */
-  DUET_PLUGIN_E_TOO_LARGE = 2,      /* the reply exceeds the plugin's size limit */
-  DUET_PLUGIN_E_AUTH_REQUIRED = 3,  /* the proxy wants credentials we do not have */
-  DUET_PLUGIN_E_AUTH_FAILED = 4,    /* the proxy refused our credentials */
-  DUET_PLUGIN_E_FORBIDDEN = 5,      /* the proxy's rules refuse this remote */
-  DUET_PLUGIN_E_UNREACHABLE = 6,    /* the proxy could not reach the remote (network/host) */
-  DUET_PLUGIN_E_REFUSED = 7,        /* the remote refused the proxy's connection */
-  DUET_PLUGIN_E_TIMEOUT = 8,        /* the proxy timed out reaching the remote */
-  DUET_PLUGIN_E_UNSUPPORTED = 9,    /* the proxy does not support what was asked */
-  DUET_PLUGIN_E_PROXY_FAILED = 10,  /* any other failure the proxy reported */
-  DUET_PLUGIN_E_CLOSED = 11,        /* the proxy closed the connection mid-handshake */
-  DUET_PLUGIN_E_CONFIG = 12         /* bad plugin arguments (create() only) */
+  DUET_PLUGIN_E_MALFORMED = 1,     /* the proxy's reply is not the protocol (or lies about lengths) */
+  DUET_PLUGIN_E_TOO_LARGE = 2,     /* the reply exceeds the plugin's size limit */
+  DUET_PLUGIN_E_AUTH_REQUIRED = 3, /* the proxy wants credentials we do not have */
+  DUET_PLUGIN_E_AUTH_FAILED = 4,   /* the proxy refused our credentials */
+  DUET_PLUGIN_E_FORBIDDEN = 5,     /* the proxy's rules refuse this remote */
+  DUET_PLUGIN_E_UNREACHABLE = 6,   /* the proxy could not reach the remote (network/host) */
+  DUET_PLUGIN_E_REFUSED = 7,       /* the remote refused the proxy's connection */
+  DUET_PLUGIN_E_TIMEOUT = 8,       /* the proxy timed out reaching the remote */
+  DUET_PLUGIN_E_UNSUPPORTED = 9,   /* the proxy does not support what was asked */
+  DUET_PLUGIN_E_PROXY_FAILED = 10, /* any other failure the proxy reported */
+  DUET_PLUGIN_E_CLOSED = 11,       /* the proxy closed the connection mid-handshake */
+  DUET_PLUGIN_E_CONFIG = 12        /* bad plugin arguments (create() only) */
 };
 
 /* The remote a connection is for. */
 struct duet_plugin_target {
   const char* host; /* a name, or an IPv4/IPv6 literal (IPv6 without brackets) */
   uint16_t port;
-  int datagram;     /* 0: a stream (TCP tunnel); 1: datagrams (UDP tunnel) */
+  int datagram; /* 0: a stream (TCP tunnel); 1: datagrams (UDP tunnel) */
 };
 
 struct duet_plugin {
@@ -97,8 +97,7 @@ struct duet_plugin {
    * `len` bytes (it keeps what it needs). On DONE, *consumed says how many of these bytes
    * ended the handshake: the rest is already tunnel data. On FAILED, sets *error (enum
    * duet_plugin_error) and a message. */
-  int (*feed)(void* conn, const uint8_t* in, size_t len, size_t* consumed, int* error, char* err,
-              size_t err_size);
+  int (*feed)(void* conn, const uint8_t* in, size_t len, size_t* consumed, int* error, char* err, size_t err_size);
 
   /* Datagrams (may be NULL without DUET_PLUGIN_DATAGRAM), valid after DONE: */
   /* where to send wrapped datagrams (host literal into a buffer, port); 0 on success. */

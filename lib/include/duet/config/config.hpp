@@ -118,7 +118,7 @@ struct Config {
   std::optional<Proxy> http_proxy;
   std::optional<Proxy> socks_proxy;
   std::string dev = "duet0";
-  std::string private_key;            ///< base64, or a file holding it
+  std::string private_key;  ///< base64, or a file holding it
   std::vector<Peer> peers;
   std::vector<net::Prefix> ifconfig;  ///< addresses of the TUN device
   bool route_allowed_ips = false;     ///< route every peer's allowed IPs into the TUN device
@@ -133,9 +133,9 @@ struct Config {
   } offload;
   int verb = 3;
   std::optional<StatusFile> status;
-  std::string control_socket;  ///< duetctl's socket ("" = /run/duetd-DEV.sock)
-  std::string user;            ///< drop to this user once the TUN and sockets are open
-  std::string group;           ///< ...and this group (also the control socket's group)
+  std::string control_socket;      ///< duetctl's socket ("" = /run/duetd-DEV.sock)
+  std::string user;                ///< drop to this user once the TUN and sockets are open
+  std::string group;               ///< ...and this group (also the control socket's group)
   std::vector<std::string> files;  ///< every file read, in order
 };
 

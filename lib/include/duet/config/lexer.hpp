@@ -19,9 +19,9 @@ struct Word {
 };
 
 struct Directive {
-  std::string name;          ///< first word, without a leading "--"
-  std::vector<Word> args;    ///< the rest
-  SourceLocation where;      ///< of the name
+  std::string name;        ///< first word, without a leading "--"
+  std::vector<Word> args;  ///< the rest
+  SourceLocation where;    ///< of the name
   /// For a block (<connection>, <listen>): the directives inside, in order.
   std::vector<Directive> block;
   bool is_block = false;

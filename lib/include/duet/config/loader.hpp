@@ -22,8 +22,7 @@ struct LoadResult {
 LoadResult load_command_line(const std::vector<std::string>& args);
 
 /// Reads configuration text as if it were the file `name`, then `args` after it.
-LoadResult load_text(std::string_view text, const std::string& name,
-                     const std::vector<std::string>& args = {});
+LoadResult load_text(std::string_view text, const std::string& name, const std::vector<std::string>& args = {});
 
 /// Every directive name the loader knows (for suggestions and documentation).
 std::vector<std::string> known_directives();

@@ -68,8 +68,7 @@ public:
     std::uint64_t x[2], y[2];
     std::memcpy(x, a.bytes_.data(), 16);
     std::memcpy(y, b.bytes_.data(), 16);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0 && a.family_ == b.family_ &&
-           a.scope_id_ == b.scope_id_;
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0 && a.family_ == b.family_ && a.scope_id_ == b.scope_id_;
   }
 
 private:

@@ -16,7 +16,7 @@ namespace duet::net {
 /// One destination as the rules see it.
 struct Destination {
   Endpoint endpoint;
-  bool usable = true;              ///< the probe "connect" succeeded
+  bool usable = true;             ///< the probe "connect" succeeded
   std::optional<Address> source;  ///< the source address it chose
 };
 

@@ -46,8 +46,7 @@ public:
 
 using ResolveHandler = std::function<void(Result<std::vector<Endpoint>>)>;
 /// `data` is valid only during the call.
-using ReceiveHandler =
-    std::function<void(std::error_code, const Endpoint& from, std::span<const std::uint8_t> data)>;
+using ReceiveHandler = std::function<void(std::error_code, const Endpoint& from, std::span<const std::uint8_t> data)>;
 using ConnectHandler = std::function<void(std::error_code)>;
 /// Success with zero bytes means the peer finished sending (EOF).
 using ReadHandler = std::function<void(std::error_code, std::span<const std::uint8_t> data)>;
@@ -135,8 +134,7 @@ public:
   virtual Clock& clock() = 0;
   /// getaddrinfo: `host` (name or literal; empty with passive = wildcards) and `service`
   /// (a port number) to an ordered list of endpoints, or a ResolveError.
-  [[nodiscard]] virtual std::unique_ptr<PendingOperation> resolve(const std::string& host,
-                                                                  const std::string& service,
+  [[nodiscard]] virtual std::unique_ptr<PendingOperation> resolve(const std::string& host, const std::string& service,
                                                                   const ResolveHints& hints,
                                                                   ResolveHandler handler) = 0;
   /// `destinations` (answers for `name`, asked one family at a time) in the order this
@@ -150,8 +148,7 @@ public:
   /// A new, unconnected TCP socket.
   virtual Result<std::unique_ptr<StreamSocket>> open_stream(Family family) = 0;
   /// A TCP socket bound to `local` and listening (SO_REUSEADDR set).
-  virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& local,
-                                                   const ListenOptions& options) = 0;
+  virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& local, const ListenOptions& options) = 0;
   /// A random 64-bit value: the kernel's getrandom() on PosixStack, the world's seeded
   /// generator in the simulator, so that engine choices stay reproducible there.
   virtual std::uint64_t random() = 0;

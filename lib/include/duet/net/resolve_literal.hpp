@@ -15,8 +15,7 @@ Result<std::uint16_t> parse_service(const std::string& service);
 
 /// The answer for a literal or empty host, or nullopt when the host is a name.
 /// Empty host: passive gives 0.0.0.0 then ::, else ::1 then 127.0.0.1 (glibc's order).
-std::optional<Result<std::vector<Endpoint>>> resolve_literal(const std::string& host,
-                                                             const std::string& service,
+std::optional<Result<std::vector<Endpoint>>> resolve_literal(const std::string& host, const std::string& service,
                                                              const ResolveHints& hints);
 
 }  // namespace duet::net

@@ -11,10 +11,8 @@ namespace duet::net {
 template <typename T>
 class [[nodiscard]] Result {
 public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(std::error_code error) : v_(error) {
-    assert(error);
-  }  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}                     // NOLINT(google-explicit-constructor)
+  Result(std::error_code error) : v_(error) { assert(error); }  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }

@@ -32,7 +32,8 @@ public:
   [[nodiscard]] const std::string& path() const { return path_; }
 
 private:
-  Library(void* handle, const duet_plugin* api, std::string path) : handle_(handle), api_(api), path_(std::move(path)) {}
+  Library(void* handle, const duet_plugin* api, std::string path)
+      : handle_(handle), api_(api), path_(std::move(path)) {}
   void* handle_;
   const duet_plugin* api_;
   std::string path_;
@@ -97,7 +98,7 @@ class PluginSockets final : public transport::SocketFactory {
 public:
   PluginSockets(net::NetworkStack& stack, std::unique_ptr<Instance> instance);
   net::Result<std::unique_ptr<net::DatagramSocket>> open_datagram(net::Family family,
-                                                                 const net::Endpoint& remote) override;
+                                                                  const net::Endpoint& remote) override;
   net::Result<std::unique_ptr<net::StreamSocket>> open_stream(net::Family family, const net::Endpoint& remote) override;
   std::optional<transport::Via> via(config::Transport transport) const override;
   net::Result<std::unique_ptr<net::StreamSocket>> open_stream_via(net::Family family, const std::string& host,

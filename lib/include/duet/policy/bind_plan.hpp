@@ -41,8 +41,7 @@ BindPlan server_bind_plan(const config::Listen& listen, const std::vector<net::E
 /// 'bind'; p2p binds), and if so which local endpoint for the family it is connecting
 /// over: a local address of that family if one resolved, else the wildcard; lport if
 /// given, else ephemeral. nullopt: do not bind. `locals` are the resolved local addresses.
-std::optional<PlannedSocket> client_bind(const config::Connection& c, config::Mode mode,
-                                         net::Family connecting_over,
+std::optional<PlannedSocket> client_bind(const config::Connection& c, config::Mode mode, net::Family connecting_over,
                                          const std::vector<net::Endpoint>& locals);
 
 /// The families a connection's binding allows (for check_bind_remote): those of its

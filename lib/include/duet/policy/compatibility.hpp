@@ -18,7 +18,6 @@ struct Compatibility {
 
 /// `bound`: the families that will have a socket (empty or both: no restriction).
 /// `remotes`: every address the remote stands for.
-Compatibility check_bind_remote(const std::vector<net::Family>& bound,
-                                const std::vector<net::Address>& remotes);
+Compatibility check_bind_remote(const std::vector<net::Family>& bound, const std::vector<net::Address>& remotes);
 
 }  // namespace duet::policy

@@ -119,7 +119,7 @@ public:
   struct Settings {
     const config::Config* config = nullptr;  ///< outlives the machine
     std::optional<Hop> tcp_proxy, udp_proxy;
-    Sort sort;                 ///< default: IPv6 before IPv4, order within a family kept
+    Sort sort;                  ///< default: IPv6 before IPv4, order within a family kept
     std::uint64_t shuffle = 0;  ///< random bits for remote-random
   };
 

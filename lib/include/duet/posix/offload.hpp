@@ -71,7 +71,7 @@ public:
 private:
   struct Item {
     std::vector<std::uint8_t> bytes;
-    bool open = false;        ///< may take more segments
+    bool open = false;           ///< may take more segments
     std::size_t l3 = 0, l4 = 0;  ///< where TCP starts, and where the payload does
     std::size_t gso_size = 0;
     std::size_t segments = 0;

@@ -37,10 +37,8 @@ public:
   PosixStack& operator=(const PosixStack&) = delete;
 
   net::Clock& clock() override;
-  std::unique_ptr<net::PendingOperation> resolve(const std::string& host,
-                                                 const std::string& service,
-                                                 const net::ResolveHints& hints,
-                                                 net::ResolveHandler handler) override;
+  std::unique_ptr<net::PendingOperation> resolve(const std::string& host, const std::string& service,
+                                                 const net::ResolveHints& hints, net::ResolveHandler handler) override;
   std::vector<net::Endpoint> sort_destinations(const std::string& name,
                                                std::vector<net::Endpoint> destinations) override;
   net::Result<std::vector<net::InterfaceAddress>> interface_addresses() override;

@@ -27,8 +27,8 @@ namespace duet::transport {
 class Client {
 public:
   /// `shared` (p2p): a Server whose listening UDP sockets the attempts send from.
-  Client(net::NetworkStack& stack, SocketFactory& sockets, const config::Config& config,
-         SessionFactory& sessions, EventSink events, Server* shared = nullptr);
+  Client(net::NetworkStack& stack, SocketFactory& sockets, const config::Config& config, SessionFactory& sessions,
+         EventSink events, Server* shared = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

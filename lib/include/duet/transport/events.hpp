@@ -18,24 +18,24 @@ class logger;
 namespace duet::transport {
 
 enum class EventKind {
-  resolving,           ///< detail: the name
-  resolved,            ///< detail: the addresses in the order they will be tried
-  resolve_failed,      ///< error
-  bind_ok,             ///< endpoint, transport, detail "IPV6_V6ONLY" when set
-  bind_failed,         ///< endpoint, transport, error
-  skipped,             ///< detail: why a planned socket is not made (family absent...)
-  listening,           ///< detail: how many sockets
-  startup_failed,      ///< detail: why nothing can run
-  attempt_started,     ///< endpoint, transport
-  attempt_failed,      ///< endpoint, transport, error
-  connected,           ///< endpoint, transport, elapsed since the round began
-  bind_remote_warning, ///< detail: the words of policy::check_bind_remote
-  bind_remote_error,   ///< detail
-  round_failed,        ///< every address of every connection failed; detail: next retry
-  disconnected,        ///< endpoint, error or detail (keepalive timeout, EOF...)
-  reconnecting,        ///< detail
-  peer_accepted,       ///< endpoint, transport: a new peer completed its handshake
-  framing_error,       ///< endpoint, detail: why a TCP connection was closed
+  resolving,            ///< detail: the name
+  resolved,             ///< detail: the addresses in the order they will be tried
+  resolve_failed,       ///< error
+  bind_ok,              ///< endpoint, transport, detail "IPV6_V6ONLY" when set
+  bind_failed,          ///< endpoint, transport, error
+  skipped,              ///< detail: why a planned socket is not made (family absent...)
+  listening,            ///< detail: how many sockets
+  startup_failed,       ///< detail: why nothing can run
+  attempt_started,      ///< endpoint, transport
+  attempt_failed,       ///< endpoint, transport, error
+  connected,            ///< endpoint, transport, elapsed since the round began
+  bind_remote_warning,  ///< detail: the words of policy::check_bind_remote
+  bind_remote_error,    ///< detail
+  round_failed,         ///< every address of every connection failed; detail: next retry
+  disconnected,         ///< endpoint, error or detail (keepalive timeout, EOF...)
+  reconnecting,         ///< detail
+  peer_accepted,        ///< endpoint, transport: a new peer completed its handshake
+  framing_error,        ///< endpoint, detail: why a TCP connection was closed
 };
 
 std::string_view to_string(EventKind k);

@@ -22,7 +22,7 @@ public:
   virtual std::vector<std::uint8_t> hello() = 0;
 
   struct Reply {
-    bool answers_hello = false;                  ///< completes our own hello: connected
+    bool answers_hello = false;  ///< completes our own hello: connected
     /// The message proved who the peer is (a valid handshake, authenticated data). A
     /// listener keeps state for a new source address only then: spoofed or garbage
     /// datagrams cost no memory and cannot crowd out real peers.

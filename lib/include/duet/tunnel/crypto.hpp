@@ -50,8 +50,8 @@ std::vector<Key> kdf(const Key& key, std::span<const std::uint8_t> input, int n)
 /// ChaCha20-Poly1305 (IETF) with nonce = 4 zero bytes || counter (little endian).
 Bytes aead_encrypt(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> plain,
                    std::span<const std::uint8_t> auth);
-std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter,
-                                  std::span<const std::uint8_t> sealed, std::span<const std::uint8_t> auth);
+std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> sealed,
+                                  std::span<const std::uint8_t> auth);
 /// The same, without allocating: seals the first `plain_length` bytes of `data` where they
 /// lie and writes the 16-byte tag right after them (`data` must have room for it).
 void aead_seal_in_place(const Key& key, std::uint64_t counter, std::span<std::uint8_t> data, std::size_t plain_length,

@@ -25,8 +25,8 @@
 #pragma once
 
 #include <deque>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -199,8 +199,7 @@ private:
 /// A SessionFactory over a Device: initiators for a client, responders for listeners.
 class DeviceSessions final : public transport::SessionFactory {
 public:
-  DeviceSessions(Device& device, std::optional<std::size_t> initiator_peer)
-      : device_(device), peer_(initiator_peer) {}
+  DeviceSessions(Device& device, std::optional<std::size_t> initiator_peer) : device_(device), peer_(initiator_peer) {}
   std::unique_ptr<transport::Session> create(const net::Endpoint& remote, config::Transport transport) override {
     return peer_ ? device_.make_initiator(*peer_, remote, transport) : device_.make_responder(remote, transport);
   }

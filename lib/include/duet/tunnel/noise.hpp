@@ -86,8 +86,8 @@ bool mac2_valid(const Mac& cookie, std::span<const std::uint8_t> message);
 /// A cookie reply (64 bytes) to `message`, for its sender index, with the cookie sealed
 /// under HASH("cookie--" || our public key) and bound to the message's mac1; nullopt if
 /// `message` is not a handshake message. The 24-byte nonce is the caller's.
-std::optional<Bytes> create_cookie_reply(const Key& my_public, std::span<const std::uint8_t> message,
-                                         const Mac& cookie, std::span<const std::uint8_t, kCookieNonceLength> nonce);
+std::optional<Bytes> create_cookie_reply(const Key& my_public, std::span<const std::uint8_t> message, const Mac& cookie,
+                                         std::span<const std::uint8_t, kCookieNonceLength> nonce);
 /// The initiator's side: the cookie from a reply sealed by `peer_public` for our message
 /// with mac1 `sent_mac1`; nullopt for anything forged, truncated or meant for another message.
 std::optional<Mac> consume_cookie_reply(const Key& peer_public, std::span<const std::uint8_t> reply,

@@ -45,7 +45,7 @@ config::Severity severity_of(transport::EventKind k);
 
 /// Judges every expectation of `s`; sentences it cannot read, and unknown instances, are
 /// added to `errors` with their line.
-void judge_expectations(const Scenario& s, const std::vector<Observed>& seen,
-                        std::vector<ExpectationResult>& out, std::vector<ScenarioError>& errors);
+void judge_expectations(const Scenario& s, const std::vector<Observed>& seen, std::vector<ExpectationResult>& out,
+                        std::vector<ScenarioError>& errors);
 
 }  // namespace duet::sim

@@ -20,13 +20,12 @@ constexpr std::uint8_t fin = 0x01, syn = 0x02, rst = 0x04, psh = 0x08, ack = 0x1
 // ICMP types and codes by their RFC names (ICMPv4: RFC 792; ICMPv6: RFC 4443).
 namespace icmp4 {
 constexpr std::uint8_t dest_unreachable = 3, time_exceeded = 11;
-constexpr std::uint8_t net_unreachable = 0, host_unreachable = 1, port_unreachable = 3,
-                       frag_needed = 4, admin_prohibited = 13;
+constexpr std::uint8_t net_unreachable = 0, host_unreachable = 1, port_unreachable = 3, frag_needed = 4,
+                       admin_prohibited = 13;
 }  // namespace icmp4
 namespace icmp6 {
 constexpr std::uint8_t dest_unreachable = 1, packet_too_big = 2, time_exceeded = 3;
-constexpr std::uint8_t no_route = 0, admin_prohibited = 1, address_unreachable = 3,
-                       port_unreachable = 4;
+constexpr std::uint8_t no_route = 0, admin_prohibited = 1, address_unreachable = 3, port_unreachable = 4;
 }  // namespace icmp6
 
 struct Packet {

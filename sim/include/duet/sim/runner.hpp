@@ -17,7 +17,7 @@ namespace duet::sim {
 
 struct RunOptions {
   std::uint64_t seed = 1;
-  bool swarm = false;  ///< draw link properties from the scenario's [swarm] bounds
+  bool swarm = false;                           ///< draw link properties from the scenario's [swarm] bounds
   std::function<void(std::string_view)> trace;  ///< world and engine events, JSON lines
   std::string pcap;                             ///< write packets here ("" = no)
   spdlog::logger* log = nullptr;                ///< engine events as log lines

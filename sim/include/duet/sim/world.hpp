@@ -38,7 +38,7 @@ struct HostSettings {
   bool keep_addr_on_down = false;            ///< net.ipv6.conf.all.keep_addr_on_down
   /// net.ipv6.conf.all.disable_ipv6: no IPv6 address (not even ::1), yet [::] still binds
   bool disable_ipv6 = false;
-  std::uint16_t ephemeral_low = 32768;       ///< net.ipv4.ip_local_port_range
+  std::uint16_t ephemeral_low = 32768;  ///< net.ipv4.ip_local_port_range
   std::uint16_t ephemeral_high = 60999;
 };
 
@@ -93,14 +93,12 @@ public:
   [[nodiscard]] std::vector<std::string> host_names() const;
   HostSettings& settings(const std::string& host);
   /// Adds "addr/len" to an interface (created, up, when new); adds the on-link route.
-  void add_address(const std::string& host, const std::string& interface,
-                   const std::string& prefix);
+  void add_address(const std::string& host, const std::string& interface, const std::string& prefix);
   /// Joins two interfaces (created when new) with a point-to-point link.
-  void connect(const std::string& host_a, const std::string& if_a, const std::string& host_b,
-               const std::string& if_b, LinkProperties properties = {});
+  void connect(const std::string& host_a, const std::string& if_a, const std::string& host_b, const std::string& if_b,
+               LinkProperties properties = {});
   /// Changes the properties of the link(s) between two hosts.
-  void set_link_properties(const std::string& host_a, const std::string& host_b,
-                           LinkProperties properties);
+  void set_link_properties(const std::string& host_a, const std::string& host_b, LinkProperties properties);
   /// ip route add [verdict] PREFIX [dev IF]; "default" / "default6" for 0.0.0.0/0 / ::/0.
   /// Like Linux, a route for a prefix that has one already (on-link ones included) is an
   /// error: put a verdict on a longer prefix (a host route) instead.
@@ -122,8 +120,7 @@ public:
   /// through the interface and (keep_addr_on_down off) its global IPv6 addresses; up
   /// brings back only the on-link routes of the addresses that remain.
   void set_interface_up(const std::string& host, const std::string& interface, bool up);
-  void remove_address(const std::string& host, const std::string& interface,
-                      const std::string& prefix);
+  void remove_address(const std::string& host, const std::string& interface, const std::string& prefix);
   /// The host stops: sockets vanish without FIN or RST, packets to it are lost.
   void crash(const std::string& host);
   /// The host comes back with no sockets (peers' packets now get RST / port unreachable).
@@ -171,7 +168,6 @@ struct DeterminismReport {
 };
 
 /// Builds and runs a world twice with `seed` (via `scenario`), comparing the traces.
-DeterminismReport check_determinism(std::uint64_t seed,
-                                    const std::function<void(SimWorld&)>& scenario);
+DeterminismReport check_determinism(std::uint64_t seed, const std::function<void(SimWorld&)>& scenario);
 
 }  // namespace duet::sim
