@@ -348,6 +348,11 @@ const Spec kSpecs[] = {
      "ifconfig ADDRESS/LENGTH"},
     {"route-allowed-ips", 0, 0, kTop, [](Loader&, Raw& r, const Directive& d) { set_flag(r.route_allowed_ips, d); },
      "route-allowed-ips"},
+    {"max-clients", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (auto v = l.number(d, 0, 1, 10'000'000, "'max-clients'")) r.max_clients = Set<long long>{*v, d.where};
+     },
+     "max-clients N"},
     {"tun-mtu", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto v = l.number(d, 0, 576, 65535, "'tun-mtu'")) r.tun_mtu = Set<int>{static_cast<int>(*v), d.where};

@@ -47,6 +47,7 @@ struct Raw {
   std::vector<Peer> peers;
   std::vector<net::Prefix> ifconfig;
   Opt<int> tun_mtu;
+  Opt<long long> max_clients;
   Opt<Config::Offloads> offload;
   Opt<int> verb;
   SourceLocation where;

@@ -3,6 +3,8 @@
 // <listen> blocks that would take the same socket). The socket policy's own verdicts on
 // a configuration (bind against remote families, the Happy Eyeballs delay's bounds) are
 // policy::review's.
+#include <map>
+
 #include "loader_state.hpp"
 
 namespace duet::config::detail {
@@ -25,9 +27,18 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections, const 
   if (top.user) cfg.user = top.user->value;
   if (top.group) cfg.group = top.group->value;
   cfg.peers = top.peers;
+  // A key names one peer: a second 'peer' line with it is a mistake, not a merge.
+  std::map<Key, const Peer*> seen_keys;
+  for (const auto& p : cfg.peers) {
+    if (auto [it, fresh] = seen_keys.emplace(p.public_key, &p); !fresh) {
+      diag.error(p.where,
+                 "peer " + key_to_base64(p.public_key) + " is already given at " + it->second->where.to_string());
+    }
+  }
   cfg.ifconfig = top.ifconfig;
   cfg.route_allowed_ips = top.route_allowed_ips.has_value();
   if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;
+  if (top.max_clients) cfg.max_clients = static_cast<std::size_t>(top.max_clients->value);
   if (top.offload) cfg.offload = top.offload->value;
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;
   if (top.socks_proxy) cfg.socks_proxy = top.socks_proxy->value;

@@ -57,6 +57,7 @@ bool Node::start(std::string& why) {
     if (tun_ == nullptr) return fail(why, "a tunnel needs a TUN device");
     tunnel::DeviceLimits limits = options_.limits;
     limits.mtu = static_cast<std::size_t>(cfg.tun_mtu);
+    if (cfg.max_clients != 0) limits.max_clients = cfg.max_clients;
     device_ = std::make_unique<tunnel::Device>(
         tunnel::Identity::from_private(*key), peer_configs(cfg), stack_.clock(),
         [this](std::span<const std::uint8_t> p) { tun_->write(p); },

@@ -50,7 +50,10 @@ ReloadOutcome Node::reload(const config::Config& next_config) {
   if (!fixed.empty()) return out;
 
   auto next = std::make_shared<const config::Config>(next_config);
-  if (device_) out.peers = device_->update_peers(peer_configs(*next));
+  if (device_) {
+    out.peers = device_->update_peers(peer_configs(*next));
+    device_->set_max_clients(next->max_clients);
+  }
   out.listeners_reopened = listens_key(*next) != listens_key(*server_config_);
   const bool connections_changed = connections_key(*next) != connections_key(*client_config_);
   current_ = next;

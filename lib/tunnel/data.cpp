@@ -25,10 +25,11 @@ std::optional<std::span<const std::uint8_t>> Device::seal(std::size_t peer, std:
 
 void Device::flush_staged(std::size_t peer) {
   auto& ps = peers_[peer];
-  while (!ps.staged.empty() && ps.active && usable(ps.current)) {
-    if (auto m = seal(peer, ps.staged.front())) ps.active->send(*m);
-    ps.staged.pop_front();
+  while (ps.staged && !ps.staged->empty() && ps.active && usable(ps.current)) {
+    if (auto m = seal(peer, ps.staged->front())) ps.active->send(*m);
+    ps.staged->pop_front();
   }
+  if (ps.staged && ps.staged->empty()) ps.staged.reset();  // a peer that waits no more holds nothing
 }
 
 void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
@@ -39,7 +40,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   std::shared_ptr<KeypairState> k = it->second;
   const auto now = clock_.now();
   if (now - k->created >= kRejectAfterTime) return;
-  if (s.peer_ && *s.peer_ != k->peer) return;  // this path belongs to someone else
+  if (const auto path_peer = peer_of(s); path_peer && *path_peer != k->peer) return;  // someone else's path
   const auto counter = decrypt_data_into(k->keys, m, open_buffer_);
   if (!counter || !k->replay.accept(*counter)) return;
   const std::span<const std::uint8_t> packet(open_buffer_);
@@ -57,7 +58,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
     if (ps.retransmit_timer) ps.retransmit_timer->cancel();
   }
   // Authenticated: this path is where the peer is now (roaming).
-  s.peer_ = peer;
+  bind_peer(s, peer);
   s.proven_ = true;
   r.authenticated = true;
   if (ps.active != &s && s.can_send()) make_active(s);
@@ -73,9 +74,8 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   }
   const auto h = net::parse_ip_header(packet);
   if (!h || !net::fits(*h, packet)) return;
-  bool allowed = false;
-  for (const auto& p : ps.config.allowed_ips) allowed = allowed || p.contains(h->source);
-  if (!allowed) return;  // cryptokey routing: not this peer's address
+  // Cryptokey routing: the source must be an address the table gives to this very peer.
+  if (allowed_.lookup(h->source) != static_cast<AllowedIps::PeerId>(peer)) return;
   ps.last_data_received = now;
   // Passive keepalive: if we send nothing in the next 10 s, say we are alive.
   auto& t = timer(ps.keepalive_timer);
@@ -92,7 +92,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
 bool Device::route(std::span<const std::uint8_t> packet) {
   const auto h = net::parse_ip_header(packet);
   if (!h || !net::fits(*h, packet)) return false;
-  auto peer = peer_for_destination(h->destination);
+  const auto peer = allowed_.lookup(h->destination);
   if (!peer) return false;
   auto& ps = peers_[*peer];
   if (ps.active == nullptr) return false;
@@ -101,8 +101,9 @@ bool Device::route(std::span<const std::uint8_t> packet) {
     ps.active->send(*m);
     return true;
   }
-  if (ps.staged.size() >= limits_.staged_packets) ps.staged.pop_front();
-  ps.staged.emplace_back(inner.begin(), inner.end());
+  if (!ps.staged) ps.staged = std::make_unique<std::deque<Bytes>>();
+  if (ps.staged->size() >= limits_.staged_packets) ps.staged->pop_front();
+  ps.staged->emplace_back(inner.begin(), inner.end());
   // A handshake we just answered is confirmed by the initiator's next packet: wait for it
   // rather than start another.
   const bool confirmation_due = !ps.next.empty() && clock_.now() - ps.next.back()->created < kRekeyTimeout;

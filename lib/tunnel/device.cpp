@@ -7,7 +7,11 @@ namespace duet::tunnel {
 Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun, RandomSource random,
                Limits limits)
     : me_(me), clock_(clock), to_tun_(std::move(to_tun)), random_(std::move(random)), limits_(limits) {
-  for (auto& p : peers) peers_.push_back({std::move(p)});
+  by_key_.reserve(peers.size());
+  for (const auto& p : peers) {
+    if (by_key_.contains(p.public_key)) continue;  // the first of two equal keys counts
+    add_allowed_ips(add_peer(p));
+  }
   random_(std::span(reinterpret_cast<std::uint8_t*>(&next_index_), sizeof next_index_));
 }
 
@@ -34,57 +38,105 @@ net::Timer& Device::timer(std::unique_ptr<net::Timer>& t) {
 
 std::unique_ptr<transport::Session> Device::make_initiator(std::size_t peer, const net::Endpoint& remote,
                                                            config::Transport transport) {
-  return std::make_unique<WgSession>(*this, peer, remote, transport);
+  auto s = std::make_unique<WgSession>(*this, peer, remote, transport);
+  bind_peer(*s, peer);
+  return s;
 }
 std::unique_ptr<transport::Session> Device::make_responder(const net::Endpoint& remote, config::Transport transport) {
   return std::make_unique<WgSession>(*this, std::nullopt, remote, transport);
 }
 
 std::optional<std::size_t> Device::find_peer(const Key& public_key) const {
-  for (std::size_t i = 0; i < peers_.size(); ++i) {
-    if (!peers_[i].removed && peers_[i].config.public_key == public_key) return i;
+  const auto it = by_key_.find(public_key);
+  if (it == by_key_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::size_t> Device::peer_of(const WgSession& s) const {
+  if (!s.peer_ || *s.peer_ >= peers_.size()) return std::nullopt;
+  const auto& ps = peers_[*s.peer_];
+  if (ps.removed || ps.generation != s.generation_) return std::nullopt;
+  return s.peer_;
+}
+
+bool Device::path_is_stale(const WgSession& s) const {
+  const auto peer = peer_of(s);
+  return !peer || peers_[*peer].active != &s;
+}
+
+void Device::bind_peer(WgSession& s, std::size_t peer) {
+  s.peer_ = peer;
+  s.generation_ = peers_[peer].generation;
+}
+
+std::size_t Device::add_peer(const PeerConfig& config) {
+  std::size_t i = peers_.size();
+  if (!free_slots_.empty()) {
+    i = free_slots_.back();
+    free_slots_.pop_back();
+    const std::uint32_t generation = peers_[i].generation;
+    peers_[i] = PeerState{config};
+    peers_[i].generation = generation;
+  } else {
+    peers_.push_back({config});
   }
-  return std::nullopt;
+  by_key_[config.public_key] = i;
+  return i;
+}
+
+void Device::add_allowed_ips(std::size_t peer) {
+  for (const auto& p : peers_[peer].config.allowed_ips) allowed_.insert(p, static_cast<AllowedIps::PeerId>(peer));
 }
 
 void Device::make_active(WgSession& s) {
-  if (!s.peer_) return;
-  auto& ps = peers_[*s.peer_];
-  if (ps.removed) return;
+  const auto peer = peer_of(s);
+  if (!peer) return;
+  auto& ps = peers_[*peer];
   ps.active = &s;
   ps.endpoint = s.remote_;
   ps.transport = s.transport_;
-  flush_staged(*s.peer_);
+  flush_staged(*peer);
 }
 
 void Device::forget(WgSession& s) {
-  for (auto& ps : peers_) {
-    if (ps.active == &s) ps.active = nullptr;
-  }
+  // Only its own peer can have made a path active (make_active).
+  if (const auto peer = peer_of(s); peer && peers_[*peer].active == &s) peers_[*peer].active = nullptr;
 }
 
 Device::PeerChanges Device::update_peers(const std::vector<PeerConfig>& peers) {
   PeerChanges c;
-  std::vector<bool> seen(peers_.size(), false);
+  std::vector<bool> kept(peers_.size(), false);
+  std::unordered_map<Key, bool, KeyHash> listed;  // a key given twice: the first counts
+  std::vector<const PeerConfig*> added;
   for (const auto& p : peers) {
+    if (!listed.emplace(p.public_key, true).second) continue;
     if (auto i = find_peer(p.public_key)) {
       peers_[*i].config = p;
-      seen[*i] = true;
+      kept[*i] = true;
       ++c.kept;
     } else {
-      peers_.push_back({p});
-      seen.push_back(true);
-      ++c.added;
+      added.push_back(&p);
     }
   }
-  for (std::size_t i = 0; i < seen.size(); ++i) {
-    if (!seen[i] && !peers_[i].removed) {
-      peers_[i].removed = true;
-      peers_[i].config.allowed_ips.clear();  // routes nothing, accepts nothing
-      peers_[i].active = nullptr;
-      retire_all(peers_[i]);
-      ++c.removed;
-    }
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (kept[i] || peers_[i].removed) continue;
+    retire_all(peers_[i]);
+    by_key_.erase(peers_[i].config.public_key);
+    // Its state goes; the slot stays (a new generation) for the next new peer.
+    const std::uint32_t generation = peers_[i].generation + 1;
+    peers_[i] = PeerState{};
+    peers_[i].removed = true;
+    peers_[i].generation = generation;
+    free_slots_.push_back(i);
+    ++c.removed;
+  }
+  for (const PeerConfig* p : added) add_peer(*p);
+  c.added = added.size();
+  // The table again, in the new list's order (a prefix on two peers goes to the later).
+  for (std::size_t i = 0; i < peers_.size(); ++i) allowed_.remove_peer(static_cast<AllowedIps::PeerId>(i));
+  listed.clear();
+  for (const auto& p : peers) {
+    if (listed.emplace(p.public_key, true).second) add_allowed_ips(*find_peer(p.public_key));
   }
   return c;
 }

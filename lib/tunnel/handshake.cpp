@@ -48,10 +48,15 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
   auto in = consume_initiation(me_, m);
   if (!in) return;
   auto peer = find_peer(in->peer_static);
-  if (!peer || (s.peer_ && *peer != *s.peer_)) return;  // unknown key, or not who this path talks to
+  const auto path_peer = peer_of(s);
+  if (!peer || (path_peer && *peer != *path_peer)) return;  // unknown key, or not who this path talks to
   auto& ps = peers_[*peer];
   if (in->timestamp <= ps.last_timestamp) return;  // a replayed initiation
   if (ps.last_initiation_consumed && now - *ps.last_initiation_consumed < kHandshakeFloodInterval) return;
+  if (limits_.max_clients != 0 && !ps.live && live_ >= limits_.max_clients) {
+    ++refused_max_clients_;  // full: peers that hold keys keep them; this one waits
+    return;
+  }
   ps.last_timestamp = in->timestamp;
   ps.last_initiation_consumed = now;
   Keypair k;
@@ -63,7 +68,7 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
     ps.next.erase(ps.next.begin());
   }
   handshake_done(*peer);
-  s.peer_ = *peer;
+  bind_peer(s, *peer);
   s.proven_ = true;
   r.authenticated = true;
   if (s.can_send()) make_active(s);
@@ -71,11 +76,12 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
 
 void Device::on_response(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
   const auto sent = s.pending_for(m);
-  if (sent == s.pending_.end() || !s.peer_) return;
+  const auto path_peer = peer_of(s);
+  if (sent == s.pending_.end() || !path_peer) return;
   auto k = consume_response(me_, sent->state, m);
   if (!k) return;
   s.pending_.clear();
-  const std::size_t peer = *s.peer_;
+  const std::size_t peer = *path_peer;
   auto& ps = peers_[peer];
   retire(ps.previous);
   ps.previous = std::move(ps.current);
@@ -94,8 +100,9 @@ void Device::on_response(WgSession& s, std::span<const std::uint8_t> m, transpor
 
 void Device::on_cookie(WgSession& s, std::span<const std::uint8_t> m) {
   const auto sent = s.pending_for(m);
-  if (sent == s.pending_.end() || !s.peer_) return;
-  auto& ps = peers_[*s.peer_];
+  const auto path_peer = peer_of(s);
+  if (sent == s.pending_.end() || !path_peer) return;
+  auto& ps = peers_[*path_peer];
   if (auto cookie = consume_cookie_reply(ps.config.public_key, m, sent->mac1)) {
     ps.cookie = *cookie;
     ps.cookie_received = clock_.now();
@@ -110,7 +117,7 @@ void Device::begin_handshake(std::size_t peer, bool retry) {
   if (!ps.rekey_since) ps.rekey_since = now;
   if (now - *ps.rekey_since >= kRekeyAttemptTime) {
     ps.rekey_since.reset();  // give up until something new needs sending
-    ps.staged.clear();
+    ps.staged.reset();
     return;
   }
   ps.last_initiation_sent = now;

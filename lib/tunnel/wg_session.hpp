@@ -24,8 +24,9 @@ public:
   ~WgSession() override { d_.forget(*this); }
 
   std::vector<std::uint8_t> hello() override {
-    if (!initiator_) return {};
-    return d_.initiation(*this, *peer_);
+    const auto peer = d_.peer_of(*this);
+    if (!initiator_ || !peer) return {};
+    return d_.initiation(*this, *peer);
   }
 
   Reply receive(std::span<const std::uint8_t> m) override {
@@ -51,8 +52,8 @@ public:
   }
 
   std::vector<std::uint8_t> keepalive() override {
-    if (peer_) {
-      if (auto m = d_.seal(*peer_, {})) return {m->begin(), m->end()};
+    if (const auto peer = d_.peer_of(*this)) {
+      if (auto m = d_.seal(*peer, {})) return {m->begin(), m->end()};
     }
     return hello();
   }
@@ -65,6 +66,8 @@ public:
       d_.make_active(*this);
   }
 
+  [[nodiscard]] bool stale() const override { return d_.path_is_stale(*this); }
+
   [[nodiscard]] bool can_send() const { return static_cast<bool>(sender_); }
   void send(std::span<const std::uint8_t> m) {
     if (sender_) sender_(m);
@@ -73,7 +76,8 @@ public:
 private:
   friend class Device;
   Device& d_;
-  std::optional<std::size_t> peer_;  ///< configured (initiator) or learned (responder)
+  std::optional<std::size_t> peer_;  ///< configured (initiator) or learned (responder); see peer_of()
+  std::uint32_t generation_ = 0;     ///< of peer_'s slot when it was set
   bool initiator_;
   bool proven_ = false;  ///< the peer has authenticated itself on this path
   /// The initiations this path sent that may still be answered: the newest two, so that a

@@ -425,3 +425,33 @@ TEST(Loader, SurvivesGarbage) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Loader, PeersForBigServersAndTheirBadInput) {
+  const std::string k1 = "mJ2S5mFYAkE4Rxsb+a9vKO6ObJ6BoQiKJQDPxmIW8mU=",
+                    k2 = "G7RXw4dyV+2bGRMm9XBA0zbSVeBkvQwBbKkNHlxGYWQ=";
+  // A key given twice is an error that names both lines.
+  auto twice = load("mode server\npeer " + k1 + " 198.19.0.1/32\npeer " + k1 + " 198.19.0.2/32\n");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(errors(twice).find("peer " + k1 + " is already given at test.conf:2:1"), std::string::npos)
+      << errors(twice);
+  // A peer needs its allowed IPs (write 0.0.0.0/32 for none that can be used).
+  EXPECT_NE(errors(load("mode server\npeer " + k1 + "\n")).find("missing argument for 'peer'"), std::string::npos);
+  // max-clients: 1 or more.
+  EXPECT_NE(errors(load("mode server\nmax-clients 0\n")).find("'max-clients' must be a whole number from 1"),
+            std::string::npos);
+  EXPECT_EQ(load("mode server\nmax-clients 5000\n").config.max_clients, 5000u);
+  // 100 000 prefixes on one 'peer' line is 1.7 MB: past the 4096-character line (and the
+  // 1 MiB file) a configuration may have, said plainly. (The device itself takes that
+  // many: Device.HundredThousandPrefixesOnOnePeer.)
+  std::string many;
+  for (int i = 0; i < 100000; ++i) {
+    many += (many.empty() ? "" : ",") + std::string("198.") + std::to_string(18 + (i >> 16)) + "." +
+            std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255) + "/32";
+  }
+  EXPECT_EQ(errors(load("mode server\npeer " + k2 + " " + many + "\n")),
+            "test.conf:2:1: line longer than 4096 characters\n");
+}
+
+}  // namespace

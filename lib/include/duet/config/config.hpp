@@ -123,6 +123,8 @@ struct Config {
   std::vector<net::Prefix> ifconfig;  ///< addresses of the TUN device
   bool route_allowed_ips = false;     ///< route every peer's allowed IPs into the TUN device
   int tun_mtu = 1420;
+  /// max-clients N: at most N peers hold keys at once (0: as many as are configured).
+  std::size_t max_clients = 0;
   /// The kernel offloads the daemon may use (`offload`): each one is used only where the
   /// kernel grants it; turning one off is for measuring and for working around a driver.
   struct Offloads {

@@ -24,6 +24,8 @@
 // so a flood from spoofed addresses costs one keyed hash each, not a Diffie-Hellman.
 #pragma once
 
+#include <array>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -35,6 +37,7 @@
 #include "duet/net/address.hpp"
 #include "duet/net/clock.hpp"
 #include "duet/transport/session.hpp"
+#include "duet/tunnel/allowed_ips.hpp"
 #include "duet/tunnel/noise.hpp"
 
 namespace duet::tunnel {
@@ -70,6 +73,9 @@ struct DeviceLimits {
   /// The TUN's MTU: data is padded to a multiple of 16 but not past it, so that a full-size
   /// packet still fits the outer path (0: pad without limit).
   std::size_t mtu = 0;
+  /// At most this many peers hold keys at once (`max-clients`; 0: no bound). Past it, a
+  /// handshake from a peer without keys is refused; a peer that has them is never evicted.
+  std::size_t max_clients = 0;
 };
 
 class Device {
@@ -95,9 +101,11 @@ public:
 
   struct PeerState {
     PeerConfig config;
-    bool removed = false;         ///< dropped by a reload (kept so indices stay valid)
-    WgSession* active = nullptr;  ///< the path carrying its traffic now
-    Timestamp last_timestamp{};   ///< newest initiation seen (replayed ones are refused)
+    bool removed = false;          ///< dropped by a reload: a free slot, reused by the next new peer
+    std::uint32_t generation = 0;  ///< bumped when the slot changes hands (sessions check it)
+    bool live = false;             ///< holds keys (counted against max_clients)
+    WgSession* active = nullptr;   ///< the path carrying its traffic now
+    Timestamp last_timestamp{};    ///< newest initiation seen (replayed ones are refused)
     std::optional<net::TimePoint> last_initiation_consumed;
     std::uint64_t rx_bytes = 0, tx_bytes = 0;
     std::optional<net::TimePoint> last_handshake;
@@ -114,13 +122,14 @@ public:
     net::TimePoint last_sent{}, last_data_received{};
     std::optional<net::TimePoint> rekey_since;  ///< a handshake we started, not answered yet
     net::TimePoint last_initiation_sent{};
-    std::deque<Bytes> staged;
+    std::unique_ptr<std::deque<Bytes>> staged;  ///< made when a packet first has to wait
     std::unique_ptr<net::Timer> retransmit_timer, keepalive_timer, erase_timer;
   };
   [[nodiscard]] const std::vector<PeerState>& peers() const { return peers_; }
 
   /// A reload: peers with the same key keep their state and session (their allowed IPs
-  /// and preshared key are updated), new ones are added, missing ones are disabled.
+  /// and preshared key are updated), new ones are added (in freed slots first), missing
+  /// ones are removed and their keys, timers and held packets freed.
   /// Returns how many were (kept, added, removed).
   struct PeerChanges {
     std::size_t kept = 0, added = 0, removed = 0;
@@ -128,6 +137,10 @@ public:
   PeerChanges update_peers(const std::vector<PeerConfig>& peers);
   /// Index of a live peer by key (for the initiator side of a client after a reload).
   [[nodiscard]] std::optional<std::size_t> peer_index(const Key& public_key) const { return find_peer(public_key); }
+  /// The prefixes a peer holds now (a prefix given to a later peer has moved to it).
+  [[nodiscard]] std::vector<net::Prefix> allowed_ips(std::size_t peer) const {
+    return allowed_.prefixes_of(static_cast<AllowedIps::PeerId>(peer));
+  }
 
   /// Sessions for the engine: initiators talk to one configured peer; responders learn
   /// theirs from the first authenticated message.
@@ -137,6 +150,15 @@ public:
   [[nodiscard]] const Identity& identity() const { return me_; }
 
   [[nodiscard]] bool under_load() const;
+  /// Peers holding keys now, and handshakes refused because max_clients were.
+  [[nodiscard]] std::size_t live_peers() const { return live_; }
+  [[nodiscard]] std::uint64_t refused_max_clients() const { return refused_max_clients_; }
+  /// Handshakes completed since the device started (either side initiating).
+  [[nodiscard]] std::uint64_t handshakes() const { return handshakes_; }
+  /// Handshakes completed per second, over the last 10 whole seconds.
+  [[nodiscard]] double handshake_rate() const;
+  /// A new max-clients bound (a reload); peers over it keep their keys.
+  void set_max_clients(std::size_t n) { limits_.max_clients = n; }
   [[nodiscard]] std::uint64_t cookie_replies_sent() const { return cookie_replies_; }
   /// Cookie-carrying initiations dropped by the per-source limit.
   [[nodiscard]] std::uint64_t handshakes_rate_limited() const { return rate_limited_; }
@@ -144,7 +166,13 @@ public:
 private:
   friend class WgSession;
   std::optional<std::size_t> find_peer(const Key& public_key) const;
-  std::optional<std::size_t> peer_for_destination(const net::Address& dst) const;
+  /// The peer a session talks for, unless that peer has since been removed.
+  [[nodiscard]] std::optional<std::size_t> peer_of(const WgSession& s) const;
+  /// A path that is not (or no longer) where its peer's traffic goes.
+  [[nodiscard]] bool path_is_stale(const WgSession& s) const;
+  void bind_peer(WgSession& s, std::size_t peer);
+  /// A slot for a new peer: a freed one, else a new one.
+  std::size_t add_peer(const PeerConfig& config);
   std::uint32_t new_index();
   Key new_ephemeral();
 
@@ -173,8 +201,26 @@ private:
   /// The per-source token bucket for cookie-carrying initiations under load.
   bool handshake_allowed(const net::Endpoint& source);
 
+  /// Gives a peer its configured prefixes in the table (later peers take overlaps).
+  void add_allowed_ips(std::size_t peer);
+
   Identity me_;
   std::vector<PeerState> peers_;
+  AllowedIps allowed_;
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const {  // keys are uniformly random: any 8 bytes do
+      std::size_t h = 0;
+      std::memcpy(&h, k.data(), sizeof h);
+      return h;
+    }
+  };
+  std::unordered_map<Key, std::size_t, KeyHash> by_key_;  ///< configured peers
+  std::vector<std::size_t> free_slots_;
+  std::size_t live_ = 0;
+  std::uint64_t refused_max_clients_ = 0;
+  std::uint64_t handshakes_ = 0;
+  /// Handshakes per second for the last seconds (by second number, modulo the size).
+  std::array<std::pair<std::int64_t, std::uint32_t>, 11> handshakes_by_second_{};
   net::Clock& clock_;
   PacketSink to_tun_;
   RandomSource random_;
