@@ -2,7 +2,7 @@
 
 namespace duet::node {
 
-Status Node::status() const {
+Status Node::status(const PeerSelection& which) const {
   Status s;
   const config::Config& cfg = *current_;
   s.interface = tun_ ? tun_->name() : cfg.dev;
@@ -14,11 +14,15 @@ Status Node::status() const {
   if (device_) {
     s.public_key = device_->identity().public_key;
     const auto now = stack_.clock().now();
-    for (const auto& p : device_->peers()) {
+    const auto& peers = device_->peers();
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      const auto& p = peers[i];
       if (p.removed) continue;
+      ++s.peers_configured;
+      if (!which.all && (!which.key || *which.key != p.config.public_key)) continue;
       PeerStatus ps;
       ps.public_key = p.config.public_key;
-      ps.allowed_ips = p.config.allowed_ips;
+      ps.allowed_ips = device_->allowed_ips(i);
       ps.endpoint = p.endpoint;
       ps.transport = p.transport;
       if (p.last_handshake) ps.since_handshake = now - *p.last_handshake;
@@ -26,6 +30,10 @@ Status Node::status() const {
       ps.tx_bytes = p.tx_bytes;
       s.peers.push_back(std::move(ps));
     }
+    s.peers_live = device_->live_peers();
+    s.handshakes = device_->handshakes();
+    s.handshakes_per_second = device_->handshake_rate();
+    s.refused_max_clients = device_->refused_max_clients();
     s.cookie_replies_sent = device_->cookie_replies_sent();
     s.handshakes_rate_limited = device_->handshakes_rate_limited();
   }

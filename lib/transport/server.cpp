@@ -6,8 +6,16 @@
 namespace duet::transport {
 
 namespace {
-constexpr std::size_t kMaxUdpPeers = 4096;
-constexpr std::size_t kMaxTcpPeers = 1024;
+using namespace std::chrono_literals;
+// No bound on peers that have authenticated (max-clients bounds them in the tunnel). What
+// is bounded is state for those that have not: TCP connections yet to authenticate, at
+// most this many at once and this long each.
+constexpr std::size_t kMaxUnauthenticatedTcp = 1024;
+constexpr net::Duration kTcpAuthenticateWithin = 15s;
+// A path its peer has left (roaming, a new connection) is forgotten once idle this long;
+// a peer that speaks again is recognised by its first authenticated message.
+constexpr net::Duration kStalePathIdle = 180s;
+constexpr net::Duration kSweepEvery = 30s;
 }  // namespace
 
 std::string ListeningSocket::to_string() const {
@@ -17,8 +25,7 @@ std::string ListeningSocket::to_string() const {
 struct Server::UdpListener {
   struct Peer {
     std::unique_ptr<Session> session;
-    bool accepted = false;              ///< it has authenticated itself at least once
-    net::TimePoint last_authenticated;  ///< the idlest peer makes room when the table is full
+    net::TimePoint last_authenticated;  ///< for forgetting a path its peer has left
   };
   std::unique_ptr<net::DatagramSocket> socket;
   net::Family family;
@@ -36,10 +43,16 @@ struct Server::TcpPeer {
   Deframer deframer;
   std::unique_ptr<Session> session;
   bool accepted = false;
+  net::TimePoint since;         ///< accepted by the listener
+  net::TimePoint last_message;  ///< the last authenticated message
 };
 
 Server::Server(net::NetworkStack& stack, const config::Config& config, SessionFactory& sessions, EventSink events)
-    : stack_(stack), config_(config), sessions_(sessions), events_(std::move(events)) {}
+    : stack_(stack),
+      config_(config),
+      sessions_(sessions),
+      events_(std::move(events)),
+      sweep_timer_(stack.clock().make_timer()) {}
 
 Server::~Server() = default;
 
@@ -151,10 +164,9 @@ void Server::on_datagram(UdpListener& l, const net::Endpoint& from, std::span<co
     const auto reply = session->receive(data);
     for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
     if (!reply.authenticated) return;  // its destructor forgets it
-    if (l.peers.size() >= kMaxUdpPeers) evict_idlest(l);
-    it = l.peers.emplace(from, UdpListener::Peer{std::move(session), false, now}).first;
+    it = l.peers.emplace(from, UdpListener::Peer{std::move(session), now}).first;
     ++peers_accepted_;
-    it->second.accepted = true;
+    arm_sweep();
     emit({.kind = EventKind::peer_accepted, .endpoint = from, .transport = config::Transport::udp});
     return;
   }
@@ -163,13 +175,39 @@ void Server::on_datagram(UdpListener& l, const net::Endpoint& from, std::span<co
   for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
 }
 
-void Server::evict_idlest(UdpListener& l) {
-  auto idlest = l.peers.begin();
-  for (auto p = l.peers.begin(); p != l.peers.end(); ++p) {
-    if (p->second.last_authenticated < idlest->second.last_authenticated) idlest = p;
+void Server::arm_sweep() {
+  if (!sweep_timer_->pending()) sweep_timer_->start(kSweepEvery, [this] { sweep(); });
+}
+
+void Server::sweep() {
+  const auto now = stack_.clock().now();
+  for (auto& l : udp_) {
+    std::erase_if(l->peers, [&](auto& e) {
+      const bool forget = now - e.second.last_authenticated >= kStalePathIdle && e.second.session->stale();
+      if (forget) e.second.session->attach(nullptr);
+      return forget;
+    });
   }
-  idlest->second.session->attach(nullptr);
-  l.peers.erase(idlest);
+  std::vector<std::uint64_t> gone;
+  for (auto& [id, p] : tcp_peers_) {
+    if ((!p->accepted && now - p->since >= kTcpAuthenticateWithin) ||
+        (p->accepted && now - p->last_message >= kStalePathIdle && p->session->stale())) {
+      gone.push_back(id);
+    }
+  }
+  for (const auto id : gone) drop_tcp(id);
+  bool any = !tcp_peers_.empty();
+  for (const auto& l : udp_) any = any || !l->peers.empty();
+  if (any) arm_sweep();
+}
+
+void Server::drop_tcp(std::uint64_t id) {
+  auto it = tcp_peers_.find(id);
+  if (it == tcp_peers_.end()) return;
+  if (!it->second->accepted) --unauthenticated_tcp_;
+  it->second->stream->close();
+  it->second->session->attach(nullptr);
+  tcp_peers_.erase(it);
 }
 
 void Server::open_tcp(const net::Endpoint& local, bool v6only) {
@@ -188,11 +226,13 @@ void Server::open_tcp(const net::Endpoint& local, bool v6only) {
 void Server::accept(TcpListener& l) {
   l.listener->accept([this, &l](std::error_code ec, std::unique_ptr<net::StreamSocket> s) {
     if (!ec && s) {
-      if (tcp_peers_.size() >= kMaxTcpPeers) {
-        s->reset();
+      if (unauthenticated_tcp_ >= kMaxUnauthenticatedTcp) {
+        s->reset();  // that many strangers already: authenticated peers are not affected
       } else {
+        ++unauthenticated_tcp_;
         auto p = std::make_unique<TcpPeer>();
         p->id = next_peer_++;
+        p->since = stack_.clock().now();
         auto remote = s->remote_endpoint();
         p->remote = remote ? *remote : net::Endpoint{};
         p->stream = std::move(s);
@@ -201,6 +241,7 @@ void Server::accept(TcpListener& l) {
             [stream = p->stream.get()](std::span<const std::uint8_t> m) { (void)send_framed(*stream, m); });
         TcpPeer& ref = *p;
         tcp_peers_[p->id] = std::move(p);
+        arm_sweep();
         read(ref);
       }
     }
@@ -212,8 +253,7 @@ void Server::read(TcpPeer& p) {
   p.stream->read_some([this, &p](std::error_code ec, std::span<const std::uint8_t> data) {
     const std::uint64_t id = p.id;
     if (ec || data.empty()) {
-      p.session->attach(nullptr);
-      tcp_peers_.erase(id);  // EOF or error: this peer is gone, nothing else is touched
+      drop_tcp(id);  // EOF or error: this peer is gone, nothing else is touched
       return;
     }
     std::vector<std::vector<std::uint8_t>> replies;
@@ -224,8 +264,10 @@ void Server::read(TcpPeer& p) {
       for (auto& m : reply.send) replies.push_back(std::move(m));
     });
     for (const auto& m : replies) (void)send_framed(*p.stream, m);
+    if (answered) p.last_message = stack_.clock().now();
     if (answered && !p.accepted) {
       p.accepted = true;
+      --unauthenticated_tcp_;
       ++peers_accepted_;
       emit({.kind = EventKind::peer_accepted, .endpoint = p.remote, .transport = config::Transport::tcp});
     }
@@ -235,13 +277,17 @@ void Server::read(TcpPeer& p) {
             .transport = config::Transport::tcp,
             .error = bad,
             .detail = bad.message()});
-      p.stream->close();
-      p.session->attach(nullptr);
-      tcp_peers_.erase(id);
+      drop_tcp(id);
       return;
     }
     read(p);
   });
+}
+
+std::size_t Server::paths() const {
+  std::size_t n = tcp_peers_.size();
+  for (const auto& l : udp_) n += l->peers.size();
+  return n;
 }
 
 net::DatagramSocket* Server::udp_socket(net::Family family) {

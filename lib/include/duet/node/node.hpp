@@ -66,12 +66,21 @@ struct Status {
   std::optional<config::Key> public_key;
   config::Mode mode = config::Mode::p2p;
   std::vector<std::string> listening;
-  std::optional<bool> connected;  ///< absent without a client
-  std::vector<PeerStatus> peers;
+  std::optional<bool> connected;                     ///< absent without a client
+  std::vector<PeerStatus> peers;                     ///< as asked (every peer, none, or one)
+  std::size_t peers_configured = 0, peers_live = 0;  ///< live: holding keys
+  double handshakes_per_second = 0;                  ///< over the last 10 s
+  std::uint64_t handshakes = 0, refused_max_clients = 0;
   std::uint64_t cookie_replies_sent = 0, handshakes_rate_limited = 0;
   std::string last_error;
   std::string tun_offloads;
   net::TunCounters tun_counters;
+};
+
+/// Which peers a status lists: every one, none (a summary), or the one with `key`.
+struct PeerSelection {
+  bool all = true;
+  std::optional<config::Key> key;
 };
 
 /// The device's peers as a configuration states them.
@@ -90,7 +99,7 @@ public:
   bool start(std::string& why);
   /// Applies `next` (already loaded without errors).
   ReloadOutcome reload(const config::Config& next);
-  [[nodiscard]] Status status() const;
+  [[nodiscard]] Status status(const PeerSelection& which = {}) const;
 
   /// The configuration last applied.
   [[nodiscard]] const config::Config& config() const { return *current_; }

@@ -43,6 +43,8 @@ public:
   [[nodiscard]] const std::vector<ListeningSocket>& listening() const { return listening_; }
   /// Peers that have completed a handshake.
   [[nodiscard]] std::size_t peers() const { return peers_accepted_; }
+  /// Paths held now: authenticated UDP sources and TCP connections (for the scale tests).
+  [[nodiscard]] std::size_t paths() const;
   /// The bound UDP socket of a family, if any (for p2p attempts).
   net::DatagramSocket* udp_socket(net::Family family);
   void set_datagram_hook(DatagramHook hook) { hook_ = std::move(hook); }
@@ -60,7 +62,10 @@ private:
   void open_tcp(const net::Endpoint& local, bool v6only);
   void receive(UdpListener& l);
   void on_datagram(UdpListener& l, const net::Endpoint& from, std::span<const std::uint8_t> data);
-  static void evict_idlest(UdpListener& l);
+  /// Forgets idle paths their peers have left, and TCP strangers that never authenticated.
+  void sweep();
+  void arm_sweep();
+  void drop_tcp(std::uint64_t id);
   void accept(TcpListener& l);
   void read(TcpPeer& p);
   void emit(Event e);
@@ -78,7 +83,9 @@ private:
   std::uint64_t next_peer_ = 1;
   std::vector<ListeningSocket> listening_;
   std::size_t peers_accepted_ = 0;
+  std::size_t unauthenticated_tcp_ = 0;
   DatagramHook hook_;
+  std::unique_ptr<net::Timer> sweep_timer_;
 };
 
 }  // namespace duet::transport

@@ -34,6 +34,10 @@ public:
   /// A message that keeps the path alive and makes the peer answer.
   virtual std::vector<std::uint8_t> keepalive() = 0;
 
+  /// True when this path no longer carries its peer's traffic (the peer roamed to another
+  /// path, or is gone): a listener may forget it once it has been idle a while.
+  [[nodiscard]] virtual bool stale() const { return false; }
+
   using Sender = std::function<void(std::span<const std::uint8_t>)>;
   /// The engine hands the session a way to send on its path whenever it likes (outgoing
   /// tunnel traffic), once the path is up; an empty Sender means the path is gone.
