@@ -10,11 +10,10 @@ namespace duet::daemon {
 namespace local = boost::asio::local;
 
 struct ControlSocket::Impl {
-  Impl(boost::asio::io_context& io, std::string p, std::function<std::string()> a)
-      : acceptor(io), path(std::move(p)), answer(std::move(a)) {}
+  Impl(boost::asio::io_context& io, std::string p, Answer a) : acceptor(io), path(std::move(p)), answer(std::move(a)) {}
   local::stream_protocol::acceptor acceptor;
   std::string path;
-  std::function<std::string()> answer;
+  Answer answer;
 
   static void serve(const std::shared_ptr<Impl>& self) {
     self->acceptor.async_accept(
@@ -23,12 +22,17 @@ struct ControlSocket::Impl {
           if (!me || ec) return;
           auto sock = std::make_shared<local::stream_protocol::socket>(std::move(peer));
           auto request = std::make_shared<boost::asio::streambuf>(256);
-          // Read the request line first: closing a Unix socket with unread data resets the peer.
+          // Read the request line first (closing a Unix socket with unread data resets the
+          // peer); a line longer than the buffer is an error, and the connection is dropped.
           boost::asio::async_read_until(
-              *sock, *request, '\n', [weak, sock, request](const boost::system::error_code& rec, std::size_t) {
+              *sock, *request, '\n', [weak, sock, request](const boost::system::error_code& rec, std::size_t n) {
                 auto me2 = weak.lock();
                 if (!me2 || rec) return;
-                auto reply = std::make_shared<std::string>(me2->answer());
+                const auto data = request->data();
+                std::string line(boost::asio::buffers_begin(data),
+                                 boost::asio::buffers_begin(data) + static_cast<std::ptrdiff_t>(n));
+                while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+                auto reply = std::make_shared<std::string>(me2->answer(line));
                 boost::asio::async_write(*sock, boost::asio::buffer(*reply),
                                          [sock, reply](const boost::system::error_code&, std::size_t) {
                                            boost::system::error_code ignored;
@@ -41,7 +45,7 @@ struct ControlSocket::Impl {
 };
 
 ControlSocket::ControlSocket(boost::asio::io_context& io, spdlog::logger& log, std::string path, int group,
-                             std::function<std::string()> answer)
+                             Answer answer)
     : impl_(std::make_shared<Impl>(io, std::move(path), std::move(answer))) {
   ::unlink(impl_->path.c_str());
   boost::system::error_code ec;

@@ -146,8 +146,9 @@ int run(const daemon::Invocation& inv) {
 
   auto status_text = [&] { return daemon::status_text(daemon::status_json(node.status(), &stack.udp_counters())); };
   const std::string control_path = cfg.control_socket.empty() ? "/run/duetd-" + dev + ".sock" : cfg.control_socket;
-  daemon::ControlSocket control(io, *log, control_path, cfg.group.empty() ? -1 : static_cast<int>(drop_to.gid),
-                                [&] { return daemon::status_json(node.status(), &stack.udp_counters()).dump(); });
+  daemon::ControlSocket control(
+      io, *log, control_path, cfg.group.empty() ? -1 : static_cast<int>(drop_to.gid),
+      [&](const std::string& request) { return daemon::answer(request, node, &stack.udp_counters()); });
   std::unique_ptr<daemon::StatusFile> status_file;
   if (cfg.status) {
     status_file =

@@ -49,6 +49,11 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
     d["udp_send_dropped"] = udp->send_dropped;
     j["data_path"] = d;
   }
+  j["peers_configured"] = s.peers_configured;
+  j["peers_live"] = s.peers_live;
+  j["handshakes"] = s.handshakes;
+  j["handshakes_per_second"] = s.handshakes_per_second;
+  j["refused_max_clients"] = s.refused_max_clients;
   j["cookie_replies_sent"] = s.cookie_replies_sent;
   j["handshakes_rate_limited"] = s.handshakes_rate_limited;
   j["last_error"] = s.last_error.empty() ? json(nullptr) : json(s.last_error);
@@ -93,12 +98,27 @@ std::string status_text(const nlohmann::ordered_json& j) {
            num(d["packets_per_tun_write"]) + " per TUN write; " + num(d["datagrams_per_send_call"]) +
            " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
   }
+  {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f", j.value("handshakes_per_second", 0.0));
+    out += "  peers: " + std::to_string(j.value("peers_configured", 0)) + " configured, " +
+           std::to_string(j.value("peers_live", 0)) + " with live keys; handshakes: " + rate + "/s (last 10 s), " +
+           std::to_string(j.value("handshakes", 0)) + " in all\n";
+  }
+  if (j.value("refused_max_clients", 0) > 0) {
+    out += "  refused: " + std::to_string(j["refused_max_clients"].get<std::uint64_t>()) +
+           " handshakes (max-clients reached)\n";
+  }
   if (j.value("cookie_replies_sent", 0) > 0 || j.value("handshakes_rate_limited", 0) > 0) {
     out += "  under load: " + std::to_string(j["cookie_replies_sent"].get<std::uint64_t>()) + " cookie replies sent, " +
            std::to_string(j["handshakes_rate_limited"].get<std::uint64_t>()) +
            " handshakes refused by the per-source limit\n";
   }
   if (!j["last_error"].is_null()) out += "  last error: " + j["last_error"].get<std::string>() + "\n";
+  if (j.value("peers_omitted", false)) {
+    out += "  (more than " + std::to_string(kListedPeers) +
+           " peers: duetctl status --all lists them, --peer KEY shows one)\n";
+  }
   for (const auto& p : j["peers"]) {
     out += "\npeer: " + p["public_key"].get<std::string>() + "\n";
     if (!p["endpoint"].is_null()) {
@@ -116,6 +136,30 @@ std::string status_text(const nlohmann::ordered_json& j) {
            bytes(p["tx_bytes"].get<std::uint64_t>()) + " sent\n";
   }
   return out;
+}
+
+std::string answer(const std::string& request, const node::Node& node, const posix::UdpCounters* udp) {
+  node::PeerSelection which;
+  if (request == "status") {
+    which.all = true;
+  } else if (request == "summary") {
+    which.all = node.status({.all = false}).peers_configured <= kListedPeers;
+  } else if (request.rfind("peer ", 0) == 0) {
+    which.all = false;
+    which.key = config::key_from_base64(request.substr(5));
+    if (!which.key) return nlohmann::ordered_json{{"error", "'" + request.substr(5) + "' is not a public key"}}.dump();
+  } else {
+    return nlohmann::ordered_json{
+        {"error", "unknown request '" + request.substr(0, 40) + "' (status, summary, peer KEY)"}}
+        .dump();
+  }
+  auto s = node.status(which);
+  if (which.key && s.peers.empty()) {
+    return nlohmann::ordered_json{{"error", "no peer " + request.substr(5) + " on " + s.interface}}.dump();
+  }
+  auto j = status_json(s, udp);
+  if (!which.all && !which.key) j["peers_omitted"] = true;
+  return j.dump();
 }
 
 }  // namespace duet::daemon

@@ -15,4 +15,11 @@ namespace duet::daemon {
 nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounters* udp);
 std::string status_text(const nlohmann::ordered_json& status);
 
+/// Servers with more peers than this show a summary unless every peer is asked for.
+constexpr std::size_t kListedPeers = 20;
+
+/// The control socket's answer to a request line: "status" (every peer), "summary" (the
+/// peers only when there are few), "peer KEY" (one); {"error": ...} for anything else.
+std::string answer(const std::string& request, const node::Node& node, const posix::UdpCounters* udp);
+
 }  // namespace duet::daemon
