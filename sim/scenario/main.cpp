@@ -7,10 +7,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "duet/sim/runner.hpp"
 
@@ -42,6 +45,88 @@ struct Outcome {
   enum Kind { passed, failed, invalid, nondeterministic } kind = passed;
 };
 
+/// What one run of one scenario with one seed gave.
+struct SeedRun {
+  Outcome::Kind kind = Outcome::passed;
+  std::vector<std::string> notes;
+  double wall_ms = 0, virtual_s = 0;
+};
+
+struct Flags {
+  bool check = false, perturb = false, swarming = false;
+  std::string trace_path, pcap_path;
+  spdlog::logger* log = nullptr;  ///< only for a single run
+};
+
+SeedRun run_seed(const sim::Scenario& scenario, const std::string& file, std::uint64_t seed, const Flags& f,
+                 bool last) {
+  SeedRun out;
+  sim::RunOptions o;
+  o.seed = seed;
+  o.swarm = f.swarming;
+  o.log = f.log;
+  std::vector<std::string> trace_a;
+  std::ofstream trace_file;
+  if (!f.trace_path.empty() && last) trace_file.open(f.trace_path);
+  o.trace = [&](std::string_view l) {
+    if (f.check) trace_a.emplace_back(l);
+    if (trace_file) trace_file << l << '\n';
+  };
+  if (last) o.pcap = f.pcap_path;
+  const auto result = sim::run_scenario(scenario, o);
+  out.wall_ms = result.wall_ms;
+  out.virtual_s = net::to_ms(result.virtual_time) / 1000;
+  if (result.invalid()) {
+    out.kind = Outcome::invalid;
+    for (const auto& e : result.errors) out.notes.push_back("INVALID " + e.to_string());
+    return out;
+  }
+  if (f.check) {
+    std::vector<std::string> trace_b;
+    sim::RunOptions again = o;
+    again.seed = f.perturb ? seed + 1 : seed;
+    again.log = nullptr;
+    again.pcap.clear();
+    again.trace = [&](std::string_view l) { trace_b.emplace_back(l); };
+    sim::run_scenario(scenario, again);
+    for (std::size_t i = 0; i < std::max(trace_a.size(), trace_b.size()); ++i) {
+      const std::string a = i < trace_a.size() ? trace_a[i] : "(end of trace)";
+      const std::string b = i < trace_b.size() ? trace_b[i] : "(end of trace)";
+      if (a != b) {
+        out.kind = Outcome::nondeterministic;
+        out.notes.push_back("nondeterminism with seed " + std::to_string(seed) + ": traces differ first at line " +
+                            std::to_string(i + 1) + ":\n      run 1: " + a + "\n      run 2: " + b);
+        return out;
+      }
+    }
+  }
+  if (!result.passed()) {
+    out.kind = Outcome::failed;
+    for (const auto& e : result.expectations) {
+      if (!e.passed) {
+        out.notes.push_back("expected (line " + std::to_string(e.expectation.line) + "): " + e.expectation.text +
+                            "\n      saw: " + e.detail);
+      }
+    }
+    out.notes.push_back("replay: duet-sim run " + file + " --seed " + std::to_string(seed) +
+                        (f.swarming ? " --swarm 1" : "") + " -v");
+  }
+  return out;
+}
+
+/// Runs `count` jobs on `threads` threads (job i by `work(i)`); every job's result lands in
+/// its own slot, so the output does not depend on the number of threads.
+void run_jobs(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& work) {
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < count;) work(i);
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::min<std::size_t>(threads, count); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,6 +151,10 @@ int main(int argc, char** argv) {
   std::string level;
   run->add_option("--log-level", level, "engine events to print: trace, debug, info, warn, error, off");
   run->add_flag("--self-test-perturb", perturb, "self-test of the determinism check: change the second run's seed");
+  unsigned jobs_wanted = std::max(1u, std::thread::hardware_concurrency());
+  run->add_option("-j,--jobs", jobs_wanted,
+                  "runs at once, on threads (default: every core); results do not depend on it")
+      ->check(CLI::Range(1u, 1024u));
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stdout_color_mt("duet-sim");
@@ -108,89 +197,75 @@ int main(int argc, char** argv) {
   nlohmann::ordered_json report = nlohmann::ordered_json::array();
   const auto wall_start = std::chrono::steady_clock::now();
 
-  for (const auto& file : files) {
+  // Load every file, then run every (file, seed) as its own job: --jobs spreads them over
+  // threads, and each file's verdict is taken from its seeds in order, as one job would.
+  struct File {
+    std::string path;
+    std::optional<sim::Scenario> scenario;
     std::vector<sim::ScenarioError> errors;
-    auto scenario = sim::load_scenario(file, errors);
-    if (!scenario) {
+    std::vector<std::uint64_t> seeds;
+    std::vector<SeedRun> runs;
+  };
+  std::vector<File> loaded;
+  std::vector<std::pair<std::size_t, std::size_t>> jobs;  // (file, seed index)
+  Flags flags{check, perturb, swarm > 0, trace_path, pcap_path, nullptr};
+  for (const auto& file : files) {
+    File f;
+    f.path = file;
+    f.scenario = sim::load_scenario(file, f.errors);
+    if (f.scenario) {
+      f.seeds = seed_list;
+      if (f.seeds.empty()) f.seeds.push_back(seed.value_or(f.scenario->seed));
+      if (swarm > 0) {
+        f.seeds.clear();
+        const auto base = seed.value_or(f.scenario->seed);
+        for (int k = 0; k < swarm; ++k) f.seeds.push_back(base + static_cast<std::uint64_t>(k));
+      }
+      f.runs.resize(f.seeds.size());
+      for (std::size_t k = 0; k < f.seeds.size(); ++k) jobs.emplace_back(loaded.size(), k);
+    }
+    loaded.push_back(std::move(f));
+  }
+  const bool single = jobs.size() == 1;
+  if (verbose && single) flags.log = logger.get();
+  if (single && verbose)
+    std::cout << "  " << loaded[jobs[0].first].scenario->name << " (seed " << loaded[jobs[0].first].seeds[0] << ")\n";
+  run_jobs(jobs.size(), jobs_wanted, [&](std::size_t j) {
+    auto& f = loaded[jobs[j].first];
+    const std::size_t k = jobs[j].second;
+    f.runs[k] = run_seed(*f.scenario, f.path, f.seeds[k], flags, k + 1 == f.seeds.size());
+  });
+
+  for (const auto& f : loaded) {
+    if (!f.scenario) {
       any_invalid = true;
       ++failed;
-      for (const auto& e : errors) std::cout << "INVALID " << e.to_string() << "\n";
-      report.push_back({{"file", file}, {"result", "invalid"}, {"errors", [&] {
-                                                                  std::vector<std::string> v;
-                                                                  for (const auto& e : errors)
-                                                                    v.push_back(e.to_string());
-                                                                  return v;
-                                                                }()}});
+      std::vector<std::string> v;
+      for (const auto& e : f.errors) {
+        std::cout << "INVALID " << e.to_string() << "\n";
+        v.push_back(e.to_string());
+      }
+      report.push_back({{"file", f.path}, {"result", "invalid"}, {"errors", v}});
       continue;
-    }
-    std::vector<std::uint64_t> run_seeds = seed_list;
-    if (run_seeds.empty()) run_seeds.push_back(seed.value_or(scenario->seed));
-    const bool swarming = swarm > 0;
-    if (swarming) {
-      run_seeds.clear();
-      const auto base = seed.value_or(scenario->seed);
-      for (int k = 0; k < swarm; ++k) run_seeds.push_back(base + static_cast<std::uint64_t>(k));
     }
     Outcome::Kind kind = Outcome::passed;
     std::vector<std::string> notes;
     double wall_ms = 0, virtual_s = 0;
     std::uint64_t failing_seed = 0;
-    for (const auto seed_now : run_seeds) {
-      sim::RunOptions o;
-      o.seed = seed_now;
-      o.swarm = swarming;
-      o.log = verbose && run_seeds.size() == 1 ? logger.get() : nullptr;
-      std::vector<std::string> trace_a;
-      std::ofstream trace_file;
-      if (!trace_path.empty()) trace_file.open(trace_path);
-      o.trace = [&](std::string_view l) {
-        if (check) trace_a.emplace_back(l);
-        if (trace_file) trace_file << l << '\n';
-      };
-      o.pcap = pcap_path;
-      if (verbose && run_seeds.size() == 1) std::cout << "  " << scenario->name << " (seed " << seed_now << ")\n";
-      const auto result = sim::run_scenario(*scenario, o);
-      wall_ms += result.wall_ms;
-      virtual_s = net::to_ms(result.virtual_time) / 1000;
-      if (result.invalid()) {
-        kind = Outcome::invalid;
-        for (const auto& e : result.errors) notes.push_back("INVALID " + e.to_string());
-        break;
-      }
-      if (check) {
-        std::vector<std::string> trace_b;
-        sim::RunOptions again = o;
-        again.seed = perturb ? seed_now + 1 : seed_now;
-        again.log = nullptr;
-        again.pcap.clear();
-        again.trace = [&](std::string_view l) { trace_b.emplace_back(l); };
-        sim::run_scenario(*scenario, again);
-        for (std::size_t i = 0; i < std::max(trace_a.size(), trace_b.size()); ++i) {
-          const std::string a = i < trace_a.size() ? trace_a[i] : "(end of trace)";
-          const std::string b = i < trace_b.size() ? trace_b[i] : "(end of trace)";
-          if (a != b) {
-            kind = Outcome::nondeterministic;
-            notes.push_back("nondeterminism with seed " + std::to_string(seed_now) + ": traces differ first at line " +
-                            std::to_string(i + 1) + ":\n      run 1: " + a + "\n      run 2: " + b);
-            break;
-          }
-        }
-        if (kind == Outcome::nondeterministic) break;
-      }
-      if (!result.passed()) {
-        kind = Outcome::failed;
-        failing_seed = seed_now;
-        for (const auto& e : result.expectations) {
-          if (!e.passed) {
-            notes.push_back("expected (line " + std::to_string(e.expectation.line) + "): " + e.expectation.text +
-                            "\n      saw: " + e.detail);
-          }
-        }
-        notes.push_back("replay: duet-sim run " + file + " --seed " + std::to_string(seed_now) +
-                        (swarming ? " --swarm 1" : "") + " -v");
+    for (std::size_t k = 0; k < f.runs.size(); ++k) {
+      const SeedRun& r = f.runs[k];
+      wall_ms += r.wall_ms;
+      virtual_s = r.virtual_s;
+      if (r.kind != Outcome::passed) {  // the first seed that did not pass decides
+        kind = r.kind;
+        notes = r.notes;
+        if (r.kind == Outcome::failed) failing_seed = f.seeds[k];
         break;
       }
     }
+    const auto& run_seeds = f.seeds;
+    const auto& scenario = f.scenario;
+    const auto& file = f.path;
     const char* word = kind == Outcome::passed    ? "PASS"
                        : kind == Outcome::failed  ? "FAIL"
                        : kind == Outcome::invalid ? "INVALID"
