@@ -1,0 +1,268 @@
+// duet-loadgen: one process that plays many WireGuard peers against a real duetd (or any
+// WireGuard responder), for the scale tests and benchmarks.
+//
+//   duet-loadgen peers N SEED [INNER_V4_BASE]      the server's 'peer' lines for N peers
+//   duet-loadgen run SERVER_ADDR:PORT SERVER_PUB N SEED TARGET [options]
+//       --sources A,B,...   local addresses to spread the peers over (round robin)
+//       --rate R            at most R handshake initiations a second (0: as fast as it can)
+//       --timeout S         give up after S seconds (default 60)
+//
+// Peer i has a private key derived from SEED and i, its own UDP socket (its own source
+// port), and the inner address 198.19.x.y (i+1 in 198.19.0.0/16, so N < 65 535). It
+// completes a handshake (answering cookie replies as WireGuard does), then sends one ICMP
+// echo request from its inner address to TARGET through the tunnel and waits for the echo
+// reply to come back sealed for it. The run prints one line of counts and exits 0 when
+// every peer got its reply.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "duet/net/checksum.hpp"
+#include "duet/net/ip_header.hpp"
+#include "duet/net/ping.hpp"
+#include "duet/tunnel/noise.hpp"
+
+using namespace duet;
+using namespace duet::tunnel;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+Key peer_private(std::uint64_t seed, std::uint32_t i) {
+  std::uint8_t in[12];
+  std::memcpy(in, &seed, 8);
+  std::memcpy(in + 8, &i, 4);
+  return clamp_private_key(hash({std::span<const std::uint8_t>(in, sizeof in)}));
+}
+
+net::Address inner_of(std::uint32_t i) { return net::Address::v4(0xC6130000u + i + 1); }  // 198.19.0.0/16
+
+struct Peer {
+  Identity me;
+  int fd = -1;
+  InitiatorState state;
+  Mac sent_mac1{};
+  std::optional<Mac> cookie;
+  std::optional<Keypair> keys;
+  Clock::time_point initiated{};
+  int initiations = 0;
+  bool replied = false;
+};
+
+sockaddr_storage parse_endpoint(const std::string& text, socklen_t& len) {
+  auto ep = net::Endpoint::parse(text);
+  if (!ep) {
+    std::cerr << "duet-loadgen: '" << text << "' is not ADDRESS:PORT\n";
+    std::exit(2);
+  }
+  sockaddr_storage ss{};
+  if (ep->address.is_v4()) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(ep->port);
+    in->sin_addr.s_addr = htonl(ep->address.v4_value());
+    len = sizeof *in;
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(ep->port);
+    std::memcpy(&in6->sin6_addr, ep->address.bytes().data(), 16);
+    len = sizeof *in6;
+  }
+  return ss;
+}
+
+int print_peers(std::uint32_t n, std::uint64_t seed) {
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto pub = public_key(peer_private(seed, i));
+    std::printf("peer %s %s/32\n", key_to_base64(pub).c_str(), inner_of(i).to_string().c_str());
+  }
+  return 0;
+}
+
+int run(const std::vector<std::string>& a) {
+  if (a.size() < 6) return 2;
+  socklen_t server_len = 0;
+  const sockaddr_storage server = parse_endpoint(a[1], server_len);
+  const auto server_pub = key_from_base64(a[2]);
+  const auto n = static_cast<std::uint32_t>(std::stoul(a[3]));
+  const std::uint64_t seed = std::stoull(a[4]);
+  const auto target = net::Address::parse(a[5]);
+  if (!server_pub || !target || n == 0 || n > 65534) {
+    std::cerr << "duet-loadgen: bad server key, target address or peer count\n";
+    return 2;
+  }
+  std::vector<std::string> sources;
+  double rate = 0;
+  int timeout_s = 60;
+  for (std::size_t i = 6; i + 1 < a.size(); i += 2) {
+    if (a[i] == "--sources") {
+      std::string list = a[i + 1];
+      for (std::size_t at = 0; at <= list.size();) {
+        const auto comma = std::min(list.find(',', at), list.size());
+        sources.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+    } else if (a[i] == "--rate") {
+      rate = std::stod(a[i + 1]);
+    } else if (a[i] == "--timeout") {
+      timeout_s = std::stoi(a[i + 1]);
+    }
+  }
+  // One socket per peer: raise the descriptor limit to fit them.
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = std::max<rlim_t>(rl.rlim_cur, n + 64);
+  if (rl.rlim_max < rl.rlim_cur) rl.rlim_max = rl.rlim_cur;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) std::perror("duet-loadgen: setrlimit (continuing)");
+
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<Peer> peers(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    Peer& p = peers[i];
+    p.me = Identity::from_private(peer_private(seed, i));
+    p.fd = socket(server.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p.fd < 0) {
+      std::perror("duet-loadgen: socket");
+      return 1;
+    }
+    if (!sources.empty()) {
+      socklen_t len = 0;
+      sockaddr_storage local = parse_endpoint(sources[i % sources.size()] + ":0", len);
+      if (local.ss_family == AF_INET6 && sources[i % sources.size()].front() != '[') {
+        local = parse_endpoint("[" + sources[i % sources.size()] + "]:0", len);
+      }
+      if (bind(p.fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
+        std::perror(("duet-loadgen: bind " + sources[i % sources.size()]).c_str());
+        return 1;
+      }
+    }
+    connect(p.fd, reinterpret_cast<const sockaddr*>(&server), server_len);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = i;
+    epoll_ctl(ep, EPOLL_CTL_ADD, p.fd, &ev);
+  }
+
+  std::uint64_t sent_init = 0, cookies = 0, handshakes = 0, replies = 0, bad = 0;
+  auto initiate = [&](std::uint32_t i) {
+    Peer& p = peers[i];
+    const auto wall = std::chrono::system_clock::now().time_since_epoch();
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(wall);
+    Key ephemeral{};
+    random_bytes(ephemeral);
+    // Each initiation carries a later timestamp than the last (the responder refuses replays).
+    const auto m =
+        create_initiation(p.me, *server_pub, Key{}, i + 1 + static_cast<std::uint32_t>(p.initiations) * 65536,
+                          tai64n(static_cast<std::uint64_t>(secs.count()),
+                                 static_cast<std::uint32_t>((wall - secs).count() + p.initiations)),
+                          clamp_private_key(ephemeral), p.state, p.cookie);
+    p.sent_mac1 = *mac1_of(m);
+    ++p.initiations;
+    p.initiated = Clock::now();
+    if (send(p.fd, m.data(), m.size(), 0) == static_cast<ssize_t>(m.size())) ++sent_init;
+  };
+  auto ping = [&](Peer& p, std::uint32_t i) {
+    const auto echo = net::ipv4_icmp_echo(8, inner_of(i), *target, static_cast<std::uint16_t>(i), 1);
+    const auto msg = encrypt_data(*p.keys, 0, echo);
+    (void)send(p.fd, msg.data(), msg.size(), 0);
+  };
+
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::seconds(timeout_s);
+  std::uint32_t next = 0;
+  std::vector<epoll_event> events(256);
+  std::uint8_t buf[2048];
+  while (replies < n && Clock::now() < deadline) {
+    // Start initiations at the asked rate; resend those unanswered for a second (as
+    // WireGuard would after 5 s), and those that got a cookie at once.
+    const auto now = Clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start).count();
+    while (next < n && (rate <= 0 || static_cast<double>(next) < rate * elapsed + 1)) initiate(next++);
+    for (std::uint32_t i = 0; i < next; ++i) {
+      Peer& p = peers[i];
+      if (!p.keys && now - p.initiated > std::chrono::seconds(1))
+        initiate(i);
+      else if (p.keys && !p.replied && now - p.initiated > std::chrono::seconds(2))
+        initiate(i);
+    }
+    const int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10);
+    for (int e = 0; e < k; ++e) {
+      const std::uint32_t i = events[static_cast<std::size_t>(e)].data.u32;
+      Peer& p = peers[i];
+      for (;;) {
+        const ssize_t got = recv(p.fd, buf, sizeof buf, 0);
+        if (got <= 0) break;
+        const std::span<const std::uint8_t> m(buf, static_cast<std::size_t>(got));
+        if (m[0] == kMessageHandshakeCookie) {
+          if (auto c = consume_cookie_reply(*server_pub, m, p.sent_mac1)) {
+            p.cookie = *c;
+            ++cookies;
+            initiate(i);
+          }
+        } else if (m[0] == kMessageHandshakeResponse) {
+          if (auto keys = consume_response(p.me, p.state, m)) {
+            p.keys = *keys;
+            ++handshakes;
+            ping(p, i);  // also confirms the keys to the responder
+          } else {
+            ++bad;
+          }
+        } else if (m[0] == kMessageData && p.keys) {
+          auto d = decrypt_data(*p.keys, m);
+          if (!d) {
+            ++bad;
+            continue;
+          }
+          const auto h = net::parse_ip_header(d->packet);
+          // An echo reply (ICMP type 0) from the target to this peer's inner address.
+          if (h && h->protocol == 1 && h->source == *target && h->destination == inner_of(i) &&
+              d->packet.size() > h->header_length && d->packet[h->header_length] == 0 && !p.replied) {
+            p.replied = true;
+            ++replies;
+          }
+        }
+      }
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf(
+      "peers %u initiations %llu cookie-replies %llu handshakes %llu replies %llu bad %llu seconds %.2f "
+      "handshakes-per-second %.0f\n",
+      n, static_cast<unsigned long long>(sent_init), static_cast<unsigned long long>(cookies),
+      static_cast<unsigned long long>(handshakes), static_cast<unsigned long long>(replies),
+      static_cast<unsigned long long>(bad), secs, static_cast<double>(handshakes) / secs);
+  return replies == n ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> a(argv + 1, argv + argc);
+  if (!crypto_init()) return 1;
+  try {
+    if (a.size() >= 3 && a[0] == "peers")
+      return print_peers(static_cast<std::uint32_t>(std::stoul(a[1])), std::stoull(a[2]));
+    if (!a.empty() && a[0] == "run") {
+      const int rc = run(a);
+      if (rc != 2) return rc;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "duet-loadgen: " << e.what() << "\n";
+  }
+  std::cerr
+      << "usage: duet-loadgen peers N SEED\n"
+         "       duet-loadgen run SERVER_ADDR:PORT SERVER_PUB N SEED TARGET [--sources A,B] [--rate R] [--timeout S]\n";
+  return 2;
+}
