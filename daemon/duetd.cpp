@@ -6,6 +6,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <boost/asio.hpp>
 #include <fstream>
 #include <iostream>
@@ -72,10 +74,10 @@ int keys(daemon::Invocation::Kind kind) {
 }
 
 int run(const daemon::Invocation& inv) {
-  const auto loaded = policy::reviewed(config::load_command_line(inv.config));
+  auto loaded = policy::reviewed(config::load_command_line(inv.config));
   for (const auto& d : loaded.diagnostics.all()) std::cerr << d.to_string() << "\n";
   if (!loaded.ok()) return 1;
-  const config::Config& cfg = loaded.config;
+  config::Config& cfg = loaded.config;  // moves into the node below; node.config() from then on
 
   auto log = spdlog::stdout_color_mt("duetd");
   log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
@@ -133,7 +135,9 @@ int run(const daemon::Invocation& inv) {
       io.stop();
     }
   };
-  node::Node node(stack, tun->get(), cfg, std::move(options));
+  const std::size_t peer_count = cfg.peers.size();
+  node::Node node(stack, tun->get(), std::move(cfg), std::move(options));
+  const config::Config& running = node.config();
   if (inv.start_at) {
     // The testbed starts several daemons' engines together, as the simulator does.
     std::this_thread::sleep_until(std::chrono::system_clock::time_point(std::chrono::milliseconds(*inv.start_at)));
@@ -143,16 +147,19 @@ int run(const daemon::Invocation& inv) {
     log->error("{}", why);
     return 1;
   }
+  // Reading a big configuration leaves freed memory behind in the heap: give it back.
+  malloc_trim(0);
 
   auto status_text = [&] { return daemon::status_text(daemon::status_json(node.status(), &stack.udp_counters())); };
-  const std::string control_path = cfg.control_socket.empty() ? "/run/duetd-" + dev + ".sock" : cfg.control_socket;
+  const std::string control_path =
+      running.control_socket.empty() ? "/run/duetd-" + dev + ".sock" : running.control_socket;
   daemon::ControlSocket control(
-      io, *log, control_path, cfg.group.empty() ? -1 : static_cast<int>(drop_to.gid),
+      io, *log, control_path, running.group.empty() ? -1 : static_cast<int>(drop_to.gid),
       [&](const std::string& request) { return daemon::answer(request, node, &stack.udp_counters()); });
   std::unique_ptr<daemon::StatusFile> status_file;
-  if (cfg.status) {
-    status_file =
-        std::make_unique<daemon::StatusFile>(stack.clock(), cfg.status->path, cfg.status->interval, status_text);
+  if (running.status) {
+    status_file = std::make_unique<daemon::StatusFile>(stack.clock(), running.status->path, running.status->interval,
+                                                       status_text);
   }
 
   // SIGHUP: read the configuration again; keep what did not change.
@@ -166,19 +173,20 @@ int run(const daemon::Invocation& inv) {
       if (!again.ok()) {
         log->error("the new configuration has errors: keeping the running one");
       } else {
-        const auto before = daemon::allowed_ip_routes(node.config());
+        const auto status_before = node.config().status;
         const auto r = node.reload(again.config);
         if (!r.applied) {
           log->warn("{} changed: restart duetd to apply them", r.restart_needed);
         } else {
           log->info("peers: {} kept, {} added, {} removed", r.peers.kept, r.peers.added, r.peers.removed);
-          const auto after = daemon::allowed_ip_routes(node.config());
-          daemon::sync_routes(*log, dev, before, after);
+          auto after = daemon::allowed_ip_routes(again.config);
+          daemon::sync_routes(*log, dev, routes, after);
+          routes = std::move(after);
           if (r.listeners_reopened) log->info("listen blocks changed: reopened the listening sockets");
           if (r.reconnected) log->info("connections (or the sockets they share) changed: reconnecting");
           if (!r.listeners_reopened && !r.reconnected)
             log->info("listeners and connections unchanged: kept as they are");
-          if (node.config().status != cfg.status) log->warn("'status' changed: restart duetd to apply it");
+          if (node.config().status != status_before) log->warn("'status' changed: restart duetd to apply it");
         }
       }
       on_hangup();
@@ -193,7 +201,7 @@ int run(const daemon::Invocation& inv) {
     io.stop();
   });
   // Everything privileged is done: the TUN, its addresses, the listening sockets.
-  if (!cfg.user.empty() || !cfg.group.empty()) {
+  if (!running.user.empty() || !running.group.empty()) {
     std::string drop_error;
     if (!daemon::drop_privileges(drop_to, drop_error)) {
       log->error("{}", drop_error);
@@ -201,9 +209,9 @@ int run(const daemon::Invocation& inv) {
     }
     log->info("running as uid {} gid {}", drop_to.uid, drop_to.gid);
   }
-  log->info("duetd running: mode {}, device {}, {} peer{}", config::to_string(cfg.mode), dev, cfg.peers.size(),
-            cfg.peers.size() == 1 ? "" : "s");
-  if (daemon::notify_ready("running: mode " + std::string(config::to_string(cfg.mode)) + ", device " + dev)) {
+  log->info("duetd running: mode {}, device {}, {} peer{}", config::to_string(running.mode), dev, peer_count,
+            peer_count == 1 ? "" : "s");
+  if (daemon::notify_ready("running: mode " + std::string(config::to_string(running.mode)) + ", device " + dev)) {
     log->debug("told systemd we are ready");
   }
   io.run();

@@ -21,13 +21,20 @@ bool has_remote(const config::Config& c) {
 
 }  // namespace
 
-Node::Node(net::NetworkStack& stack, net::Tun* tun, const config::Config& config, NodeOptions options)
-    : stack_(stack),
-      tun_(tun),
-      options_(std::move(options)),
-      current_(std::make_shared<const config::Config>(config)),
-      server_config_(current_),
-      client_config_(current_) {}
+Node::Node(net::NetworkStack& stack, net::Tun* tun, config::Config config, NodeOptions options)
+    : stack_(stack), tun_(tun), options_(std::move(options)), initial_peers_(peer_configs(config)) {
+  current_ = keep(std::move(config));
+  server_config_ = client_config_ = current_;
+}
+
+std::shared_ptr<const config::Config> Node::keep(config::Config c) {
+  has_peers_ = !c.peers.empty();
+  first_peer_.reset();
+  if (has_peers_) first_peer_ = c.peers.front().public_key;
+  c.peers.clear();
+  c.peers.shrink_to_fit();
+  return std::make_shared<const config::Config>(std::move(c));
+}
 
 Node::~Node() {
   // The client and the server hold sessions of the device: they go first.
@@ -53,13 +60,13 @@ bool Node::start(std::string& why) {
   if (!cfg.private_key.empty()) {
     auto key = options_.private_key ? options_.private_key : config::key_from_base64(cfg.private_key);
     if (!key) return fail(why, "private-key must be the key itself (base64) here, not '" + cfg.private_key + "'");
-    if (cfg.peers.empty()) return fail(why, "no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
+    if (!has_peers_) return fail(why, "no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
     if (tun_ == nullptr) return fail(why, "a tunnel needs a TUN device");
     tunnel::DeviceLimits limits = options_.limits;
     limits.mtu = static_cast<std::size_t>(cfg.tun_mtu);
     if (cfg.max_clients != 0) limits.max_clients = cfg.max_clients;
     device_ = std::make_unique<tunnel::Device>(
-        tunnel::Identity::from_private(*key), peer_configs(cfg), stack_.clock(),
+        tunnel::Identity::from_private(*key), std::move(initial_peers_), stack_.clock(),
         [this](std::span<const std::uint8_t> p) { tun_->write(p); },
         [this](std::span<std::uint8_t> out) {
           for (std::size_t i = 0; i < out.size(); i += 8) {
@@ -108,8 +115,7 @@ void Node::start_client() {
   transport::SessionFactory* sessions = options_.sessions;
   if (device_) {
     // A client talks to its first peer; after a reload, found by key.
-    initiators_ = std::make_unique<tunnel::DeviceSessions>(
-        *device_, device_->peer_index(client_config_->peers.front().public_key));
+    initiators_ = std::make_unique<tunnel::DeviceSessions>(*device_, device_->peer_index(*first_peer_));
     sessions = initiators_.get();
   }
   client_ = std::make_unique<transport::Client>(

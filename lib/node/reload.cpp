@@ -43,17 +43,17 @@ ReloadOutcome Node::reload(const config::Config& next_config) {
   if (next_config.private_key != now.private_key) fixed.emplace_back("private-key");
   if (next_config.dev != now.dev) fixed.emplace_back("dev");
   if (next_config.ifconfig != now.ifconfig) fixed.emplace_back("ifconfig");
-  if (next_config.peers.empty() != now.peers.empty()) fixed.emplace_back("the peer list's presence");
+  if (next_config.peers.empty() == has_peers_) fixed.emplace_back("the peer list's presence");
   if (!(next_config.offload == now.offload)) fixed.emplace_back("offload");
   if (next_config.tun_mtu != now.tun_mtu) fixed.emplace_back("tun-mtu");
   for (const auto& f : fixed) out.restart_needed += (out.restart_needed.empty() ? "" : ", ") + f;
   if (!fixed.empty()) return out;
 
-  auto next = std::make_shared<const config::Config>(next_config);
   if (device_) {
-    out.peers = device_->update_peers(peer_configs(*next));
-    device_->set_max_clients(next->max_clients);
+    out.peers = device_->update_peers(peer_configs(next_config));
+    device_->set_max_clients(next_config.max_clients);
   }
+  auto next = keep(next_config);
   out.listeners_reopened = listens_key(*next) != listens_key(*server_config_);
   const bool connections_changed = connections_key(*next) != connections_key(*client_config_);
   current_ = next;

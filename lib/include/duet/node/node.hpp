@@ -88,8 +88,9 @@ std::vector<tunnel::PeerConfig> peer_configs(const config::Config& c);
 
 class Node {
 public:
-  /// `tun` is needed (and used) only with a private key.
-  Node(net::NetworkStack& stack, net::Tun* tun, const config::Config& config, NodeOptions options = {});
+  /// `tun` is needed (and used) only with a private key. The peer list moves into the
+  /// device: the node keeps no second copy of it (a big server's peers are most of its memory).
+  Node(net::NetworkStack& stack, net::Tun* tun, config::Config config, NodeOptions options = {});
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -101,7 +102,7 @@ public:
   ReloadOutcome reload(const config::Config& next);
   [[nodiscard]] Status status(const PeerSelection& which = {}) const;
 
-  /// The configuration last applied.
+  /// The configuration last applied, without its peer list (device()->peers() has the peers).
   [[nodiscard]] const config::Config& config() const { return *current_; }
   [[nodiscard]] tunnel::Device* device() { return device_.get(); }
   [[nodiscard]] const tunnel::Device* device() const { return device_.get(); }
@@ -115,6 +116,8 @@ private:
   bool fail(std::string& why, std::string text);
   void start_server();
   void start_client();
+  /// Keeps a configuration as it will be held: peers moved out, the first one's key noted.
+  std::shared_ptr<const config::Config> keep(config::Config c);
 
   net::NetworkStack& stack_;
   net::Tun* tun_;
@@ -128,8 +131,11 @@ private:
   std::unique_ptr<transport::Server> server_;
   std::unique_ptr<transport::Client> client_;
   std::string last_error_;
-  bool listening_ = false;       ///< the server's sockets are open (or failed to)
-  bool client_started_ = false;  ///< a p2p client waits for them
+  std::vector<tunnel::PeerConfig> initial_peers_;  ///< until start() hands them to the device
+  bool has_peers_ = false;                         ///< the configuration names peers
+  std::optional<config::Key> first_peer_;          ///< the one a client talks to
+  bool listening_ = false;                         ///< the server's sockets are open (or failed to)
+  bool client_started_ = false;                    ///< a p2p client waits for them
 };
 
 }  // namespace duet::node
