@@ -40,6 +40,7 @@ unsigned AllowedIps::bit(const Bits& b, unsigned i) {
 }
 
 std::uint32_t AllowedIps::make(const Bits& key, unsigned cidr, bool v6, PeerId peer, std::uint32_t parent) {
+  if (peer != kNone && cidr == (v6 ? 128u : 32u)) (v6 ? hosts6_ : hosts4_)[key] = peer;
   Node n;
   n.key = key;
   n.cidr = static_cast<std::uint8_t>(cidr);
@@ -116,6 +117,7 @@ std::optional<AllowedIps::PeerId> AllowedIps::insert(const net::Prefix& prefix, 
       else
         ++held_;
       nodes_[n].peer = peer;
+      if (len == (v6 ? 128u : 32u)) (v6 ? hosts6_ : hosts4_)[k] = peer;
       of_peer_[peer].push_back(n);
       return old == kNone ? std::nullopt : std::optional<PeerId>(old);
     }
@@ -160,6 +162,7 @@ bool AllowedIps::remove(const net::Prefix& prefix, PeerId peer) {
       if (x.peer != peer) return false;
       forget_node(peer, n);
       nodes_[n].peer = kNone;
+      if (len == (v6 ? 128u : 32u)) (v6 ? hosts6_ : hosts4_).erase(k);
       --held_;
       prune(n);
       return true;
@@ -175,6 +178,7 @@ void AllowedIps::remove_peer(PeerId peer) {
   of_peer_[peer].clear();
   for (const std::uint32_t n : nodes) {
     nodes_[n].peer = kNone;
+    if (nodes_[n].cidr == (nodes_[n].v6 ? 128 : 32)) (nodes_[n].v6 ? hosts6_ : hosts4_).erase(nodes_[n].key);
     --held_;
     prune(n);
   }
@@ -184,6 +188,10 @@ std::optional<AllowedIps::PeerId> AllowedIps::lookup(const net::Address& address
   const bool v6 = address.is_v6();
   const unsigned max = v6 ? 128 : 32;
   const Bits k = bits_of(address);
+  const auto& hosts = v6 ? hosts6_ : hosts4_;
+  if (!hosts.empty()) {
+    if (const auto it = hosts.find(k); it != hosts.end()) return it->second;
+  }
   std::optional<PeerId> best;
   std::uint32_t n = v6 ? root6_ : root4_;
   while (n != kNone) {
@@ -216,10 +224,17 @@ std::vector<net::Prefix> AllowedIps::prefixes_of(PeerId peer) const {
   return out;
 }
 
+void AllowedIps::reserve(std::size_t prefixes) {
+  // A prefix is a leaf, and at most one branch joins it to the rest.
+  nodes_.reserve(nodes_.size() + 2 * prefixes);
+}
+
 std::size_t AllowedIps::memory() const {
   std::size_t m = nodes_.capacity() * sizeof(Node) + free_.capacity() * sizeof(std::uint32_t) +
                   of_peer_.capacity() * sizeof(std::vector<std::uint32_t>);
   for (const auto& l : of_peer_) m += l.capacity() * sizeof(std::uint32_t);
+  // A hash node: the pair, the next pointer and the cached hash; plus the bucket.
+  m += (hosts4_.size() + hosts6_.size()) * (sizeof(std::pair<Bits, PeerId>) + 2 * sizeof(void*) + sizeof(std::size_t));
   return m;
 }
 

@@ -40,56 +40,73 @@ std::optional<Key> dh(const Key& private_key, const Key& public_key) {
 
 namespace {
 
-struct MdCtx {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~MdCtx() { EVP_MD_CTX_free(ctx); }
+/// The handshake's hashes and MACs run tens of times per handshake: the algorithms are
+/// fetched and their contexts set up once per thread (fetching per call cost more than
+/// the hashing), and each call only re-keys.
+struct Hashers {
+  EVP_MD_CTX* digest = EVP_MD_CTX_new();
+  EVP_MAC* hmac_alg = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC* keyed_alg = EVP_MAC_fetch(nullptr, "BLAKE2SMAC", nullptr);
+  EVP_MAC_CTX* hmac = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : nullptr;
+  EVP_MAC_CTX* keyed = keyed_alg ? EVP_MAC_CTX_new(keyed_alg) : nullptr;
+  Hashers() {
+    char digest_name[] = "BLAKE2S-256";
+    std::size_t size = 16;
+    OSSL_PARAM h[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                      OSSL_PARAM_construct_end()};
+    OSSL_PARAM k[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+    if (!digest || !hmac || !keyed || EVP_MAC_CTX_set_params(hmac, h) != 1 || EVP_MAC_CTX_set_params(keyed, k) != 1) {
+      throw std::runtime_error("OpenSSL lacks BLAKE2s, HMAC or BLAKE2SMAC");
+    }
+  }
+  ~Hashers() {
+    EVP_MAC_CTX_free(hmac);
+    EVP_MAC_CTX_free(keyed);
+    EVP_MAC_free(hmac_alg);
+    EVP_MAC_free(keyed_alg);
+    EVP_MD_CTX_free(digest);
+  }
+  Hashers(const Hashers&) = delete;
+  Hashers& operator=(const Hashers&) = delete;
 };
 
-Bytes evp_mac(const char* algorithm, std::span<const std::uint8_t> key, std::span<const std::uint8_t> data,
-              OSSL_PARAM* params, std::size_t out_len) {
-  EVP_MAC* m = EVP_MAC_fetch(nullptr, algorithm, nullptr);
-  if (m == nullptr) throw std::runtime_error(std::string("OpenSSL lacks ") + algorithm);
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(m);
-  Bytes out(out_len);
+Hashers& hashers() {
+  thread_local Hashers h;
+  return h;
+}
+
+/// `out_len` bytes of MAC(key, data) with a context keyed afresh.
+void evp_mac(EVP_MAC_CTX* ctx, const char* algorithm, std::span<const std::uint8_t> key,
+             std::span<const std::uint8_t> data, std::span<std::uint8_t> out) {
   std::size_t written = 0;
-  const bool ok = ctx && EVP_MAC_init(ctx, key.data(), key.size(), params) == 1 &&
+  const bool ok = EVP_MAC_init(ctx, key.data(), key.size(), nullptr) == 1 &&
                   EVP_MAC_update(ctx, data.data(), data.size()) == 1 &&
-                  EVP_MAC_final(ctx, out.data(), &written, out.size()) == 1 && written == out_len;
-  EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(m);
+                  EVP_MAC_final(ctx, out.data(), &written, out.size()) == 1 && written == out.size();
   if (!ok) throw std::runtime_error(std::string(algorithm) + " failed");
-  return out;
 }
 
 }  // namespace
 
 Key hash(std::initializer_list<std::span<const std::uint8_t>> parts) {
-  MdCtx c;
+  EVP_MD_CTX* ctx = hashers().digest;
   Key out;
   unsigned len = 0;
-  bool ok = c.ctx && EVP_DigestInit_ex(c.ctx, EVP_blake2s256(), nullptr) == 1;
-  for (const auto& p : parts) ok = ok && EVP_DigestUpdate(c.ctx, p.data(), p.size()) == 1;
-  ok = ok && EVP_DigestFinal_ex(c.ctx, out.data(), &len) == 1 && len == 32;
+  bool ok = EVP_DigestInit_ex(ctx, EVP_blake2s256(), nullptr) == 1;
+  for (const auto& p : parts) ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
+  ok = ok && EVP_DigestFinal_ex(ctx, out.data(), &len) == 1 && len == 32;
   if (!ok) throw std::runtime_error("BLAKE2s failed");
   return out;
 }
 
 Mac mac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
-  std::size_t size = 16;
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
-  const Bytes b = evp_mac("BLAKE2SMAC", key, data, params, 16);
   Mac out;
-  std::memcpy(out.data(), b.data(), 16);
+  evp_mac(hashers().keyed, "BLAKE2SMAC", key, data, out);
   return out;
 }
 
 Key hmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
-  char digest[] = "BLAKE2S-256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
-  const Bytes b = evp_mac("HMAC", key, data, params, 32);
   Key out;
-  std::memcpy(out.data(), b.data(), 32);
+  evp_mac(hashers().hmac, "HMAC-BLAKE2s", key, data, out);
   return out;
 }
 

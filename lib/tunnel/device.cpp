@@ -7,12 +7,30 @@ namespace duet::tunnel {
 Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, PacketSink to_tun, RandomSource random,
                Limits limits)
     : me_(me), clock_(clock), to_tun_(std::move(to_tun)), random_(std::move(random)), limits_(limits) {
+  // A big server's peers come at once: room for exactly them, rather than doubling.
   by_key_.reserve(peers.size());
+  peers_.reserve(peers.size());
+  std::size_t prefixes = 0;
+  for (const auto& p : peers) prefixes += p.allowed_ips.size();
+  allowed_.reserve(prefixes);
   for (const auto& p : peers) {
     if (by_key_.contains(p.public_key)) continue;  // the first of two equal keys counts
     add_allowed_ips(add_peer(p));
   }
   random_(std::span(reinterpret_cast<std::uint8_t*>(&next_index_), sizeof next_index_));
+  precompute_static_static();
+}
+
+void Device::precompute_static_static() {
+  constexpr std::size_t kPerTurn = 32;  // about a millisecond of work
+  for (std::size_t k = 0; k < kPerTurn && precomputed_ < peers_.size(); ++precomputed_) {
+    auto& ps = peers_[precomputed_];
+    if (ps.removed || ps.static_static) continue;
+    ps.static_static = dh(me_.private_key, ps.config.public_key);
+    ++k;
+  }
+  if (precomputed_ < peers_.size())
+    timer(precompute_timer_).start(net::Duration{0}, [this] { precompute_static_static(); });
 }
 
 Device::~Device() = default;
@@ -132,6 +150,8 @@ Device::PeerChanges Device::update_peers(const std::vector<PeerConfig>& peers) {
   }
   for (const PeerConfig* p : added) add_peer(*p);
   c.added = added.size();
+  precomputed_ = 0;  // new peers (perhaps in freed slots): the others are skipped quickly
+  precompute_static_static();
   // The table again, in the new list's order (a prefix on two peers goes to the later).
   for (std::size_t i = 0; i < peers_.size(); ++i) allowed_.remove_peer(static_cast<AllowedIps::PeerId>(i));
   listed.clear();

@@ -45,7 +45,13 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
       return;
     }
   }
-  auto in = consume_initiation(me_, m);
+  auto in = consume_initiation(me_, m, [this](const Key& peer_static) -> std::optional<Key> {
+    const auto p = find_peer(peer_static);
+    if (!p) return std::nullopt;  // an unknown key costs no second Diffie-Hellman
+    auto& ss = peers_[*p].static_static;
+    if (!ss) ss = dh(me_.private_key, peer_static);
+    return ss;
+  });
   if (!in) return;
   auto peer = find_peer(in->peer_static);
   const auto path_peer = peer_of(s);

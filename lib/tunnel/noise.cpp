@@ -160,7 +160,7 @@ Bytes create_initiation(const Identity& me, const Key& peer, const Key& preshare
   return msg;
 }
 
-std::optional<ReceivedInitiation> consume_initiation(const Identity& me, Span m) {
+std::optional<ReceivedInitiation> consume_initiation(const Identity& me, Span m, const StaticStatic& static_static) {
   if (m.size() != kInitiationLength || m[0] != kMessageHandshakeInitiation || m[1] || m[2] || m[3]) return std::nullopt;
   if (!mac1_valid(me.public_key, m)) return std::nullopt;
   ReceivedInitiation r;
@@ -177,7 +177,7 @@ std::optional<ReceivedInitiation> consume_initiation(const Identity& me, Span m)
   if (!peer || peer->size() != 32) return std::nullopt;
   mix_hash(h, m.subspan(40, 48));
   std::memcpy(r.peer_static.data(), peer->data(), 32);
-  const auto ss = dh(me.private_key, r.peer_static);
+  const auto ss = static_static ? static_static(r.peer_static) : dh(me.private_key, r.peer_static);
   if (!ss) return std::nullopt;
   k = mix_key_and_get(c, *ss);
   auto ts = aead_decrypt(k, 0, m.subspan(88, 28), h);

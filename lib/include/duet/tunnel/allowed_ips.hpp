@@ -3,6 +3,9 @@
 // WireGuard's allowedips): a lookup walks at most the address's length in nodes, never the
 // peers; a peer's prefixes are found and removed through its own list of nodes.
 //
+// Host prefixes (/32, /128: a server's usual one per client) are also kept in a hash
+// table: being the longest possible match, a hit there ends the lookup in one probe.
+//
 // WireGuard's rules: a prefix belongs to one peer at a time (giving it to another moves
 // it); the most specific prefix wins; a packet from a peer is accepted only when its
 // source address looks up to that same peer.
@@ -11,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "duet/net/address.hpp"
@@ -31,6 +35,8 @@ public:
   [[nodiscard]] std::optional<PeerId> lookup(const net::Address& address) const;
   /// The prefixes `peer` holds, in the order it got them.
   [[nodiscard]] std::vector<net::Prefix> prefixes_of(PeerId peer) const;
+  /// Room for `prefixes` more prefixes, so a big table is not grown (and overgrown) step by step.
+  void reserve(std::size_t prefixes);
   /// Prefixes held, by every peer.
   [[nodiscard]] std::size_t size() const { return held_; }
   /// Bytes of memory the table holds (nodes and per-peer lists), for the benchmarks.
@@ -42,6 +48,11 @@ private:
   struct Bits {
     std::uint64_t hi = 0, lo = 0;
     bool operator==(const Bits&) const = default;
+  };
+  struct BitsHash {
+    std::size_t operator()(const Bits& b) const {
+      return std::hash<std::uint64_t>{}(b.hi * 0x9e3779b97f4a7c15ull ^ b.lo);
+    }
   };
   struct Node {
     Bits key;  ///< the prefix, bits past `cidr` zero
@@ -64,7 +75,8 @@ private:
   std::vector<Node> nodes_;
   std::vector<std::uint32_t> free_;
   std::uint32_t root4_ = kNone, root6_ = kNone;
-  std::vector<std::vector<std::uint32_t>> of_peer_;  ///< by peer id: its nodes
+  std::vector<std::vector<std::uint32_t>> of_peer_;             ///< by peer id: its nodes
+  std::unordered_map<Bits, PeerId, BitsHash> hosts4_, hosts6_;  ///< full-length prefixes
   std::size_t held_ = 0;
 };
 

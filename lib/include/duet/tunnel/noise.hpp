@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -60,8 +61,15 @@ struct ReceivedInitiation {
   Key hash{};
 };
 
+/// DH(our static, the peer's static) for a peer key, which never changes for a peer: a
+/// responder keeps it (WireGuard's precomputed static-static) instead of computing it for
+/// every initiation; nullopt for a key it does not know, refused before that work.
+using StaticStatic = std::function<std::optional<Key>(const Key& peer_static)>;
+
 /// Checks mac1 (keyed with our public key) and decrypts; nullopt for anything else.
-std::optional<ReceivedInitiation> consume_initiation(const Identity& me, std::span<const std::uint8_t> message);
+/// `static_static`, when given, supplies DH(static, static).
+std::optional<ReceivedInitiation> consume_initiation(const Identity& me, std::span<const std::uint8_t> message,
+                                                     const StaticStatic& static_static = nullptr);
 
 /// Builds the response (92 bytes, with a fresh `ephemeral` private key) and the
 /// responder's keypair.
