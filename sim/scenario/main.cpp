@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -127,6 +128,58 @@ void run_jobs(std::size_t count, unsigned threads, const std::function<void(std:
   for (auto& t : pool) t.join();
 }
 
+/// One verdict from several runs' JSON summaries (a swarm split across machines by seed
+/// range): a scenario passes when it passed in every part; the first failing seed of each
+/// failing one is kept; exit status as for run.
+int merge_summaries(const std::vector<std::string>& parts) {
+  struct Merged {
+    std::string name, result = "PASS";
+    std::uint64_t seeds = 0, failing_seed = 0;
+    std::vector<std::string> notes;
+  };
+  std::map<std::string, Merged> by_file;
+  std::vector<std::string> order;
+  for (const auto& path : parts) {
+    std::ifstream in(path);
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.contains("scenarios")) {
+      std::cerr << "duet-sim merge: " << path << " is not a duet-sim run --json summary\n";
+      return 2;
+    }
+    for (const auto& sc : j["scenarios"]) {
+      const std::string file = sc.value("file", "");
+      if (!by_file.contains(file)) order.push_back(file);
+      Merged& m = by_file[file];
+      m.name = sc.value("name", file);
+      m.seeds += sc.value("seeds", std::uint64_t{0});
+      const std::string result = sc.value("result", "INVALID");
+      if (result != "PASS" && m.result == "PASS") {
+        m.result = result;
+        m.failing_seed = sc.value("failing_seed", std::uint64_t{0});
+        m.notes = sc.value("notes", std::vector<std::string>{});
+      } else if (result == "FAIL" && m.result == "FAIL" &&
+                 sc.value("failing_seed", std::uint64_t{0}) < m.failing_seed) {
+        m.failing_seed = sc.value("failing_seed", std::uint64_t{0});
+        m.notes = sc.value("notes", std::vector<std::string>{});
+      }
+    }
+  }
+  int passed = 0, failed = 0;
+  bool invalid = false, nondeterministic = false;
+  for (const auto& file : order) {
+    const Merged& m = by_file[file];
+    std::cout << m.result << "  " << m.name << "  (" << m.seeds << " seeds in " << parts.size() << " parts)\n";
+    for (const auto& n : m.notes) std::cout << "    " << n << "\n";
+    (m.result == "PASS" ? passed : failed) += 1;
+    invalid = invalid || m.result == "INVALID";
+    nondeterministic = nondeterministic || m.result == "NONDETERMINISTIC";
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  if (nondeterministic) return 3;
+  if (invalid) return 2;
+  return failed > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,7 +195,8 @@ int main(int argc, char** argv) {
   run->add_option("paths", paths, "scenario files or folders")->required();
   run->add_option("--seed", seed, "seed (default: the scenario's own, else 1)");
   run->add_option("--seeds", seeds, "a range of seeds, e.g. 1..100");
-  run->add_option("--swarm", swarm, "run K seeds with link properties drawn from each scenario's [swarm] bounds");
+  run->add_option("--swarm", swarm,
+                  "run K seeds (or those of --seeds) with link properties drawn from each scenario's [swarm] bounds");
   run->add_option("--trace", trace_path, "write the trace (JSON lines) of the last run here");
   run->add_option("--pcap", pcap_path, "write the packets of the last run here");
   run->add_flag("--check-determinism", check, "run every scenario twice per seed and compare the traces");
@@ -155,7 +209,11 @@ int main(int argc, char** argv) {
   run->add_option("-j,--jobs", jobs_wanted,
                   "runs at once, on threads (default: every core); results do not depend on it")
       ->check(CLI::Range(1u, 1024u));
+  auto* merge = app.add_subcommand("merge", "merge the --json summaries of runs split by --seeds into one verdict");
+  std::vector<std::string> parts;
+  merge->add_option("files", parts, "JSON summaries (duet-sim run ... --json > part.json)")->required();
   CLI11_PARSE(app, argc, argv);
+  if (merge->parsed()) return merge_summaries(parts);
 
   auto logger = spdlog::stdout_color_mt("duet-sim");
   logger->set_pattern("    %v");
@@ -216,7 +274,7 @@ int main(int argc, char** argv) {
     if (f.scenario) {
       f.seeds = seed_list;
       if (f.seeds.empty()) f.seeds.push_back(seed.value_or(f.scenario->seed));
-      if (swarm > 0) {
+      if (swarm > 0 && seed_list.empty()) {  // with --seeds, a swarm runs those seeds
         f.seeds.clear();
         const auto base = seed.value_or(f.scenario->seed);
         for (int k = 0; k < swarm; ++k) f.seeds.push_back(base + static_cast<std::uint64_t>(k));

@@ -41,5 +41,26 @@ fi
 "$sim" run /nonexistent/scenarios >/dev/null 2>&1; rc=$?
 check test "$rc" -eq 2 && echo "ok   missing path: exit 2" || echo "FAIL missing path: exit $rc"
 
+# 5. --jobs changes nothing but speed: the same verdicts and failing seeds with 1 and 2 jobs.
+lib="$here/../../sim/scenarios"
+verdicts() { grep -v wall_ms | grep -v wall_s; }
+one=$("$sim" run "$lib" "$f" --swarm 20 -j 1 --json | verdicts)
+two=$("$sim" run "$lib" "$f" --swarm 20 -j 2 --json | verdicts)
+if [[ "$one" == "$two" ]]; then passed=$((passed+1)); echo "ok   --jobs 1 and 2 give the same results"
+else failed=$((failed+1)); echo "FAIL --jobs 1 and 2 differ:"; diff <(echo "$one") <(echo "$two") | head -20; fi
+
+# 6. A swarm split by --seeds and merged gives the verdict of one run (a failure keeps its seed).
+tmp=$(mktemp -d)
+"$sim" run "$lib/02-v6-blackhole-udp.toml" "$f" --swarm 1 --seeds 1..10 --json > "$tmp/a.json"
+"$sim" run "$lib/02-v6-blackhole-udp.toml" "$f" --swarm 1 --seeds 11..20 --json > "$tmp/b.json"
+out=$("$sim" merge "$tmp/a.json" "$tmp/b.json"); rc=$?
+rm -rf "$tmp"
+if [[ $rc -eq 1 ]] && grep -q "^PASS .*(20 seeds in 2 parts)" <<<"$out" && grep -q "^FAIL .*(20 seeds in 2 parts)" <<<"$out" \
+   && grep -q "replay: duet-sim run $f --seed 1 --swarm 1" <<<"$out" && grep -q "1 passed, 1 failed" <<<"$out"; then
+  passed=$((passed+1)); echo "ok   merged parts: one pass, one failure with its first seed (exit 1)"
+else
+  failed=$((failed+1)); echo "FAIL merge: exit $rc"; echo "$out" | head -20 | sed 's/^/    /'
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
