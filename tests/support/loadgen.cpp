@@ -1,7 +1,8 @@
 // duet-loadgen: one process that plays many WireGuard peers against a real duetd (or any
 // WireGuard responder), for the scale tests and benchmarks.
 //
-//   duet-loadgen peers N SEED [INNER_V4_BASE]      the server's 'peer' lines for N peers
+//   duet-loadgen peers N SEED                      the server's 'peer' lines for N peers
+//   duet-loadgen key I SEED                        peer I's private key (to run it as a duetd)
 //   duet-loadgen run SERVER_ADDR:PORT SERVER_PUB N SEED TARGET [options]
 //       --sources A,B,...   local addresses to spread the peers over (round robin)
 //       --rate R            at most R handshake initiations a second (0: as fast as it can)
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -51,7 +53,7 @@ net::Address inner_of(std::uint32_t i) { return net::Address::v4(0xC6130000u + i
 struct Peer {
   Identity me;
   int fd = -1;
-  InitiatorState state;
+  std::vector<InitiatorState> states;  ///< the last few initiations' (a late answer still counts)
   Mac sent_mac1{};
   std::optional<Mac> cookie;
   std::optional<Keypair> keys;
@@ -139,12 +141,11 @@ int run(const std::vector<std::string>& a) {
     }
     if (!sources.empty()) {
       socklen_t len = 0;
-      sockaddr_storage local = parse_endpoint(sources[i % sources.size()] + ":0", len);
-      if (local.ss_family == AF_INET6 && sources[i % sources.size()].front() != '[') {
-        local = parse_endpoint("[" + sources[i % sources.size()] + "]:0", len);
-      }
-      if (bind(p.fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
-        std::perror(("duet-loadgen: bind " + sources[i % sources.size()]).c_str());
+      const std::string& src = sources[i % sources.size()];
+      const sockaddr_storage local =
+          parse_endpoint(src.find(':') != std::string::npos ? "[" + src + "]:0" : src + ":0", len);
+      if (bind(p.fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
+        std::perror(("duet-loadgen: bind " + src).c_str());
         return 1;
       }
     }
@@ -156,18 +157,22 @@ int run(const std::vector<std::string>& a) {
   }
 
   std::uint64_t sent_init = 0, cookies = 0, handshakes = 0, replies = 0, bad = 0;
+  std::optional<Clock::time_point> first_handshake, last_handshake;
   auto initiate = [&](std::uint32_t i) {
     Peer& p = peers[i];
     const auto wall = std::chrono::system_clock::now().time_since_epoch();
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(wall);
     Key ephemeral{};
     random_bytes(ephemeral);
+    InitiatorState state;
     // Each initiation carries a later timestamp than the last (the responder refuses replays).
     const auto m =
         create_initiation(p.me, *server_pub, Key{}, i + 1 + static_cast<std::uint32_t>(p.initiations) * 65536,
                           tai64n(static_cast<std::uint64_t>(secs.count()),
                                  static_cast<std::uint32_t>((wall - secs).count() + p.initiations)),
-                          clamp_private_key(ephemeral), p.state, p.cookie);
+                          clamp_private_key(ephemeral), state, p.cookie);
+    p.states.push_back(state);
+    if (p.states.size() > 3) p.states.erase(p.states.begin());
     p.sent_mac1 = *mac1_of(m);
     ++p.initiations;
     p.initiated = Clock::now();
@@ -185,8 +190,9 @@ int run(const std::vector<std::string>& a) {
   std::vector<epoll_event> events(256);
   std::uint8_t buf[2048];
   while (replies < n && Clock::now() < deadline) {
-    // Start initiations at the asked rate; resend those unanswered for a second (as
-    // WireGuard would after 5 s), and those that got a cookie at once.
+    // Start initiations at the asked rate; resend those unanswered after 5 s, as WireGuard
+    // does (sooner would only pile up handshakes on a busy server), and those that got a
+    // cookie at once.
     const auto now = Clock::now();
     const double elapsed = std::chrono::duration<double>(now - start).count();
     while (next < n && (rate <= 0 || static_cast<double>(next) < rate * elapsed + 1)) initiate(next++);
@@ -212,9 +218,17 @@ int run(const std::vector<std::string>& a) {
             initiate(i);
           }
         } else if (m[0] == kMessageHandshakeResponse) {
-          if (auto keys = consume_response(p.me, p.state, m)) {
+          const auto idx = receiver_index(m);
+          const auto st = std::find_if(p.states.begin(), p.states.end(),
+                                       [&](const InitiatorState& x) { return idx && x.local_index == *idx; });
+          if (p.replied) continue;  // done already: a late answer to an earlier initiation
+          if (auto keys = st == p.states.end() ? std::nullopt : consume_response(p.me, *st, m)) {
+            if (!p.keys) {
+              ++handshakes;
+              last_handshake = Clock::now();
+              if (!first_handshake) first_handshake = last_handshake;
+            }
             p.keys = *keys;
-            ++handshakes;
             ping(p, i);  // also confirms the keys to the responder
           } else {
             ++bad;
@@ -254,6 +268,11 @@ int main(int argc, char** argv) {
   try {
     if (a.size() >= 3 && a[0] == "peers")
       return print_peers(static_cast<std::uint32_t>(std::stoul(a[1])), std::stoull(a[2]));
+    if (a.size() >= 3 && a[0] == "key") {
+      const auto k = peer_private(std::stoull(a[2]), static_cast<std::uint32_t>(std::stoul(a[1])));
+      std::printf("%s\n", key_to_base64(k).c_str());
+      return 0;
+    }
     if (!a.empty() && a[0] == "run") {
       const int rc = run(a);
       if (rc != 2) return rc;
@@ -262,7 +281,7 @@ int main(int argc, char** argv) {
     std::cerr << "duet-loadgen: " << e.what() << "\n";
   }
   std::cerr
-      << "usage: duet-loadgen peers N SEED\n"
+      << "usage: duet-loadgen peers N SEED | duet-loadgen key I SEED\n"
          "       duet-loadgen run SERVER_ADDR:PORT SERVER_PUB N SEED TARGET [--sources A,B] [--rate R] [--timeout S]\n";
   return 2;
 }
