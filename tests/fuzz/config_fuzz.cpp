@@ -1,15 +1,18 @@
 // libFuzzer target: any bytes as a configuration file must give a Config or
-// diagnostics, never a crash, a hang or a diagnostic pointing outside the text.
+// diagnostics (the loader's and the policy review's), never a crash, a hang or a
+// diagnostic pointing outside the text.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "duet/config/loader.hpp"
+#include "duet/policy/review.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  const auto result = duet::config::load_text(text, "fuzz.conf");
+  // As every user of a configuration loads it: the language, then the policy's review.
+  const auto result = duet::policy::reviewed(duet::config::load_text(text, "fuzz.conf"));
   std::size_t lines = 1;
   for (char c : text) lines += c == '\n';
   for (const auto& d : result.diagnostics.all()) {
