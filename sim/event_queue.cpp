@@ -1,4 +1,4 @@
-#include "duet/sim/event_queue.hpp"
+#include "event_queue.hpp"
 
 namespace duet::sim {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "duet/net/network_stack.hpp"
-#include "duet/sim/event_queue.hpp"
+#include "event_queue.hpp"
 
 namespace duet::sim {
 

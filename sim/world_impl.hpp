@@ -13,9 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "duet/sim/event_queue.hpp"
-#include "duet/sim/packet.hpp"
 #include "duet/sim/world.hpp"
+#include "event_queue.hpp"
+#include "packet.hpp"
 #include "sockets.hpp"
 
 namespace duet::sim {

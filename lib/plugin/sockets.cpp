@@ -2,12 +2,16 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "duet/net/error.hpp"
 #include "proxy_sockets.hpp"
 
 #ifndef DUET_PLUGIN_DIR
 #define DUET_PLUGIN_DIR "."
+#endif
+#ifndef DUET_PLUGINS_UNDER_PREFIX
+#define DUET_PLUGINS_UNDER_PREFIX "lib/duet/plugins"
 #endif
 
 namespace duet::plugin {
@@ -64,6 +68,14 @@ net::Result<std::unique_ptr<net::DatagramSocket>> PluginSockets::open_datagram_v
 
 std::string plugin_dir() {
   if (const char* d = std::getenv("DUET_PLUGIN_DIR"); d != nullptr && *d != '\0') return d;
+  // Installed, PREFIX/sbin/duetd (or bin/) finds PREFIX/LIBDIR/duet/plugins; run from
+  // the build tree, the plugins the build made.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed = exe.parent_path().parent_path() / DUET_PLUGINS_UNDER_PREFIX;
+    if (std::filesystem::exists(installed / "duet-socks.so", ec)) return installed.string();
+  }
   return DUET_PLUGIN_DIR;
 }
 

@@ -19,6 +19,10 @@
 #include "duet/net/error.hpp"
 #include "duet/sim/world.hpp"
 
+#ifndef DUET_VERSION
+#define DUET_VERSION "0"
+#endif
+
 using namespace duet;
 using namespace std::chrono_literals;
 
@@ -173,6 +177,7 @@ std::vector<Result> run_all(std::uint64_t seed, const std::function<void(sim::Si
 
 int main(int argc, char** argv) {
   CLI::App app{"duet-sim-demo: a dual-stack client in a simulated world, step by step"};
+  app.set_version_flag("--version", std::string("duet-sim-demo ") + DUET_VERSION);
   std::uint64_t seed = 1;
   std::string trace_path;
   std::string pcap_path;

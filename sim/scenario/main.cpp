@@ -18,6 +18,10 @@
 
 #include "duet/sim/runner.hpp"
 
+#ifndef DUET_VERSION
+#define DUET_VERSION "0"
+#endif
+
 using namespace duet;
 
 namespace {
@@ -184,6 +188,7 @@ int merge_summaries(const std::vector<std::string>& parts) {
 
 int main(int argc, char** argv) {
   CLI::App app{"duet-sim: dual-stack scenarios in a deterministic simulator"};
+  app.set_version_flag("--version", std::string("duet-sim ") + DUET_VERSION);
   app.require_subcommand(1);
   auto* run = app.add_subcommand("run", "run scenario files or folders of them");
   std::vector<std::string> paths;

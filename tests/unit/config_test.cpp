@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 
 #include "duet/config/lexer.hpp"
 #include "duet/config/loader.hpp"
@@ -452,6 +454,30 @@ TEST(Loader, PeersForBigServersAndTheirBadInput) {
   }
   EXPECT_EQ(errors(load("mode server\npeer " + k2 + " " + many + "\n")),
             "test.conf:2:1: line longer than 4096 characters\n");
+}
+
+}  // namespace
+
+namespace {
+
+// duet.conf(5) documents the language: every directive the loader knows is in it.
+TEST(Documentation, EveryDirectiveIsInTheManPage) {
+  std::ifstream in(std::string(DUET_SOURCE_DIR) + "/daemon/man/duet.conf.5");
+  ASSERT_TRUE(in) << "daemon/man/duet.conf.5";
+  std::stringstream text;
+  text << in.rdbuf();
+  text.seekg(0);
+  // The terms the page defines: the words of its bold lines (.B, .BR, .BI).
+  std::set<std::string> terms;
+  for (std::string line; std::getline(text, line);) {
+    if (line.rfind(".B", 0) != 0) continue;
+    for (char& c : line) {
+      if (c == '"' || c == ',') c = ' ';
+    }
+    std::istringstream words(line);
+    for (std::string w; words >> w;) terms.insert(w);
+  }
+  for (const auto& d : known_directives()) EXPECT_TRUE(terms.contains(d)) << "duet.conf(5) defines no '" << d << "'";
 }
 
 }  // namespace

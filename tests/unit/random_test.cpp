@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "duet/sim/event_queue.hpp"
+#include "../../sim/event_queue.hpp"
 #include "duet/sim/random.hpp"
 
 using namespace duet;

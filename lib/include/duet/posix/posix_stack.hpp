@@ -6,6 +6,7 @@
 #include <string>
 
 #include "duet/net/network_stack.hpp"
+#include "duet/posix/loop.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -32,6 +33,8 @@ class PosixStack final : public net::NetworkStack {
 public:
   /// The stack schedules everything on `io` and never runs it itself.
   explicit PosixStack(boost::asio::io_context& io, StackOptions options = {});
+  /// The same on a Loop (no Asio in the caller's code).
+  explicit PosixStack(Loop& loop, StackOptions options = {}) : PosixStack(loop.context(), options) {}
   ~PosixStack() override;
   PosixStack(const PosixStack&) = delete;
   PosixStack& operator=(const PosixStack&) = delete;
