@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "duet/net/error.hpp"
 #include "duet/posix/posix_stack.hpp"
@@ -61,6 +62,10 @@ Proto protocol(Family f) {
 struct LoopLink {
   std::mutex mutex;
   asio::io_context* io = nullptr;
+  // Questions still on their threads keep the loop's run() from returning for want of
+  // work, as a socket's pending receive does (loop thread only; let go with the stack).
+  int questions = 0;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> busy;
 };
 
 // --- what each file makes --------------------------------------------------------------

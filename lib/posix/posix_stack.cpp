@@ -17,6 +17,7 @@ struct PosixStack::Impl {
   ~Impl() {
     const std::lock_guard lock(loop->mutex);
     loop->io = nullptr;
+    loop->busy.reset();
   }
   asio::io_context& io;
   std::unique_ptr<net::Clock> clock;

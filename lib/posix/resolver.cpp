@@ -58,8 +58,19 @@ Endpoint from_sockaddr(const sockaddr* sa) {
 
 /// One question, shared by its thread and its handle (which only the loop thread touches).
 struct Question {
-  net::ResolveHandler handler;  // loop thread only
-  bool cancelled = false;       // loop thread only
+  net::ResolveHandler handler;           // loop thread only
+  bool cancelled = false;                // loop thread only
+  std::shared_ptr<LoopLink> counted_in;  // set while the question counts as the loop's work
+
+  void count(const std::shared_ptr<LoopLink>& loop) {
+    if (loop->questions++ == 0) loop->busy.emplace(loop->io->get_executor());
+    counted_in = loop;
+  }
+  void uncount() {  // loop thread; once
+    if (!counted_in) return;
+    if (--counted_in->questions == 0) counted_in->busy.reset();
+    counted_in.reset();
+  }
 };
 
 class PosixResolve final : public net::PendingOperation {
@@ -68,6 +79,7 @@ public:
   ~PosixResolve() override {
     q_->cancelled = true;
     q_->handler = nullptr;
+    q_->uncount();
   }
 
 private:
@@ -101,6 +113,7 @@ std::unique_ptr<net::PendingOperation> resolve(const std::shared_ptr<LoopLink>& 
                                                net::ResolveHandler handler) {
   auto q = std::make_shared<Question>(Question{std::move(handler)});
   auto deliver = [q](net::Result<std::vector<Endpoint>> r) {
+    q->uncount();
     if (q->cancelled || !q->handler) return;
     auto h = std::move(q->handler);
     h(std::move(r));
@@ -110,6 +123,7 @@ std::unique_ptr<net::PendingOperation> resolve(const std::shared_ptr<LoopLink>& 
     asio::post(*loop->io, [deliver, r = std::move(*literal)]() mutable { deliver(std::move(r)); });
   } else {
     // The answer goes to the loop only while its stack lives (the thread may outlive both).
+    q->count(loop);
     std::thread([loop, deliver, host, service, hints]() mutable {
       auto r = lookup(host, service, hints);
       const std::lock_guard lock(loop->mutex);

@@ -452,3 +452,26 @@ TEST(PosixBatching, ATurnsDatagramsLeaveInFewSystemCalls) {
 }
 
 }  // namespace
+
+namespace {
+
+/// A program whose only work is a name lookup must not see its loop return before the
+/// answer (getaddrinfo runs on a thread of its own, which Asio does not count as work);
+/// a cancelled lookup lets the loop end.
+TEST(PosixLoop, RunWaitsForAPendingLookupAndNotForACancelledOne) {
+  posix::Loop loop;
+  posix::PosixStack stack(loop);
+  std::optional<net::Result<std::vector<Endpoint>>> answer;
+  auto op = stack.resolve("localhost", "7", {}, [&](auto r) { answer = std::move(r); });
+  loop.run();
+  ASSERT_TRUE(answer.has_value()) << "run() returned before the lookup answered";
+  EXPECT_TRUE(answer->ok());
+
+  bool called = false;
+  auto cancelled = stack.resolve("localhost", "7", {}, [&](auto) { called = true; });
+  cancelled.reset();
+  loop.run();  // returns: nothing is left to wait for
+  EXPECT_FALSE(called);
+}
+
+}  // namespace
