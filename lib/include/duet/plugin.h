@@ -66,48 +66,51 @@ enum duet_plugin_error {
   DUET_PLUGIN_E_CONFIG = 12        /* bad plugin arguments (create() only) */
 };
 
-/* The remote a connection is for. */
+/** The remote a connection is for. */
 struct duet_plugin_target {
-  const char* host; /* a name, or an IPv4/IPv6 literal (IPv6 without brackets) */
-  uint16_t port;
-  int datagram; /* 0: a stream (TCP tunnel); 1: datagrams (UDP tunnel) */
+  const char* host; /**< a name, or an IPv4/IPv6 literal (IPv6 without brackets) */
+  uint16_t port;    /**< the remote port */
+  int datagram;     /**< 0: a stream (TCP tunnel); 1: datagrams (UDP tunnel) */
 };
 
+/** What a plugin exports: its name, what it can do, and the functions the host calls. */
 struct duet_plugin {
-  uint32_t abi_version; /* DUET_PLUGIN_ABI_VERSION the plugin was built against */
-  const char* name;     /* e.g. "http-proxy" */
-  uint32_t capabilities;
+  uint32_t abi_version;  /**< DUET_PLUGIN_ABI_VERSION the plugin was built against */
+  const char* name;      /**< e.g. "http-proxy" */
+  uint32_t capabilities; /**< DUET_PLUGIN_STREAM, DUET_PLUGIN_DATAGRAM, or both */
 
-  /* An instance from the directive's arguments (argv[0] is the first argument after the
+  /** An instance from the directive's arguments (argv[0] is the first argument after the
    * path). NULL on failure, with the reason in err. */
   void* (*create)(int argc, const char* const* argv, char* err, size_t err_size);
+  /** Frees an instance create() made. */
   void (*destroy)(void* instance);
 
-  /* The proxy the host must connect to: host (name or literal, IPv6 without brackets)
+  /** The proxy the host must connect to: host (name or literal, IPv6 without brackets)
    * into a caller buffer, and port. 0 on success. */
   int (*proxy)(void* instance, char* host, size_t host_size, uint16_t* port);
 
-  /* A connection's handshake state for `target`; NULL (with err) if it cannot be done. */
+  /** A connection's handshake state for `target`; NULL (with err) if it cannot be done. */
   void* (*open)(void* instance, const struct duet_plugin_target* target, char* err, size_t err_size);
-  /* Copies up to `size` bytes the proxy should be sent now into `out`; returns how many
+  /** Copies up to `size` bytes the proxy should be sent now into `out`; returns how many
    * were copied (0: nothing to send). The host calls it until it returns 0, after open()
    * and after every feed(). */
   size_t (*output)(void* conn, uint8_t* out, size_t size);
-  /* Bytes from the proxy, in order, each byte once. On MORE the plugin has taken all
+  /** Bytes from the proxy, in order, each byte once. On MORE the plugin has taken all
    * `len` bytes (it keeps what it needs). On DONE, *consumed says how many of these bytes
    * ended the handshake: the rest is already tunnel data. On FAILED, sets *error (enum
    * duet_plugin_error) and a message. */
   int (*feed)(void* conn, const uint8_t* in, size_t len, size_t* consumed, int* error, char* err, size_t err_size);
 
   /* Datagrams (may be NULL without DUET_PLUGIN_DATAGRAM), valid after DONE: */
-  /* where to send wrapped datagrams (host literal into a buffer, port); 0 on success. */
+  /** Where to send wrapped datagrams (host literal into a buffer, port); 0 on success. */
   int (*relay)(void* conn, char* host, size_t host_size, uint16_t* port);
-  /* header + payload into out; returns the length, or 0 if out is too small. */
+  /** Header + payload into out; returns the length, or 0 if out is too small. */
   size_t (*wrap)(void* conn, const uint8_t* payload, size_t len, uint8_t* out, size_t size);
-  /* The payload's offset in a datagram from the relay, or -1 to drop it (malformed, or
+  /** The payload's offset in a datagram from the relay, or -1 to drop it (malformed, or
    * not from the remote). */
   long (*unwrap)(void* conn, const uint8_t* in, size_t len);
 
+  /** Frees a connection's state; called once per open() that succeeded. */
   void (*close)(void* conn);
 };
 

@@ -24,6 +24,8 @@ public:
   [[nodiscard]] virtual bool pending() const = 0;
 };
 
+/// Time and scheduling on one event loop: the kernel's monotonic clock for PosixStack,
+/// virtual time in a SimWorld.
 class Clock {
 public:
   virtual ~Clock() = default;

@@ -15,7 +15,7 @@ namespace duet::net {
 
 /// One destination as the rules see it.
 struct Destination {
-  Endpoint endpoint;
+  Endpoint endpoint;              ///< the address and port
   bool usable = true;             ///< the probe "connect" succeeded
   std::optional<Address> source;  ///< the source address it chose
 };

@@ -39,7 +39,9 @@ std::string error_name(std::error_code ec);
 
 }  // namespace duet::net
 
+/// \cond
 template <>
 struct std::is_error_code_enum<duet::net::ResolveError> : std::true_type {};
 template <>
 struct std::is_error_code_enum<duet::net::ParseError> : std::true_type {};
+/// \endcond

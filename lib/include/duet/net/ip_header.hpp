@@ -12,12 +12,14 @@
 
 namespace duet::net {
 
+/// What the fixed header of an IP packet says.
 struct IpHeader {
   int version = 0;                ///< 4 or 6
   std::size_t header_length = 0;  ///< IPv4: IHL * 4; IPv6: 40 (extension headers count as payload)
   std::uint8_t protocol = 0;      ///< IPv4 protocol, IPv6 next header
   std::size_t total_length = 0;   ///< the packet's length as the header states it
-  Address source, destination;
+  Address source;                 ///< the sender's address
+  Address destination;            ///< the receiver's address
 };
 
 /// The header at the start of `packet`; nullopt when it is no IPv4 or IPv6 header or is

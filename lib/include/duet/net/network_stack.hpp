@@ -23,19 +23,24 @@
 
 namespace duet::net {
 
-enum class SocketType : std::uint8_t { datagram, stream };
+/// UDP or TCP.
+enum class SocketType : std::uint8_t {
+  datagram,  ///< UDP (SOCK_DGRAM)
+  stream,    ///< TCP (SOCK_STREAM)
+};
 
+/// What a lookup asks for (getaddrinfo's hints).
 struct ResolveHints {
-  std::optional<Family> family;  ///< restrict to one family; nullopt = both
-  bool passive = false;          ///< AI_PASSIVE: an empty host means the wildcard addresses
-  SocketType type = SocketType::datagram;
+  std::optional<Family> family;            ///< restrict to one family; nullopt = both
+  bool passive = false;                    ///< AI_PASSIVE: an empty host means the wildcard addresses
+  SocketType type = SocketType::datagram;  ///< the socket type the endpoints are for
 };
 
 /// One address of one interface of the host, as getifaddrs(3) reports it.
 struct InterfaceAddress {
-  std::string interface;
-  Prefix prefix;  ///< the address with its on-link prefix length
-  bool up = false;
+  std::string interface;  ///< the interface's name ("eth0")
+  Prefix prefix;          ///< the address with its on-link prefix length
+  bool up = false;        ///< the interface is up
 };
 
 /// An operation in flight; destroying the handle cancels it (its handler never runs).
@@ -52,6 +57,7 @@ using ConnectHandler = std::function<void(std::error_code)>;
 using ReadHandler = std::function<void(std::error_code, std::span<const std::uint8_t> data)>;
 using WriteHandler = std::function<void(std::error_code)>;
 
+/// A UDP socket of one family (see NetworkStack::open_datagram).
 class DatagramSocket {
 public:
   virtual ~DatagramSocket() = default;
@@ -82,9 +88,12 @@ public:
   virtual void close() = 0;
 };
 
+/// A TCP socket of one family, before or after connecting (see NetworkStack::open_stream
+/// and Listener::accept).
 class StreamSocket {
 public:
   virtual ~StreamSocket() = default;
+  /// Family the socket was opened with.
   [[nodiscard]] virtual Family family() const = 0;
   /// Binds the local side before connect (port 0: ephemeral).
   virtual std::error_code bind(const Endpoint& local) = 0;
@@ -104,7 +113,9 @@ public:
   virtual void close() = 0;
   /// Abortive close (RST, SO_LINGER 0); pending handlers are dropped.
   virtual void reset() = 0;
+  /// The local address and port (after bind or connect).
   [[nodiscard]] virtual Result<Endpoint> local_endpoint() const = 0;
+  /// The peer's address and port (once connected; ENOTCONN before).
   [[nodiscard]] virtual Result<Endpoint> remote_endpoint() const = 0;
   /// Words about the last error beyond its code (a proxy's reply, say); usually empty.
   [[nodiscard]] virtual std::string error_detail() const { return {}; }
@@ -112,21 +123,27 @@ public:
 
 using AcceptHandler = std::function<void(std::error_code, std::unique_ptr<StreamSocket>)>;
 
+/// How NetworkStack::listen sets up a listening socket.
 struct ListenOptions {
   std::optional<bool> v6only;  ///< IPV6_V6ONLY for IPv6; nullopt = the host's default
-  int backlog = 128;
+  int backlog = 128;           ///< listen(2)'s backlog
 };
 
+/// A listening TCP socket (see NetworkStack::listen).
 class Listener {
 public:
   virtual ~Listener() = default;
   /// Waits for the next established connection. One accept at a time.
   virtual void accept(AcceptHandler handler) = 0;
+  /// The address and port listened on (the port chosen when 0 was asked).
   [[nodiscard]] virtual Result<Endpoint> local_endpoint() const = 0;
   /// Stops listening; a pending accept is dropped.
   virtual void close() = 0;
 };
 
+/// The seam: a host's network as duet's code sees it. PosixStack is the kernel's,
+/// SimWorld::stack() a simulated host's. See the main page for the contracts (threading,
+/// callback lifetime, error codes) both keep.
 class NetworkStack {
 public:
   virtual ~NetworkStack() = default;

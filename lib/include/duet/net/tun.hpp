@@ -11,16 +11,21 @@
 
 namespace duet::net {
 
+/// Called with one IP packet, valid only during the call.
 using PacketHandler = std::function<void(std::span<const std::uint8_t> packet)>;
 
 /// What a TUN device did, for the status and the benchmark (a simulated one counts
 /// packets only).
 struct TunCounters {
-  std::uint64_t reads = 0, packets_read = 0;      ///< system calls, and packets after cutting
-  std::uint64_t writes = 0, packets_written = 0;  ///< system calls, and packets before merging
-  std::uint64_t dropped = 0;                      ///< malformed super-packets, full queue on write
+  std::uint64_t reads = 0;            ///< read system calls
+  std::uint64_t packets_read = 0;     ///< packets read, after cutting offloaded super-packets
+  std::uint64_t writes = 0;           ///< write system calls
+  std::uint64_t packets_written = 0;  ///< packets written, before merging
+  std::uint64_t dropped = 0;          ///< malformed super-packets, full queue on write
 };
 
+/// A TUN device: IP packets between the system and the tunnel (the kernel's through
+/// posix::LinuxTun, a simulated one in the simulator).
 class Tun {
 public:
   virtual ~Tun() = default;
@@ -34,6 +39,7 @@ public:
   virtual void write(std::span<const std::uint8_t> packet) = 0;
   /// Which offloads are in use, in words ("off" when none).
   [[nodiscard]] virtual std::string offloads() const { return "off"; }
+  /// What the device did so far.
   [[nodiscard]] virtual const TunCounters& counters() const = 0;
 };
 

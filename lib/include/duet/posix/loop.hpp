@@ -13,8 +13,10 @@ class io_context;
 
 namespace duet::posix {
 
+/// An event loop for PosixStack, run by one thread.
 class Loop {
 public:
+  /// A loop with nothing to do yet.
   Loop();
   ~Loop();
   Loop(const Loop&) = delete;

@@ -23,12 +23,17 @@ struct StackOptions {
 /// What the stack's datagram sockets did: which offloads are in use, and how many
 /// datagrams each system call moved (for `duetctl status` and the benchmark).
 struct UdpCounters {
-  std::string gso = "unused (no UDP socket)", gro = "unused (no UDP socket)";
-  std::uint64_t send_calls = 0, datagrams_sent = 0;
-  std::uint64_t receive_calls = 0, datagrams_received = 0;
-  std::uint64_t send_dropped = 0;  ///< queued datagrams the kernel refused (counted, not reported)
+  std::string gso = "unused (no UDP socket)";  ///< UDP_SEGMENT in use, in words ("on", "off (why)")
+  std::string gro = "unused (no UDP socket)";  ///< UDP_GRO in use, in words
+  std::uint64_t send_calls = 0;                ///< sendmsg/sendmmsg system calls
+  std::uint64_t datagrams_sent = 0;            ///< datagrams they carried
+  std::uint64_t receive_calls = 0;             ///< recvmsg/recvmmsg system calls
+  std::uint64_t datagrams_received = 0;        ///< datagrams they brought
+  std::uint64_t send_dropped = 0;              ///< queued datagrams the kernel refused (counted, not reported)
 };
 
+/// The NetworkStack of this host's kernel: sockets, timers and getaddrinfo through
+/// Boost.Asio, on an event loop the caller runs on one thread.
 class PosixStack final : public net::NetworkStack {
 public:
   /// The stack schedules everything on `io` and never runs it itself.
@@ -42,6 +47,7 @@ public:
   net::Clock& clock() override;
   std::unique_ptr<net::PendingOperation> resolve(const std::string& host, const std::string& service,
                                                  const net::ResolveHints& hints, net::ResolveHandler handler) override;
+  /// glibc's order for these destinations on this host (see NetworkStack::sort_destinations).
   std::vector<net::Endpoint> sort_destinations(const std::string& name,
                                                std::vector<net::Endpoint> destinations) override;
   net::Result<std::vector<net::InterfaceAddress>> interface_addresses() override;
@@ -51,6 +57,7 @@ public:
                                                      const net::ListenOptions& options) override;
   std::uint64_t random() override;
 
+  /// What the stack's datagram sockets did so far.
   [[nodiscard]] const UdpCounters& udp_counters() const;
 
 private:

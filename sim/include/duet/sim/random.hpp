@@ -8,8 +8,11 @@
 
 namespace duet::sim {
 
+/// A seeded generator with distributions of its own, so a seed means the same run
+/// with any standard library.
 class Random {
 public:
+  /// The generator for `seed`.
   explicit Random(std::uint64_t seed);
 
   /// Next raw 64-bit value.

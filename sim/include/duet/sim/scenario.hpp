@@ -18,75 +18,88 @@
 
 namespace duet::sim {
 
+/// A piece of a scenario file with the line it is on (for error messages).
 struct Located {
-  std::string text;
-  int line = 0;
+  std::string text;  ///< as written
+  int line = 0;      ///< 1-based line in the file
 };
 
+/// A `[[host]]`: its name, kernel settings, addresses and routes.
 struct ScenarioHost {
-  std::string name;
-  HostSettings settings;
+  std::string name;                                            ///< the host's name
+  HostSettings settings;                                       ///< sysctls as the file sets them
   std::vector<std::pair<std::string, std::string>> addresses;  ///< (interface, prefix)
-  std::vector<Located> routes;
-  int line = 0;
+  std::vector<Located> routes;  ///< `ip route` style: "default dev eth0", "blackhole fd00::/64"
+  int line = 0;                 ///< where the table starts
 };
 
+/// A `[[link]]`: two interfaces joined, and how packets cross.
 struct ScenarioLink {
-  std::string host_a, if_a, host_b, if_b;
-  LinkProperties properties;
-  int line = 0;
+  std::string host_a;         ///< one end's host
+  std::string if_a;           ///< ...and interface
+  std::string host_b;         ///< the other end's host
+  std::string if_b;           ///< ...and interface
+  LinkProperties properties;  ///< delay, loss, MTU...
+  int line = 0;               ///< where the table starts
 };
 
+/// An `[[instance]]`: one duet node, configured in the daemon's own syntax.
 struct ScenarioInstance {
-  std::string name;
-  std::string host;
-  std::string config;  ///< daemon configuration text
-  net::Duration start{0};
-  int line = 0;
-  int host_line = 0;
+  std::string name;        ///< how expectations call it
+  std::string host;        ///< the host it runs on
+  std::string config;      ///< daemon configuration text
+  net::Duration start{0};  ///< when it starts
+  int line = 0;            ///< where the table starts
+  int host_line = 0;       ///< the line of its `host` key
 };
 
+/// A `[[fault]]`: something done to the world at a time.
 struct ScenarioFault {
-  net::Duration at{0};
-  std::string host;
-  std::string action;  ///< route, unroute, partition, heal, down, up, crash, restart, remove-address, add-address
-  std::string argument;
-  int line = 0;
+  net::Duration at{0};   ///< when
+  std::string host;      ///< on which host
+  std::string action;    ///< route, unroute, partition, heal, down, up, crash, restart, remove-address, add-address
+  std::string argument;  ///< the action's value (a route, an interface, a host...)
+  int line = 0;          ///< where the table starts
 };
 
+/// A `[[send]]`: test messages an instance sends through its session.
 struct ScenarioSend {
-  net::Duration at{0};
-  std::string instance;
-  int count = 0;
-  int line = 0;
+  net::Duration at{0};   ///< when
+  std::string instance;  ///< who sends
+  int count = 0;         ///< how many messages
+  int line = 0;          ///< where the table starts
 };
 
 /// Bounds a swarm run draws each link's properties from (absent: links as written).
 struct SwarmBounds {
-  std::optional<std::pair<net::Duration, net::Duration>> delay, jitter;
-  std::optional<std::pair<double, double>> loss;
+  std::optional<std::pair<net::Duration, net::Duration>> delay;   ///< one-way delay range
+  std::optional<std::pair<net::Duration, net::Duration>> jitter;  ///< jitter range
+  std::optional<std::pair<double, double>> loss;                  ///< loss probability range
 };
 
+/// A scenario file, read (see load_scenario).
 struct Scenario {
-  std::string file;
-  std::string name;
-  net::Duration duration = std::chrono::seconds(10);
-  std::uint64_t seed = 1;
-  std::vector<ScenarioHost> hosts;
-  std::vector<ScenarioLink> links;
-  std::map<std::string, DnsAnswer> dns;
-  std::vector<ScenarioInstance> instances;
-  std::vector<ScenarioFault> faults;
-  std::vector<ScenarioSend> sends;
-  std::vector<Located> expectations;
-  SwarmBounds swarm;
-  std::string simulator_only;  ///< why the testbed cannot run it (empty: it can)
+  std::string file;                                   ///< the path it was read from
+  std::string name;                                   ///< its `name`
+  net::Duration duration = std::chrono::seconds(10);  ///< virtual time it runs for
+  std::uint64_t seed = 1;                             ///< the seed unless the runner gives one
+  std::vector<ScenarioHost> hosts;                    ///< its hosts, its topology file's included
+  std::vector<ScenarioLink> links;                    ///< the links between them
+  std::map<std::string, DnsAnswer> dns;               ///< answers by name
+  std::vector<ScenarioInstance> instances;            ///< the duet nodes
+  std::vector<ScenarioFault> faults;                  ///< the fault timeline
+  std::vector<ScenarioSend> sends;                    ///< test messages
+  std::vector<Located> expectations;                  ///< the sentences to judge
+  SwarmBounds swarm;                                  ///< what a swarm run draws links from
+  std::string simulator_only;                         ///< why the testbed cannot run it (empty: it can)
 };
 
+/// Why a scenario cannot be read or run as written.
 struct ScenarioError {
-  std::string file;
-  int line = 0;
-  std::string message;
+  std::string file;     ///< the file
+  int line = 0;         ///< 1-based line (0: the file as a whole)
+  std::string message;  ///< what is wrong
+  /// "file:line: message".
   [[nodiscard]] std::string to_string() const;
 };
 
