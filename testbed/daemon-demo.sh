@@ -2,11 +2,13 @@
 # The daemon demo: a dual-stack duetd server and client in network namespaces, the
 # server's IPv6 address silently blackholed on the router, and the client still through
 # over IPv4 at once (racing), shown with ping and duetctl status. Root only; every
-# namespace is deleted on exit. Usage: testbed/daemon-demo.sh BUILD_DIR
+# namespace is deleted on exit. Usage: testbed/daemon-demo.sh BUILD_DIR (an installed
+# copy takes no argument and runs the installed duetd).
 set -u
-build=${1:-build}
-duetd=$build/daemon/duetd duetctl=$build/daemon/duetctl
 here=$(cd "$(dirname "$0")" && pwd)
+[[ -f $here/installed.sh ]] && . "$here/installed.sh"
+build=${1:-build}
+duetd=${DUETD:-$build/daemon/duetd} duetctl=${DUETCTL:-$build/daemon/duetctl}
 p=demo$$
 . "$here/lib.sh"
 dir=$(mktemp -d)
