@@ -221,11 +221,11 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   for (const auto& in : s.instances) {
     // Each daemon is launched early and starts its engine at the instance's time
     // (--start-at): the simulator starts engines at once, a daemon first opens its TUN.
-    // Instances that start together start in file order, 5 ms apart, as the simulator
+    // Instances that start together start in file order, 50 ms apart, as the simulator
     // runs them in file order within an instant (a server's sockets exist before a client
-    // that starts with it sends anything).
+    // that starts with it sends anything: a server needs a few ms from start to listening).
     const auto engine_at =
-        std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 5 * same_time[in.start]++;
+        std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 50 * same_time[in.start]++;
     at.emplace(in.start - kLaunchEarly, "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name +
                                             ".events\" --start-at $((t0 + " + std::to_string(engine_at) +
                                             ")) --config \"$D/" + in.name + ".conf\" > \"$D/" + in.name +
