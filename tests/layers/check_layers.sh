@@ -2,7 +2,8 @@
 # The layers, as the build means them (lib/CMakeLists.txt): each folder may include only
 # the duet headers of the layers below it, and no code above `posix` may touch the
 # kernel's network, read the wall clock or draw randomness except through the seams
-# (NetworkStack, Clock, Tun). Prints every offending line; exits 1 if there is one.
+# (NetworkStack, Clock, Tun); the installed headers include no third-party header.
+# Prints every offending line; exits 1 if there is one.
 #   check_layers.sh SOURCE_DIR
 set -u
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -26,7 +27,7 @@ declare -A allowed=(
 # The files of each layer: sources and public headers.
 files_of() {
   case $1 in
-    sim) ls sim/*.cpp sim/*.hpp sim/include/duet/sim/{world,random,event_queue,packet,tun}.hpp ;;
+    sim) ls sim/*.cpp sim/*.hpp sim/include/duet/sim/{world,random,tun}.hpp ;;
     scenario) ls sim/scenario/*.cpp sim/include/duet/sim/{scenario,runner,judge,probe_session}.hpp ;;
     *) ls lib/$1/*.cpp lib/$1/*.hpp lib/include/duet/$1/*.hpp 2>/dev/null ;;
   esac
@@ -66,5 +67,11 @@ if code 'system_clock::now|random_device|getrandom|randombytes_' sim/scenario/ru
   echo "^ the scenario runner must not read calendar time or draw randomness"
   bad=1
 fi
-((bad)) || echo "layers: every include goes one way; no kernel, wall clock or randomness above posix"
+# The installed headers keep third-party libraries private: a user of the package needs
+# none of their headers (they are linked inside the shared libraries only).
+if grep -rnE '#include *[<"](boost|spdlog|fmt|sodium|openssl|toml\+\+|nlohmann|CLI|systemd)[/.]' lib/include sim/include; then
+  echo "^ a public header includes a third-party header: users of the installed package would need it"
+  bad=1
+fi
+((bad)) || echo "layers: every include goes one way; no kernel, wall clock or randomness above posix; no third-party header in the public ones"
 exit $bad
