@@ -2,6 +2,7 @@
 // takes and how it is read into a scope. Arguments are checked here (numbers, names,
 // keys); what needs several directives is checked in validation.cpp.
 #include <charconv>
+#include <cstdlib>
 #include <map>
 
 #include "duet/config/loader.hpp"
@@ -310,7 +311,7 @@ const Spec kSpecs[] = {
        r.private_key = Set<std::string>{k, d.where};
      },
      "private-key KEY|FILE"},
-    {"peer", 2, 2, kTop,
+    {"peer", 2, 5, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (!valid_key(d.args[0].text)) {
          l.diag.error(at_arg(d, 0), "'" + d.args[0].text + "' is not a WireGuard public key (44 characters of base64)");
@@ -333,9 +334,43 @@ const Spec kSpecs[] = {
          if (comma == std::string::npos) break;
          start = comma + 1;
        }
+       // WireGuard's per-peer settings, as NAME=VALUE after the allowed IPs.
+       for (std::size_t i = 2; i < d.args.size(); ++i) {
+         const std::string& opt = d.args[i].text;
+         const auto eq = opt.find('=');
+         const std::string name = opt.substr(0, eq), value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+         if (name == "endpoint" && eq != std::string::npos) {
+           auto e = net::Endpoint::parse(value);
+           if (!e) {
+             l.diag.error(at_arg(d, i), "endpoint '" + value +
+                                            "' is not ADDRESS:PORT or [IPV6]:PORT (a literal: names go in 'remote')");
+             return;
+           }
+           p.endpoint = *e;
+         } else if (name == "keepalive" && eq != std::string::npos) {
+           char* end = nullptr;
+           const long v = std::strtol(value.c_str(), &end, 10);
+           if (value.empty() || *end != '\0' || v < 0 || v > 65535) {
+             l.diag.error(at_arg(d, i), "keepalive '" + value + "' is not a number of seconds from 0 to 65535");
+             return;
+           }
+           p.persistent_keepalive = static_cast<std::uint16_t>(v);
+         } else if (name == "preshared-key" && eq != std::string::npos) {
+           auto k = key_from_base64(value);
+           if (!k) {
+             l.diag.error(at_arg(d, i), "preshared-key is not a WireGuard key (44 characters of base64)");
+             return;
+           }
+           p.preshared = *k;
+         } else {
+           l.diag.error(at_arg(d, i),
+                        "'" + opt + "': a peer takes endpoint=ADDR:PORT, keepalive=SECONDS, preshared-key=KEY");
+           return;
+         }
+       }
        r.peers.push_back(std::move(p));
      },
-     "peer PUBLIC_KEY ALLOWED_IP[,ALLOWED_IP...]"},
+     "peer PUBLIC_KEY ALLOWED_IP[,ALLOWED_IP...] [endpoint=ADDR:PORT] [keepalive=SECONDS] [preshared-key=KEY]"},
     {"ifconfig", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        auto p = net::Prefix::parse(d.args[0].text);
@@ -348,6 +383,11 @@ const Spec kSpecs[] = {
      "ifconfig ADDRESS/LENGTH"},
     {"route-allowed-ips", 0, 0, kTop, [](Loader&, Raw& r, const Directive& d) { set_flag(r.route_allowed_ips, d); },
      "route-allowed-ips"},
+    {"fwmark", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (auto v = l.number(d, 0, 0, 4294967295LL, "'fwmark'")) r.fwmark = Set<long long>{*v, d.where};
+     },
+     "fwmark MARK"},
     {"max-clients", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto v = l.number(d, 0, 1, 10'000'000, "'max-clients'")) r.max_clients = Set<long long>{*v, d.where};

@@ -48,6 +48,7 @@ struct Raw {
   std::vector<net::Prefix> ifconfig;
   Opt<int> tun_mtu;
   Opt<long long> max_clients;
+  Opt<long long> fwmark;
   Opt<Config::Offloads> offload;
   Opt<int> verb;
   SourceLocation where;

@@ -6,7 +6,9 @@ namespace duet::node {
 
 std::vector<tunnel::PeerConfig> peer_configs(const config::Config& c) {
   std::vector<tunnel::PeerConfig> out;
-  for (const auto& p : c.peers) out.push_back({p.public_key, {}, p.allowed_ips});
+  for (const auto& p : c.peers)
+    out.push_back(
+        {p.public_key, p.preshared.value_or(config::Key{}), p.allowed_ips, p.endpoint, p.persistent_keepalive});
   return out;
 }
 
@@ -57,16 +59,18 @@ bool Node::fail(std::string& why, std::string text) {
 
 bool Node::start(std::string& why) {
   const config::Config& cfg = *current_;
-  if (!cfg.private_key.empty()) {
+  if (!cfg.private_key.empty() || options_.runtime_configured) {
     auto key = options_.private_key ? options_.private_key : config::key_from_base64(cfg.private_key);
-    if (!key) return fail(why, "private-key must be the key itself (base64) here, not '" + cfg.private_key + "'");
-    if (!has_peers_) return fail(why, "no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
+    if (!key && !cfg.private_key.empty())
+      return fail(why, "private-key must be the key itself (base64) here, not '" + cfg.private_key + "'");
+    if (!has_peers_ && !options_.runtime_configured)
+      return fail(why, "no 'peer PUBLIC_KEY ALLOWED_IPS': nobody to talk to");
     if (tun_ == nullptr) return fail(why, "a tunnel needs a TUN device");
     tunnel::DeviceLimits limits = options_.limits;
     limits.mtu = static_cast<std::size_t>(cfg.tun_mtu);
     if (cfg.max_clients != 0) limits.max_clients = cfg.max_clients;
     device_ = std::make_unique<tunnel::Device>(
-        tunnel::Identity::from_private(*key), std::move(initial_peers_), stack_.clock(),
+        tunnel::Identity::from_private(key.value_or(config::Key{})), std::move(initial_peers_), stack_.clock(),
         [this](std::span<const std::uint8_t> p) { tun_->write(p); },
         [this](std::span<std::uint8_t> out) {
           for (std::size_t i = 0; i < out.size(); i += 8) {
@@ -76,6 +80,8 @@ bool Node::start(std::string& why) {
           }
         },
         limits);
+    if (!key) device_->set_identity(std::nullopt);  // until the configuration protocol sets one
+    device_->set_path_needed([this](std::size_t peer) { open_path(peer); });
     responders_ = std::make_unique<tunnel::DeviceSessions>(*device_, std::nullopt);
   } else if (options_.sessions == nullptr) {
     return fail(why, "no 'private-key': make one with 'duetd genkey'");
@@ -101,6 +107,13 @@ void Node::start_server() {
   server_->start([this](bool ok) {
     listening_ = true;
     if (options_.listening) options_.listening(ok);
+    // Peers with a persistent keepalive speak first (also after the sockets were reopened).
+    if (ok && device_) {
+      for (std::size_t i = 0; i < device_->peers().size(); ++i) {
+        const auto& p = device_->peers()[i];
+        if (!p.removed && p.config.persistent_keepalive != 0) device_->send_keepalive(i);
+      }
+    }
     // A p2p client's attempts send from the listening sockets: they begin once those exist.
     if (client_ && !client_started_) {
       client_started_ = true;
@@ -122,6 +135,65 @@ void Node::start_client() {
       stack_, *sockets_, *client_config_, *sessions, [this](const transport::Event& e) { emit(e); }, server_.get());
   client_started_ = !server_ || listening_;
   if (client_started_) client_->start();
+}
+
+void Node::open_path(std::size_t peer) {
+  if (!server_ || !device_) return;
+  const auto& ps = device_->peers()[peer];
+  // The client's own peer is reached through the client's connection.
+  if (client_ && first_peer_ && ps.config.public_key == *first_peer_) return;
+  std::optional<net::Endpoint> to;
+  if (ps.endpoint && ps.transport == config::Transport::udp) to = ps.endpoint;  // where it was last heard
+  if (!to) to = ps.config.endpoint;
+  if (!to) return;
+  (void)server_->open_path(*to, device_->make_path(peer, *to));
+}
+
+bool Node::use_endpoint(const config::Key& peer, const net::Endpoint& endpoint) {
+  if (!server_ || !device_) return false;
+  const auto i = device_->peer_index(peer);
+  if (!i) return false;
+  return server_->open_path(endpoint, device_->make_path(*i, endpoint));
+}
+
+void Node::set_private_key(const std::optional<config::Key>& key) {
+  if (!device_) return;
+  device_->set_identity(key ? std::optional(tunnel::Identity::from_private(*key)) : std::nullopt);
+}
+
+std::optional<config::Key> Node::private_key() const {
+  if (!device_ || !device_->has_identity()) return std::nullopt;
+  return device_->identity().private_key;
+}
+
+std::optional<std::uint16_t> Node::listen_port() const {
+  if (!server_) return std::nullopt;
+  for (const auto& l : server_->listening()) {
+    if (l.transport == config::Transport::udp) return l.local.port;
+  }
+  // Being (re)opened: the port asked for.
+  for (const auto& l : server_config_->listens) {
+    if (l.port != 0) return l.port;
+  }
+  return std::nullopt;
+}
+
+std::vector<config::Peer> Node::peers() const {
+  std::vector<config::Peer> out;
+  if (!device_) return out;
+  const auto& peers = device_->peers();
+  for (std::size_t i = 0; i < peers.size(); ++i) {
+    const auto& p = peers[i];
+    if (p.removed) continue;
+    config::Peer c;
+    c.public_key = p.config.public_key;
+    c.allowed_ips = device_->allowed_ips(i);
+    if (p.config.preshared != config::Key{}) c.preshared = p.config.preshared;
+    c.endpoint = p.config.endpoint;
+    c.persistent_keepalive = p.config.persistent_keepalive;
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace duet::node

@@ -9,7 +9,7 @@ namespace {
 
 /// What decides whether a reload must rebuild the listeners...
 std::string listens_key(const config::Config& c) {
-  std::string k = std::string(config::to_string(c.mode));
+  std::string k = std::string(config::to_string(c.mode)) + ",mark" + std::to_string(c.fwmark);
   for (const auto& l : c.listens) {
     k += "|" + std::string(config::to_string(l.proto)) + "," + std::string(config::to_string(l.family)) + "," +
          std::to_string(l.port);
@@ -43,7 +43,8 @@ ReloadOutcome Node::reload(const config::Config& next_config) {
   if (next_config.private_key != now.private_key) fixed.emplace_back("private-key");
   if (next_config.dev != now.dev) fixed.emplace_back("dev");
   if (next_config.ifconfig != now.ifconfig) fixed.emplace_back("ifconfig");
-  if (next_config.peers.empty() == has_peers_) fixed.emplace_back("the peer list's presence");
+  if (!options_.runtime_configured && next_config.peers.empty() == has_peers_)
+    fixed.emplace_back("the peer list's presence");
   if (!(next_config.offload == now.offload)) fixed.emplace_back("offload");
   if (next_config.tun_mtu != now.tun_mtu) fixed.emplace_back("tun-mtu");
   for (const auto& f : fixed) out.restart_needed += (out.restart_needed.empty() ? "" : ", ") + f;

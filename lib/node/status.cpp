@@ -12,7 +12,7 @@ Status Node::status(const PeerSelection& which) const {
   }
   if (client_) s.connected = client_->connected();
   if (device_) {
-    s.public_key = device_->identity().public_key;
+    if (device_->has_identity()) s.public_key = device_->identity().public_key;
     const auto now = stack_.clock().now();
     const auto& peers = device_->peers();
     for (std::size_t i = 0; i < peers.size(); ++i) {
@@ -23,7 +23,9 @@ Status Node::status(const PeerSelection& which) const {
       PeerStatus ps;
       ps.public_key = p.config.public_key;
       ps.allowed_ips = device_->allowed_ips(i);
-      ps.endpoint = p.endpoint;
+      ps.endpoint = p.endpoint ? p.endpoint : p.config.endpoint;
+      if (p.config.preshared != config::Key{}) ps.preshared = p.config.preshared;
+      ps.persistent_keepalive = p.config.persistent_keepalive;
       ps.transport = p.transport;
       if (p.last_handshake) ps.since_handshake = now - *p.last_handshake;
       ps.rx_bytes = p.rx_bytes;

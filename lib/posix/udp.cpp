@@ -75,6 +75,13 @@ public:
     return to_std(ec);
   }
 
+  std::error_code set_mark(std::uint32_t mark) override {
+    if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
+    if (::setsockopt(state_->socket.native_handle(), SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0)
+      return {errno, std::generic_category()};
+    return {};
+  }
+
   std::error_code bind(const Endpoint& local) override {
     if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
     if (local.family() != family_) return net::errc(std::errc::address_family_not_supported);

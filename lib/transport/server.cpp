@@ -133,6 +133,7 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
   auto s = stack_.open_datagram(local.family());
   std::error_code ec = s ? std::error_code{} : s.error();
   if (!ec && local.family() == net::Family::v6) ec = (*s)->set_v6only(v6only);
+  if (!ec && config_.fwmark != 0) ec = (*s)->set_mark(config_.fwmark);
   if (!ec) ec = (*s)->bind(local);
   if (ec) {
     emit({.kind = EventKind::bind_failed, .endpoint = local, .transport = config::Transport::udp, .error = ec});
@@ -288,6 +289,24 @@ std::size_t Server::paths() const {
   std::size_t n = tcp_peers_.size();
   for (const auto& l : udp_) n += l->peers.size();
   return n;
+}
+
+bool Server::open_path(const net::Endpoint& remote, std::unique_ptr<Session> session) {
+  for (auto& l : udp_) {
+    if (l->family != remote.family()) continue;
+    UdpListener& ref = *l;
+    if (auto old = l->peers.find(remote); old != l->peers.end()) {
+      old->second.session->attach(nullptr);
+      l->peers.erase(old);
+    }
+    auto& peer = l->peers[remote];
+    peer.session = std::move(session);
+    peer.last_authenticated = stack_.clock().now();
+    arm_sweep();
+    peer.session->attach([&ref, remote](std::span<const std::uint8_t> m) { ref.socket->send_soon(remote, m); });
+    return true;
+  }
+  return false;
 }
 
 net::DatagramSocket* Server::udp_socket(net::Family family) {

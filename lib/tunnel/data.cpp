@@ -95,20 +95,33 @@ bool Device::route(std::span<const std::uint8_t> packet) {
   const auto peer = allowed_.lookup(h->destination);
   if (!peer) return false;
   auto& ps = peers_[*peer];
-  if (ps.active == nullptr) return false;
+  // No path yet: the owner may open one (to the peer's endpoint) while the packet waits.
+  if (ps.active == nullptr && (!path_needed_ || !has_identity_)) return false;
   const auto inner = packet.first(h->total_length);
-  if (auto m = seal(*peer, inner)) {
-    ps.active->send(*m);
-    return true;
+  if (ps.active != nullptr) {
+    if (auto m = seal(*peer, inner)) {
+      ps.active->send(*m);
+      return true;
+    }
   }
   if (!ps.staged) ps.staged = std::make_unique<std::deque<Bytes>>();
   if (ps.staged->size() >= limits_.staged_packets) ps.staged->pop_front();
   ps.staged->emplace_back(inner.begin(), inner.end());
+  if (ps.active == nullptr) {
+    path_needed_(*peer);  // a path made active flushes the packets or starts the handshake
+    return true;
+  }
+  handshake_for_staged(*peer);
+  return true;
+}
+
+void Device::handshake_for_staged(std::size_t peer) {
+  auto& ps = peers_[peer];
+  if (!ps.staged || ps.staged->empty() || usable(ps.current)) return;
   // A handshake we just answered is confirmed by the initiator's next packet: wait for it
   // rather than start another.
   const bool confirmation_due = !ps.next.empty() && clock_.now() - ps.next.back()->created < kRekeyTimeout;
-  if (!confirmation_due) begin_handshake(*peer, false);
-  return true;
+  if (!confirmation_due) begin_handshake(peer, false);
 }
 
 }  // namespace duet::tunnel

@@ -15,7 +15,9 @@ Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, Pa
   allowed_.reserve(prefixes);
   for (const auto& p : peers) {
     if (by_key_.contains(p.public_key)) continue;  // the first of two equal keys counts
-    add_allowed_ips(add_peer(p));
+    const std::size_t i = add_peer(p);
+    add_allowed_ips(i);
+    arm_persistent(i);
   }
   random_(std::span(reinterpret_cast<std::uint8_t*>(&next_index_), sizeof next_index_));
   precompute_static_static();
@@ -23,6 +25,7 @@ Device::Device(Identity me, std::vector<PeerConfig> peers, net::Clock& clock, Pa
 
 void Device::precompute_static_static() {
   constexpr std::size_t kPerTurn = 32;  // about a millisecond of work
+  if (!has_identity_) return;
   for (std::size_t k = 0; k < kPerTurn && precomputed_ < peers_.size(); ++precomputed_) {
     auto& ps = peers_[precomputed_];
     if (ps.removed || ps.static_static) continue;
@@ -60,6 +63,59 @@ std::unique_ptr<transport::Session> Device::make_initiator(std::size_t peer, con
   bind_peer(*s, peer);
   return s;
 }
+std::unique_ptr<transport::Session> Device::make_path(std::size_t peer, const net::Endpoint& remote) {
+  auto s = std::make_unique<WgSession>(*this, peer, remote, config::Transport::udp);
+  bind_peer(*s, peer);
+  s->configured_ = true;
+  return s;
+}
+
+void Device::set_identity(const std::optional<Identity>& id) {
+  if (id.has_value() == has_identity_ && (!id || id->private_key == me_.private_key)) return;
+  has_identity_ = id.has_value();
+  me_ = id ? *id : Identity{};
+  // Keys, handshakes in flight and cookies were all made with the old identity.
+  for (auto& ps : peers_) {
+    if (ps.removed) continue;
+    retire_all(ps);
+    ps.static_static.reset();
+    ps.cookie.reset();
+  }
+  precomputed_ = 0;
+  precompute_static_static();
+}
+
+void Device::arm_persistent(std::size_t peer) {
+  auto& ps = peers_[peer];
+  const net::Duration every = std::chrono::seconds(ps.config.persistent_keepalive);
+  if (every == net::Duration::zero()) {
+    if (ps.persistent_timer) ps.persistent_timer->cancel();
+    return;
+  }
+  // Due `every` after the last packet sent to the peer (anything sent resets it).
+  const auto now = clock_.now();
+  const net::Duration wait = ps.last_sent + every > now ? ps.last_sent + every - now : net::Duration::zero();
+  timer(ps.persistent_timer).start(wait, [this, peer, every] {
+    auto& p = peers_[peer];
+    if (p.removed || p.config.persistent_keepalive == 0) return;
+    if (clock_.now() - p.last_sent >= every) send_keepalive(peer);
+    arm_persistent(peer);
+  });
+}
+
+void Device::send_keepalive(std::size_t peer) {
+  auto& ps = peers_[peer];
+  if (ps.removed || !has_identity_) return;
+  if (!ps.active && path_needed_) path_needed_(peer);
+  if (!ps.active) return;
+  if (auto ka = seal(peer, {})) {
+    ps.active->send(*ka);
+    return;
+  }
+  begin_handshake(peer, false);
+  ps.last_sent = clock_.now();  // a handshake sent counts as sending
+}
+
 std::unique_ptr<transport::Session> Device::make_responder(const net::Endpoint& remote, config::Transport transport) {
   return std::make_unique<WgSession>(*this, std::nullopt, remote, transport);
 }
@@ -114,6 +170,7 @@ void Device::make_active(WgSession& s) {
   ps.endpoint = s.remote_;
   ps.transport = s.transport_;
   flush_staged(*peer);
+  handshake_for_staged(*peer);
 }
 
 void Device::forget(WgSession& s) {
@@ -129,8 +186,11 @@ Device::PeerChanges Device::update_peers(const std::vector<PeerConfig>& peers) {
   for (const auto& p : peers) {
     if (!listed.emplace(p.public_key, true).second) continue;
     if (auto i = find_peer(p.public_key)) {
+      const bool keepalive_on = peers_[*i].config.persistent_keepalive == 0 && p.persistent_keepalive != 0;
       peers_[*i].config = p;
       kept[*i] = true;
+      arm_persistent(*i);
+      if (keepalive_on) send_keepalive(*i);  // as WireGuard: at once when turned on
       ++c.kept;
     } else {
       added.push_back(&p);
@@ -148,7 +208,12 @@ Device::PeerChanges Device::update_peers(const std::vector<PeerConfig>& peers) {
     free_slots_.push_back(i);
     ++c.removed;
   }
-  for (const PeerConfig* p : added) add_peer(*p);
+  std::vector<std::size_t> keepalive_now;
+  for (const PeerConfig* p : added) {
+    const std::size_t i = add_peer(*p);
+    arm_persistent(i);
+    if (p->persistent_keepalive != 0) keepalive_now.push_back(i);
+  }
   c.added = added.size();
   precomputed_ = 0;  // new peers (perhaps in freed slots): the others are skipped quickly
   precompute_static_static();
@@ -158,6 +223,7 @@ Device::PeerChanges Device::update_peers(const std::vector<PeerConfig>& peers) {
   for (const auto& p : peers) {
     if (listed.emplace(p.public_key, true).second) add_allowed_ips(*find_peer(p.public_key));
   }
+  for (const std::size_t i : keepalive_now) send_keepalive(i);
   return c;
 }
 

@@ -6,7 +6,7 @@ namespace duet::tunnel {
 
 Bytes Device::initiation(WgSession& s, std::size_t peer) {
   auto& ps = peers_[peer];
-  if (ps.removed) return {};
+  if (ps.removed || !has_identity_) return {};
   const auto wall = clock_.wall_now().time_since_epoch();
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(wall);
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wall - secs);
@@ -22,7 +22,7 @@ Bytes Device::initiation(WgSession& s, std::size_t peer) {
 }
 
 void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
-  if (!mac1_valid(me_.public_key, m)) return;  // not for us: costs one hash
+  if (!has_identity_ || !mac1_valid(me_.public_key, m)) return;  // not for us: costs one hash
   const auto now = clock_.now();
   if (now - load_window_ >= std::chrono::seconds(1)) {
     load_window_ = now;
@@ -83,7 +83,7 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
 void Device::on_response(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
   const auto sent = s.pending_for(m);
   const auto path_peer = peer_of(s);
-  if (sent == s.pending_.end() || !path_peer) return;
+  if (sent == s.pending_.end() || !path_peer || !has_identity_) return;
   auto k = consume_response(me_, sent->state, m);
   if (!k) return;
   s.pending_.clear();
@@ -118,7 +118,9 @@ void Device::on_cookie(WgSession& s, std::span<const std::uint8_t> m) {
 void Device::begin_handshake(std::size_t peer, bool retry) {
   auto& ps = peers_[peer];
   const auto now = clock_.now();
-  if (ps.removed || !ps.active || !ps.active->can_send()) return;  // the engine's reconnect is the way back
+  if (ps.removed || !has_identity_) return;
+  if (!ps.active && path_needed_) path_needed_(peer);  // to the peer's endpoint, if it has one
+  if (!ps.active || !ps.active->can_send()) return;    // else the engine's reconnect is the way back
   if (!retry && ps.rekey_since && now - ps.last_initiation_sent < kRekeyTimeout) return;  // one is in flight
   if (!ps.rekey_since) ps.rekey_since = now;
   if (now - *ps.rekey_since >= kRekeyAttemptTime) {

@@ -62,7 +62,7 @@ public:
     sender_ = std::move(send);
     if (!sender_)
       d_.forget(*this);
-    else if (proven_)
+    else if (proven_ || configured_)
       d_.make_active(*this);
   }
 
@@ -79,7 +79,8 @@ private:
   std::optional<std::size_t> peer_;  ///< configured (initiator) or learned (responder); see peer_of()
   std::uint32_t generation_ = 0;     ///< of peer_'s slot when it was set
   bool initiator_;
-  bool proven_ = false;  ///< the peer has authenticated itself on this path
+  bool proven_ = false;      ///< the peer has authenticated itself on this path
+  bool configured_ = false;  ///< a path to the peer's endpoint: used before it authenticates
   /// The initiations this path sent that may still be answered: the newest two, so that a
   /// hello said again (the engine repeats it when the peer speaks first) does not make the
   /// answer to the first one useless when both crossed on the wire.

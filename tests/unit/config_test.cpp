@@ -456,6 +456,26 @@ TEST(Loader, PeersForBigServersAndTheirBadInput) {
             "test.conf:2:1: line longer than 4096 characters\n");
 }
 
+TEST(Loader, PeersTakeWireGuardsSettingsAndFwmark) {
+  const std::string k1 = "mJ2S5mFYAkE4Rxsb+a9vKO6ObJ6BoQiKJQDPxmIW8mU=",
+                    k2 = "G7RXw4dyV+2bGRMm9XBA0zbSVeBkvQwBbKkNHlxGYWQ=";
+  auto r = load("mode server\nfwmark 51820\npeer " + k1 +
+                " 198.19.0.1/32 endpoint=[fd00::9]:51820 keepalive=25 preshared-key=" + k2 + "\n");
+  ASSERT_TRUE(r.ok()) << errors(r);
+  EXPECT_EQ(r.config.fwmark, 51820u);
+  const auto& p = r.config.peers.at(0);
+  EXPECT_EQ(p.endpoint, net::Endpoint::parse("[fd00::9]:51820").value());
+  EXPECT_EQ(p.persistent_keepalive, 25);
+  EXPECT_EQ(p.preshared, config::key_from_base64(k2));
+  EXPECT_NE(errors(load("mode server\npeer " + k1 + " 198.19.0.1/32 endpoint=vpn.example.test:51820\n"))
+                .find("a literal: names go in 'remote'"),
+            std::string::npos);
+  EXPECT_NE(errors(load("mode server\npeer " + k1 + " 198.19.0.1/32 keepalive=70000\n")).find("0 to 65535"),
+            std::string::npos);
+  EXPECT_NE(errors(load("mode server\npeer " + k1 + " 198.19.0.1/32 psk=x\n")).find("a peer takes endpoint="),
+            std::string::npos);
+}
+
 }  // namespace
 
 namespace {

@@ -96,6 +96,9 @@ struct Proxy {
 struct Peer {
   Key public_key{};
   std::vector<net::Prefix> allowed_ips;
+  std::optional<Key> preshared;            ///< preshared-key=KEY: mixed into every handshake
+  std::optional<net::Endpoint> endpoint;   ///< endpoint=ADDR:PORT: where to reach it first (UDP)
+  std::uint16_t persistent_keepalive = 0;  ///< keepalive=SECONDS: WireGuard's persistent keepalive
   SourceLocation where;
 };
 
@@ -125,6 +128,8 @@ struct Config {
   int tun_mtu = 1420;
   /// max-clients N: at most N peers hold keys at once (0: as many as are configured).
   std::size_t max_clients = 0;
+  /// fwmark N: the mark on the tunnel's UDP sockets (SO_MARK), for policy routing (0: none).
+  std::uint32_t fwmark = 0;
   /// The kernel offloads the daemon may use (`offload`): each one is used only where the
   /// kernel grants it; turning one off is for measuring and for working around a driver.
   struct Offloads {

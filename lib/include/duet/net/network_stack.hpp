@@ -67,6 +67,12 @@ public:
   virtual std::error_code set_v6only(bool on) = 0;
   /// Binds a local address and port (port 0: ephemeral). EADDRINUSE, EADDRNOTAVAIL...
   virtual std::error_code bind(const Endpoint& local) = 0;
+  /// SO_MARK: the mark policy routing sees on this socket's packets (EPERM without
+  /// CAP_NET_ADMIN). A simulated host has no policy routing and ignores it.
+  virtual std::error_code set_mark(std::uint32_t mark) {
+    (void)mark;
+    return {};
+  }
   /// Fixes the peer: only its datagrams are received, and ICMP errors are reported.
   virtual std::error_code connect(const Endpoint& remote) = 0;
   /// The bound address and port (after bind, connect or a first send).

@@ -40,6 +40,9 @@ struct NodeOptions {
   std::function<void(bool ok)> listening;
   /// The device's limits (the MTU always comes from `tun-mtu`).
   tunnel::DeviceLimits limits;
+  /// Configured at run time (WireGuard's tools, `duetd IFNAME`): the device starts even
+  /// without a private key or peers, which the configuration protocol sets later.
+  bool runtime_configured = false;
 };
 
 /// What a reload did.
@@ -54,9 +57,11 @@ struct ReloadOutcome {
 struct PeerStatus {
   config::Key public_key{};
   std::vector<net::Prefix> allowed_ips;
-  std::optional<net::Endpoint> endpoint;
+  std::optional<net::Endpoint> endpoint;  ///< where it was last heard, else the configured one
   config::Transport transport = config::Transport::udp;
   std::optional<net::Duration> since_handshake;
+  std::optional<config::Key> preshared;
+  std::uint16_t persistent_keepalive = 0;
   std::uint64_t rx_bytes = 0, tx_bytes = 0;
 };
 
@@ -102,6 +107,20 @@ public:
   ReloadOutcome reload(const config::Config& next);
   [[nodiscard]] Status status(const PeerSelection& which = {}) const;
 
+  /// A new private key (nullopt: none), at once: every peer's keys are dropped (see
+  /// tunnel::Device::set_identity).
+  void set_private_key(const std::optional<config::Key>& key);
+  /// The private key in use, if any.
+  [[nodiscard]] std::optional<config::Key> private_key() const;
+  /// Sends `peer`'s traffic to `endpoint` from now on (over the listening UDP socket of
+  /// its family), as WireGuard does when its endpoint is set. False without such a socket.
+  bool use_endpoint(const config::Key& peer, const net::Endpoint& endpoint);
+  /// The UDP port the listeners are bound to, if any.
+  [[nodiscard]] std::optional<std::uint16_t> listen_port() const;
+  /// The peers as a configuration would state them now: allowed IPs as held (a prefix
+  /// moved to a later peer is listed there only), endpoints as last known.
+  [[nodiscard]] std::vector<config::Peer> peers() const;
+
   /// The configuration last applied, without its peer list (device()->peers() has the peers).
   [[nodiscard]] const config::Config& config() const { return *current_; }
   [[nodiscard]] tunnel::Device* device() { return device_.get(); }
@@ -118,6 +137,8 @@ private:
   void start_client();
   /// Keeps a configuration as it will be held: peers moved out, the first one's key noted.
   std::shared_ptr<const config::Config> keep(config::Config c);
+  /// The device asks for a path to a peer: one to its endpoint over the listening socket.
+  void open_path(std::size_t peer);
 
   net::NetworkStack& stack_;
   net::Tun* tun_;

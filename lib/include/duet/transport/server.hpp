@@ -48,6 +48,10 @@ public:
   /// The bound UDP socket of a family, if any (for p2p attempts).
   net::DatagramSocket* udp_socket(net::Family family);
   void set_datagram_hook(DatagramHook hook) { hook_ = std::move(hook); }
+  /// Makes `session` the path to `remote` over the UDP socket of its family (replacing
+  /// any path there): what it sends leaves from the listening port, and what `remote`
+  /// sends comes to it. False when no UDP socket of that family is open.
+  bool open_path(const net::Endpoint& remote, std::unique_ptr<Session> session);
 
 private:
   struct UdpListener;

@@ -46,6 +46,12 @@ struct PeerConfig {
   Key public_key{};
   Key preshared{};
   std::vector<net::Prefix> allowed_ips;
+  /// Where to reach the peer before it has spoken (WireGuard's `endpoint`): with a path
+  /// hook set, the device asks for a path there when it has something to send.
+  std::optional<net::Endpoint> endpoint;
+  /// WireGuard's persistent keepalive: a keepalive after this many seconds without
+  /// sending anything (0: off), to keep a NAT mapping open.
+  std::uint16_t persistent_keepalive = 0;
 };
 
 /// One keypair in use: its keys, whose it is, its age and its counters.
@@ -125,6 +131,7 @@ public:
     net::TimePoint last_initiation_sent{};
     std::unique_ptr<std::deque<Bytes>> staged;  ///< made when a packet first has to wait
     std::unique_ptr<net::Timer> retransmit_timer, keepalive_timer, erase_timer;
+    std::unique_ptr<net::Timer> persistent_timer;  ///< persistent keepalive
   };
   [[nodiscard]] const std::vector<PeerState>& peers() const { return peers_; }
 
@@ -149,6 +156,22 @@ public:
                                                      config::Transport transport);
   std::unique_ptr<transport::Session> make_responder(const net::Endpoint& remote, config::Transport transport);
   [[nodiscard]] const Identity& identity() const { return me_; }
+  /// False until a private key is set (a device configured at run time starts without).
+  [[nodiscard]] bool has_identity() const { return has_identity_; }
+  /// A new private key (nullopt: none): every peer's keys and handshakes in flight are
+  /// dropped, as they were made with the old one; new handshakes start when traffic needs them.
+  void set_identity(const std::optional<Identity>& id);
+
+  /// Asked for a path to a peer that has none when the device has something to send it
+  /// (data, a handshake, a persistent keepalive): the owner may open one (to the peer's
+  /// endpoint) with make_path. Without a hook such packets are dropped.
+  using PathNeeded = std::function<void(std::size_t peer)>;
+  void set_path_needed(PathNeeded hook) { path_needed_ = std::move(hook); }
+  /// A path to `remote` that the device uses for `peer` as soon as it is attached (an
+  /// endpoint configured or last known), before the peer has authenticated on it.
+  std::unique_ptr<transport::Session> make_path(std::size_t peer, const net::Endpoint& remote);
+  /// Sends a keepalive to `peer` now (a handshake first when it has no keys).
+  void send_keepalive(std::size_t peer);
 
   [[nodiscard]] bool under_load() const;
   /// Peers holding keys now, and handshakes refused because max_clients were.
@@ -207,8 +230,15 @@ private:
 
   /// Gives a peer its configured prefixes in the table (later peers take overlaps).
   void add_allowed_ips(std::size_t peer);
+  /// (Re)arms a peer's persistent keepalive from its configuration.
+  void arm_persistent(std::size_t peer);
+  /// Packets wait for a peer without usable keys: start the handshake they need, unless
+  /// one we answered is about to be confirmed by the initiator.
+  void handshake_for_staged(std::size_t peer);
 
   Identity me_;
+  bool has_identity_ = true;
+  PathNeeded path_needed_;
   std::vector<PeerState> peers_;
   AllowedIps allowed_;
   struct KeyHash {
