@@ -6,6 +6,7 @@ namespace duet::daemon {
 
 const char* const kUsage =
     "usage: duetd [--events FILE] [--start-at UNIX_MS] --config FILE [--directive args...]\n"
+    "       duetd [-f|--foreground] IFNAME   (as wireguard-go: configure it with wg, wg-quick)\n"
     "       duetd --test-config [--json] [--no-resolve] [FILE] [--directive args...]\n"
     "       duetd genkey | duetd pubkey < KEY | duetd --version | duetd --help\n"
     "Options may come in any order; every other --directive is configuration (see duet.conf).\n";
@@ -19,6 +20,24 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
   }
   if (args.size() == 1 && (args[0] == "genkey" || args[0] == "pubkey")) {
     out.kind = args[0] == "genkey" ? Invocation::Kind::genkey : Invocation::Kind::pubkey;
+    return out;
+  }
+  // The WireGuard launch: an interface name and perhaps -f, nothing else.
+  std::vector<std::string> rest;
+  bool foreground = false;
+  for (const auto& a : args) {
+    if (a == "-f" || a == "--foreground")
+      foreground = true;
+    else
+      rest.push_back(a);
+  }
+  if (rest.size() == 1 && !rest[0].empty() && rest[0][0] != '-') {
+    out.kind = Invocation::Kind::interface;
+    out.interface = rest[0];
+    out.foreground = foreground;
+    if (out.interface.size() >= 16 || out.interface.find('/') != std::string::npos) {
+      out.error = "'" + out.interface + "' is not an interface name (at most 15 characters, no '/')";
+    }
     return out;
   }
   for (std::size_t i = 0; i < args.size(); ++i) {

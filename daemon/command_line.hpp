@@ -9,7 +9,9 @@
 namespace duet::daemon {
 
 struct Invocation {
-  enum class Kind { run, test_config, genkey, pubkey, help, version } kind = Kind::run;
+  enum class Kind { run, interface, test_config, genkey, pubkey, help, version } kind = Kind::run;
+  std::string interface;              ///< `duetd [-f] IFNAME`: a device configured at run time with `wg`
+  bool foreground = false;            ///< -f/--foreground: stay in the foreground (IFNAME launch)
   std::string events_file;            ///< --events FILE: every engine event as a JSON line
   std::optional<long long> start_at;  ///< --start-at UNIX_MS: start the engine then
   std::vector<std::string> config;    ///< the rest: --config FILE, --directive args...

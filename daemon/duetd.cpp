@@ -2,11 +2,15 @@
 // PosixStack with a Linux TUN, and the operating system around it: the command line
 // (command_line.cpp), the TUN's addresses and routes (tun_setup.cpp), duetctl's control
 // socket (control_socket.cpp), the event log and status file (reporting.cpp), privileges
-// and systemd (privileges.cpp); SIGHUP reloads the configuration, SIGINT/SIGTERM stop.
+// and systemd (privileges.cpp), WireGuard's configuration socket (uapi_socket.cpp); SIGHUP
+// reloads the configuration, SIGINT/SIGTERM stop. `duetd [-f] IFNAME` starts as
+// wireguard-go does: a device with no key and no peer, configured with `wg` or `wg-quick`.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <fstream>
@@ -18,6 +22,7 @@
 #include "control_socket.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/node/node.hpp"
+#include "duet/node/uapi.hpp"
 #include "duet/policy/review.hpp"
 #include "duet/posix/linux_tun.hpp"
 #include "duet/posix/posix_stack.hpp"
@@ -26,6 +31,7 @@
 #include "reporting.hpp"
 #include "status.hpp"
 #include "tun_setup.hpp"
+#include "uapi_socket.hpp"
 
 #ifndef DUET_VERSION
 #define DUET_VERSION "0"
@@ -73,8 +79,15 @@ int keys(daemon::Invocation::Kind kind) {
   return 0;
 }
 
-int run(const daemon::Invocation& inv) {
-  auto loaded = policy::reviewed(config::load_command_line(inv.config));
+/// Where `wg` finds userspace WireGuard implementations.
+constexpr const char* kWireGuardSocketDir = "/var/run/wireguard";
+
+int run(const daemon::Invocation& inv, const std::function<void()>& ready = {}) {
+  // `duetd IFNAME`: a UDP listener on both families, keys and peers to come from `wg`.
+  const bool wg_launch = inv.kind == daemon::Invocation::Kind::interface;
+  auto loaded = policy::reviewed(
+      wg_launch ? config::load_text("mode server\nproto udp\ndev " + inv.interface + "\n", "duetd " + inv.interface)
+                : config::load_command_line(inv.config));
   for (const auto& d : loaded.diagnostics.all()) std::cerr << d.to_string() << "\n";
   if (!loaded.ok()) return 1;
   config::Config& cfg = loaded.config;  // moves into the node below; node.config() from then on
@@ -86,15 +99,18 @@ int run(const daemon::Invocation& inv) {
   spdlog::set_default_logger(log);
 
   node::NodeOptions options;
-  if (cfg.private_key.empty()) {
-    log->error("no 'private-key': make one with 'duetd genkey'");
-    return 1;
-  }
-  std::string key_error;
-  options.private_key = read_private_key(cfg.private_key, key_error);
-  if (!options.private_key) {
-    log->error("{}", key_error);
-    return 1;
+  options.runtime_configured = wg_launch;
+  if (!wg_launch) {
+    if (cfg.private_key.empty()) {
+      log->error("no 'private-key': make one with 'duetd genkey' (or start 'duetd IFNAME' and use wg)");
+      return 1;
+    }
+    std::string key_error;
+    options.private_key = read_private_key(cfg.private_key, key_error);
+    if (!options.private_key) {
+      log->error("{}", key_error);
+      return 1;
+    }
   }
   daemon::Identity drop_to;
   std::string identity_error;
@@ -121,9 +137,29 @@ int run(const daemon::Invocation& inv) {
   }
   const std::string dev = (*tun)->name();
   log->info("TUN {} offloads: {}", dev, (*tun)->offloads());
-  if (!daemon::configure_device(*log, dev, cfg)) return 1;
-  std::set<std::string> routes = daemon::allowed_ip_routes(cfg);
-  daemon::sync_routes(*log, dev, {}, routes);
+  // Deleting the interface (ip link del) ends the daemon, as it ends wireguard-go.
+  (*tun)->on_gone([&io, &log, dev](std::error_code ec) {
+    log->info("interface {} is gone ({}): stopping", dev, ec.message());
+    io.stop();
+  });
+  std::set<std::string> routes;
+  if (wg_launch) {
+    // As WireGuard: a port of the system's choosing, one for both families (wg may change it).
+    const auto port = node::uapi::free_port(stack);
+    if (!port) {
+      log->error("no UDP port free on both families");
+      return 1;
+    }
+    for (auto& l : cfg.listens) {
+      l.port = *port;
+      l.without_address = true;
+    }
+  } else {
+    // The interface is set up from the file; in a WireGuard launch, wg-quick (or ip) does it.
+    if (!daemon::configure_device(*log, dev, cfg)) return 1;
+    routes = daemon::allowed_ip_routes(cfg);
+    daemon::sync_routes(*log, dev, {}, routes);
+  }
 
   options.events = [&log, &event_log](const transport::Event& e) {
     transport::log_event(*log, e);
@@ -156,6 +192,35 @@ int run(const daemon::Invocation& inv) {
   daemon::ControlSocket control(
       io, *log, control_path, running.group.empty() ? -1 : static_cast<int>(drop_to.gid),
       [&](const std::string& request) { return daemon::answer(request, node, &stack.udp_counters()); });
+  // WireGuard's configuration socket, for wg and wg-quick.
+  std::string uapi_error;
+  daemon::UapiSocket uapi_socket(
+      io, *log, kWireGuardSocketDir, dev,
+      [&](node::uapi::Connection::Op op, std::string_view body) {
+        if (op == node::uapi::Connection::Op::get) return node::uapi::get(node, stack) + node::uapi::errno_line(0);
+        const auto e = node::uapi::set(node, stack, body);
+        if (!e.ok()) {
+          log->warn("wg: set refused, nothing changed (errno={}): {}", e.code, e.message);
+        } else {
+          log->info("wg: set applied: {} peers", node.status({.all = false}).peers_configured);
+          if (node.config().route_allowed_ips) {
+            config::Config now = node.config();
+            now.peers = node.peers();
+            auto after = daemon::allowed_ip_routes(now);
+            daemon::sync_routes(*log, dev, routes, after);
+            routes = std::move(after);
+          }
+        }
+        return node::uapi::errno_line(e.code);
+      },
+      uapi_error);
+  if (!uapi_error.empty()) {
+    if (wg_launch) {
+      log->error("{}", uapi_error);
+      return 1;
+    }
+    log->warn("{} (wg will not reach this daemon)", uapi_error);
+  }
   std::unique_ptr<daemon::StatusFile> status_file;
   if (running.status) {
     status_file = std::make_unique<daemon::StatusFile>(stack.clock(), running.status->path, running.status->interval,
@@ -167,7 +232,12 @@ int run(const daemon::Invocation& inv) {
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
-      log->info("SIGHUP: reloading the configuration");
+      if (wg_launch) {
+        log->info("SIGHUP: no configuration file to read again (this device is configured with wg)");
+        on_hangup();
+        return;
+      }
+      log->info("SIGHUP: reloading the configuration (changes made with wg since are replaced by the file's)");
       const auto again = policy::reviewed(config::load_command_line(inv.config));
       for (const auto& d : again.diagnostics.all()) log->warn("{}", d.to_string());
       if (!again.ok()) {
@@ -214,8 +284,44 @@ int run(const daemon::Invocation& inv) {
   if (daemon::notify_ready("running: mode " + std::string(config::to_string(running.mode)) + ", device " + dev)) {
     log->debug("told systemd we are ready");
   }
+  if (ready) ready();
   io.run();
   return 0;
+}
+
+/// `duetd IFNAME` without -f: as wireguard-go, the daemon goes to the background and the
+/// command returns once the interface and its configuration socket exist (0), or the
+/// daemon failed to start (1, its error on standard error).
+int launch_in_background(const daemon::Invocation& inv) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) {
+    std::perror("duetd: pipe");
+    return 1;
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("duetd: fork");
+    return 1;
+  }
+  if (pid > 0) {
+    ::close(pipe_fds[1]);
+    char c = 0;
+    const ssize_t n = ::read(pipe_fds[0], &c, 1);
+    ::close(pipe_fds[0]);
+    return n == 1 && c == '1' ? 0 : 1;
+  }
+  ::close(pipe_fds[0]);
+  ::setsid();
+  if (const int null = ::open("/dev/null", O_RDONLY); null >= 0) {
+    ::dup2(null, STDIN_FILENO);
+    ::close(null);
+  }
+  const int ready_fd = pipe_fds[1];
+  return run(inv, [ready_fd] {
+    const char one = '1';
+    (void)!::write(ready_fd, &one, 1);
+    ::close(ready_fd);
+  });
 }
 
 }  // namespace
@@ -242,6 +348,8 @@ int main(int argc, char** argv) {
     case daemon::Invocation::Kind::genkey:
     case daemon::Invocation::Kind::pubkey:
       return keys(inv.kind);
+    case daemon::Invocation::Kind::interface:
+      return inv.foreground ? run(inv) : launch_in_background(inv);
     case daemon::Invocation::Kind::run:
       break;
   }

@@ -139,6 +139,15 @@ std::error_code port_free(net::NetworkStack& stack, std::uint16_t port) {
 
 }  // namespace
 
+std::optional<std::uint16_t> free_port(net::NetworkStack& stack) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const auto candidate =
+        static_cast<std::uint16_t>(kEphemeralLow + stack.random() % (kEphemeralHigh - kEphemeralLow + 1));
+    if (!port_free(stack, candidate)) return candidate;
+  }
+  return std::nullopt;
+}
+
 std::string errno_line(int code) { return "errno=" + std::to_string(code) + "\n\n"; }
 
 std::variant<SetRequest, Error> parse_set(std::string_view body) {
@@ -243,12 +252,9 @@ Error apply(Node& node, net::NetworkStack& stack, const SetRequest& r) {
     const auto now = node.listen_port();
     if (port == 0) {
       // As WireGuard: a port of the system's choosing, the same for both families.
-      for (int attempt = 0; attempt < 100 && port == 0; ++attempt) {
-        const auto candidate =
-            static_cast<std::uint16_t>(kEphemeralLow + stack.random() % (kEphemeralHigh - kEphemeralLow + 1));
-        if (!port_free(stack, candidate)) port = candidate;
-      }
-      if (port == 0) return {kPortInUse, "no free port for both families"};
+      const auto chosen = free_port(stack);
+      if (!chosen) return {kPortInUse, "no free port for both families"};
+      port = *chosen;
     } else if (!now || *now != port) {
       if (auto ec = port_free(stack, port))
         return {kPortInUse, "listen_port " + std::to_string(port) + ": " + ec.message()};

@@ -29,7 +29,7 @@ BindPlan server_bind_plan(const config::Listen& listen, const std::vector<net::E
   for (const auto& e : passive) {
     const auto want = config::family_hint(listen.family);
     if (want && *want != e.family()) continue;
-    if (std::find(families.begin(), families.end(), e.family()) == families.end()) {
+    if (!listen.without_address && std::find(families.begin(), families.end(), e.family()) == families.end()) {
       const int i = e.family() == net::Family::v4 ? 0 : 1;
       if (!skipped_note[i]) {
         plan.notes.push_back({config::Severity::info, std::string(net::to_string(e.family())) + " skipped for " +

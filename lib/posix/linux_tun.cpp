@@ -53,13 +53,17 @@ struct LinuxTun::Impl {
   net::TunCounters counters;
   offload::Coalescer coalescer;
   bool flush_posted = false;
+  std::function<void(std::error_code)> on_gone;
 
   int fd() { return stream.native_handle(); }
 
-  void read_ready() {
+  /// Reads what is there; an error other than "nothing more" (EBADFD once the interface
+  /// was deleted) when the device is gone.
+  std::error_code read_ready() {
     for (int i = 0; i < kReadsPerWakeup; ++i) {
       const ssize_t n = ::read(fd(), buffer.data(), buffer.size());
-      if (n <= 0) return;  // EAGAIN (drained), or an error the next wait reports
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return {errno, std::generic_category()};
+      if (n <= 0) return {};  // drained
       ++counters.reads;
       std::span<std::uint8_t> packet(buffer.data(), static_cast<std::size_t>(n));
       if (!offloads.vnet_header) {
@@ -76,6 +80,7 @@ struct LinuxTun::Impl {
           });
       if (!ok) ++counters.dropped;
     }
+    return {};
   }
 
   /// One packet to the kernel behind its virtio header.
@@ -151,10 +156,15 @@ void LinuxTun::start_reading(net::PacketHandler on_packet) {
                            [weak = std::weak_ptr<Impl>(impl_), this](const boost::system::error_code& ec) {
                              auto impl = weak.lock();
                              if (!impl || ec == boost::asio::error::operation_aborted) return;
-                             impl->read_ready();
+                             if (const auto gone = impl->read_ready()) {
+                               if (impl->on_gone) impl->on_gone(gone);  // reading stops
+                               return;
+                             }
                              start_reading(std::move(impl->on_packet));
                            });
 }
+
+void LinuxTun::on_gone(std::function<void(std::error_code)> handler) { impl_->on_gone = std::move(handler); }
 
 void LinuxTun::write(std::span<const std::uint8_t> packet) {
   Impl& i = *impl_;

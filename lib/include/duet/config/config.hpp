@@ -75,6 +75,9 @@ struct Listen {
   FamilyChoice family = FamilyChoice::both;
   std::vector<std::string> locals;  ///< empty: the wildcard of every allowed family
   std::uint16_t port = kDefaultPort;
+  /// Bind each family's wildcard even when the host has no address of that family yet
+  /// (WireGuard's way, for `duetd IFNAME`: a device often comes up before the network).
+  bool without_address = false;
   SourceLocation where;
 };
 

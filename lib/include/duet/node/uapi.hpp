@@ -81,6 +81,10 @@ std::string get(const Node& node, net::NetworkStack& stack);
 /// Applies a parsed request to `node` (all or nothing).
 Error apply(Node& node, net::NetworkStack& stack, const SetRequest& request);
 
+/// A UDP port free on both families' wildcards, of the system's ephemeral range (as
+/// WireGuard picks one for listen_port 0); nullopt after 100 tries.
+std::optional<std::uint16_t> free_port(net::NetworkStack& stack);
+
 /// parse_set, then apply.
 Error set(Node& node, net::NetworkStack& stack, std::string_view body);
 

@@ -53,6 +53,9 @@ public:
   [[nodiscard]] const net::TunCounters& counters() const override;
   /// Calls `on_packet` for every packet the kernel routes into the device.
   void start_reading(net::PacketHandler on_packet) override;
+  /// Called once if the device stops working (EBADFD: the interface was deleted, `ip
+  /// link del`); reading stops then.
+  void on_gone(std::function<void(std::error_code)> handler);
   /// Hands one packet to the kernel: at once without offloads, else at the end of this
   /// turn of the event loop, merged with the other segments of its TCP flow (dropped,
   /// like a full queue, if the kernel would block).
