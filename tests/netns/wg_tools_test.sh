@@ -287,5 +287,31 @@ pgrep -f "duetd $DA" > /dev/null && ended=0
 [[ -e /var/run/wireguard/$DA.sock ]] && ended=0
 report "wg-quick down ends duetd" $ended
 
+# --- 4. big configurations through wg setconf, addconf and syncconf ------------------------
+in_a "$duetd" "$DA" > "$dir/duetd-a.log" 2>&1
+{
+  printf '[Interface]\nPrivateKey = %s\nListenPort = 51801\n\n[Peer]\nPublicKey = %s\nAllowedIPs = ' "$(cat "$dir/a.key")" "$bpub"
+  awk 'BEGIN { for (i = 0; i < 130000; i++) printf "%s198.%d.%d.%d/32", (i ? ", " : ""), 18 + int(i / 65536), int(i / 256) % 256, i % 256; print "" }'
+} > "$dir/big.conf"
+in_a wg setconf "$DA" "$dir/big.conf"
+n=$(in_a wg show "$DA" allowed-ips | wc -w)
+report "wg setconf with 130 000 allowed IPs, read back whole" $([[ $n -eq 130001 ]] && echo 1 || echo 0) "$((n - 1)) read back"
+{
+  printf '[Interface]\nPrivateKey = %s\n' "$(cat "$dir/a.key")"
+  for i in $(seq 0 39); do
+    printf '\n[Peer]\nPublicKey = %s\nAllowedIPs = ' "$(wg genkey | wg pubkey)"
+    awk -v p="$i" 'BEGIN { for (j = 0; j < 52; j++) printf "%sfd00:%x:%x::/48", (j ? ", " : ""), 4000 + p, j; print "" }'
+  done
+} > "$dir/forty.conf"
+in_a wg syncconf "$DA" "$dir/forty.conf"
+peers=$(in_a wg show "$DA" peers | wc -l)
+n=$(in_a wg show "$DA" allowed-ips | awk '{ n += NF - 1 } END { print n }')
+report "wg syncconf: 40 peers of 52 prefixes" $([[ $peers -eq 40 && $n -eq 2080 ]] && echo 1 || echo 0) "$peers peers, $n prefixes"
+printf '[Peer]\nPublicKey = %s\nAllowedIPs = 198.19.171.2/32\n' "$bpub" > "$dir/add.conf"
+in_a wg addconf "$DA" "$dir/add.conf"
+peers=$(in_a wg show "$DA" peers | wc -l)
+report "wg addconf adds a peer to them" $([[ $peers -eq 41 ]] && echo 1 || echo 0) "$peers peers"
+in_a ip link del "$DA"
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
