@@ -30,6 +30,14 @@ constexpr const char* kUsage =
 
 int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
+  if (a.size() == 1 && a[0] == "--version") {
+    std::cout << "duet-testbed " << DUET_VERSION << "\n";
+    return 0;
+  }
+  if (a.size() == 1 && (a[0] == "--help" || a[0] == "-h")) {
+    std::cout << kUsage;
+    return 0;
+  }
   if (a.size() < 2) {
     std::cerr << kUsage;
     return 2;

@@ -22,6 +22,7 @@ expect "--test-config first" 0 '^ok: 0 errors' -- --test-config --no-resolve "$e
 expect "--test-config after the file" 0 '^ok: 0 errors' -- --config "$examples/server.conf" --test-config --no-resolve
 expect "--test-config after a directive" 0 'no racing: addresses tried strictly in order' -- --config "$examples/client.conf" --happy-eyeballs-delay 0 --test-config --no-resolve
 expect "a bad directive names its place" 1 "unknown directive 'remot'; did you mean 'remote'" -- --test-config --no-resolve --remot a
+expect "an interface name too long for Linux" 2 "is not an interface name" -- -f averyveryverylongname
 expect "--start-at wants a number" 2 "--start-at wants milliseconds since 1970, not 'soon'" -- --start-at soon --config x.conf
 key=$("$bin" genkey); pub=$("$bin" pubkey <<<"$key")
 if [[ ${#key} -eq 44 && ${#pub} -eq 44 && $key != "$pub" ]]; then echo "ok   genkey | pubkey"; passed=$((passed + 1)); else

@@ -65,6 +65,10 @@ int connect_to(int type, const char* host, const char* port) {
 
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "--version") {
+    std::printf("duet-bulk %s\n", DUET_VERSION);
+    return 0;
+  }
   if (cmd == "tcp-receive" && argc == 4) {
     const std::uint64_t want = std::strtoull(argv[3], nullptr, 10);
     const int l = listen_on(SOCK_STREAM, argv[2]);
@@ -164,8 +168,9 @@ int main(int argc, char** argv) {
     std::printf("ok sent %ld\n", count);
     return 0;
   }
-  std::fprintf(stderr,
+  const bool help = cmd == "--help" || cmd == "-h";
+  std::fprintf(help ? stdout : stderr,
                "usage: duet-bulk tcp-receive PORT BYTES | tcp-send HOST PORT BYTES |\n"
                "       udp-receive PORT COUNT SECONDS | udp-send HOST PORT COUNT SIZE\n");
-  return 2;
+  return help ? 0 : 2;
 }

@@ -264,6 +264,11 @@ int run(const std::vector<std::string>& a) {
 
 int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
+  if (a.size() == 1 && a[0] == "--version") {
+    std::printf("duet-loadgen %s\n", DUET_VERSION);
+    return 0;
+  }
+  const bool help = a.size() == 1 && (a[0] == "--help" || a[0] == "-h");
   if (!crypto_init()) return 1;
   try {
     if (a.size() >= 3 && a[0] == "peers")
@@ -280,8 +285,8 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "duet-loadgen: " << e.what() << "\n";
   }
-  std::cerr
+  (help ? std::cout : std::cerr)
       << "usage: duet-loadgen peers N SEED | duet-loadgen key I SEED\n"
          "       duet-loadgen run SERVER_ADDR:PORT SERVER_PUB N SEED TARGET [--sources A,B] [--rate R] [--timeout S]\n";
-  return 2;
+  return help ? 0 : 2;
 }
