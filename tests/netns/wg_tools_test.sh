@@ -12,16 +12,16 @@
 # namespace, interface and socket is removed on exit)
 set -u
 duetd=$1 bytes=${2:-1G} udp_rate=${3:-600M}
-p=wt$$ A=wt$$_a B=wt$$_b X=wt$$_x
+p=wt$$ A=wt$$_a B=wt$$_b X=wt$$_x C=wt$$_c R=wt$$_r
 dir=$(mktemp -d)
 passed=0 failed=0 t0=$(date +%s)
 cleanup() {
   local ns
-  for ns in "$A" "$B" "$X"; do
+  for ns in "$A" "$B" "$X" "$C" "$R"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
   done
   sleep 0.2
-  for ns in "$A" "$B" "$X"; do
+  for ns in "$A" "$B" "$X" "$C" "$R"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$ns" 2>/dev/null
   done
@@ -312,6 +312,60 @@ in_a wg addconf "$DA" "$dir/add.conf"
 peers=$(in_a wg show "$DA" peers | wc -l)
 report "wg addconf adds a peer to them" $([[ $peers -eq 41 ]] && echo 1 || echo 0) "$peers peers"
 in_a ip link del "$DA"
+
+# --- 5. persistent keepalive keeps a NAT mapping open -----------------------------------------
+#   C 198.18.172.2 ── R (masquerade, UDP conntrack 2 s) 198.18.173.1 ── B 198.18.173.2
+# B knows C only by what reaches it through the NAT; it can reach C later only while C's
+# keepalives keep the mapping alive.
+if command -v nft > /dev/null; then
+  ip netns add "$C"
+  ip netns add "$R"
+  ip link add "${p}c" type veth peer name "${p}r0"
+  ip link add "${p}r1" type veth peer name "${p}b1"
+  ip link set "${p}c" netns "$C"
+  ip link set "${p}r0" netns "$R"
+  ip link set "${p}r1" netns "$R"
+  ip link set "${p}b1" netns "$B"
+  ip -n "$C" link set lo up
+  ip -n "$C" link set "${p}c" name eth0 up
+  ip -n "$C" addr add 198.18.172.2/24 dev eth0
+  ip -n "$C" route add default via 198.18.172.1
+  ip -n "$R" link set "${p}r0" name eth0 up
+  ip -n "$R" link set "${p}r1" name eth1 up
+  ip -n "$R" addr add 198.18.172.1/24 dev eth0
+  ip -n "$R" addr add 198.18.173.1/24 dev eth1
+  ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$B" link set "${p}b1" name eth1 up
+  ip -n "$B" addr add 198.18.173.2/24 dev eth1
+  ip netns exec "$R" nft -f - << 'NFT'
+table ip nat {
+  chain post { type nat hook postrouting priority 100; oifname "eth1" masquerade; }
+}
+NFT
+  ip netns exec "$R" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 net.netfilter.nf_conntrack_udp_timeout_stream=2
+  DC=${p}C0
+  in_b "$duetd" "$DB" > "$dir/duetd-b.log" 2>&1
+  in_b wg set "$DB" private-key "$dir/b.key" listen-port 51802 peer "$apub" allowed-ips 198.19.171.1/32
+  up "$B" "$DB" 2
+  ip netns exec "$C" "$duetd" "$DC" > "$dir/duetd-c.log" 2>&1
+  ip netns exec "$C" wg set "$DC" private-key "$dir/a.key" peer "$bpub" allowed-ips 198.19.171.0/24 \
+    endpoint 198.18.173.2:51802 persistent-keepalive 1
+  up "$C" "$DC" 1
+  ip netns exec "$C" ping -c 1 -W 2 198.19.171.2 > /dev/null 2>&1
+  sleep 6  # idle three times the conntrack timeout
+  in_b ping -c 2 -W 2 198.19.171.1 > /dev/null 2>&1
+  kept=$?
+  ip netns exec "$C" wg set "$DC" peer "$bpub" persistent-keepalive 0
+  sleep 16  # past WireGuard's passive keepalive (10 s) and the conntrack timeout
+  in_b ping -c 2 -W 2 198.19.171.1 > /dev/null 2>&1
+  lost=$?
+  report "persistent keepalive keeps a NAT mapping open (and without it the mapping expires)" \
+    $(((kept == 0) && (lost != 0))) "with: $( ((kept == 0)) && echo reachable || echo unreachable); without: $( ((lost == 0)) && echo reachable || echo unreachable)"
+  ip -n "$C" link del "$DC"
+  ip -n "$B" link del "$DB"
+else
+  report "persistent keepalive through NAT (needs nft)" 0
+fi
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
