@@ -38,10 +38,59 @@ void check_literals(const config::Connection& c, config::Mode mode, config::Diag
   if (check.verdict == Compatibility::warning) out.warning(where, check.message);
 }
 
+/// WireGuard's rule where peers' allowed IPs overlap: a prefix given to two peers belongs
+/// to the later one; a more specific prefix takes its addresses from a broader one of
+/// another peer. Legal, but rarely meant: each overlap is a warning on the line that
+/// wins (the first 20; then how many more).
+void check_overlaps(const std::vector<config::Peer>& peers, config::Diagnostics& out) {
+  struct Item {
+    net::Prefix prefix;
+    std::size_t peer;
+  };
+  std::vector<Item> all;
+  for (std::size_t i = 0; i < peers.size(); ++i) {
+    for (const auto& p : peers[i].allowed_ips) all.push_back({p.network(), i});
+  }
+  // By address, then length, then peer: a prefix comes before those it contains.
+  std::sort(all.begin(), all.end(), [](const Item& a, const Item& b) {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    return a.peer < b.peer;
+  });
+  constexpr std::size_t kSaid = 20;
+  std::size_t overlaps = 0;
+  std::vector<const Item*> open;  // the prefixes that contain the current one, outermost first
+  for (const Item& it : all) {
+    while (!open.empty() &&
+           !(open.back()->prefix.family() == it.prefix.family() && open.back()->prefix.length <= it.prefix.length &&
+             open.back()->prefix.contains(it.prefix.address))) {
+      open.pop_back();
+    }
+    if (!open.empty() && open.back()->peer != it.peer) {
+      const Item& outer = *open.back();
+      if (++overlaps <= kSaid) {
+        const std::string other = peers[outer.peer].where.to_string();
+        if (outer.prefix == it.prefix) {
+          out.warning(peers[it.peer].where, "allowed IP " + it.prefix.to_string() + " is also given to the peer at " +
+                                                other + ": it belongs to this later peer only");
+        } else {
+          out.warning(peers[it.peer].where, "allowed IP " + it.prefix.to_string() + " lies inside " +
+                                                outer.prefix.to_string() + " of the peer at " + other +
+                                                ": the most specific wins, so its traffic goes to this peer");
+        }
+      }
+    }
+    open.push_back(&it);
+  }
+  if (overlaps > kSaid && !peers.empty()) {
+    out.warning(peers.front().where, std::to_string(overlaps - kSaid) + " more allowed IPs overlap another peer's");
+  }
+}
+
 }  // namespace
 
 config::Diagnostics review(const config::Config& cfg) {
   config::Diagnostics out;
+  check_overlaps(cfg.peers, out);
   for (const auto& c : cfg.connections) {
     if (const auto used = attempt_delay(c); used != c.happy_eyeballs_delay) {
       out.warning(c.happy_eyeballs_delay_where,

@@ -75,6 +75,31 @@ TEST(AttemptDelay, RacingOffAtZeroAndClampedToRfc8305Bounds) {
   }
 }
 
+TEST(Review, PeersWhoseAllowedIpsOverlapAreWarnedAboutOnTheLineThatWins) {
+  const std::string k1 = "mJ2S5mFYAkE4Rxsb+a9vKO6ObJ6BoQiKJQDPxmIW8mU=",
+                    k2 = "G7RXw4dyV+2bGRMm9XBA0zbSVeBkvQwBbKkNHlxGYWQ=",
+                    k3 = "kJIJbk4Hh7VSAxSleYJD6p7ze7gCj6juU98DvRlhDHs=";
+  const auto r =
+      policy::reviewed(config::load_text("mode server\npeer " + k1 + " 198.19.0.0/24,fd00:5::/64\npeer " + k2 +
+                                             " 198.19.0.7/32,fd00:5::/64\npeer " + k3 + " 198.19.1.0/24,fd00:6::/64\n",
+                                         "t.conf"));
+  ASSERT_TRUE(r.ok());
+  std::vector<std::string> warnings;
+  for (const auto& d : r.diagnostics.all()) warnings.push_back(d.where.to_string() + " " + d.message);
+  EXPECT_EQ(warnings,
+            (std::vector<std::string>{
+                "t.conf:3:1 allowed IP 198.19.0.7/32 lies inside 198.19.0.0/24 of the peer at t.conf:2:1: the "
+                "most specific wins, so its traffic goes to this peer",
+                "t.conf:3:1 allowed IP fd00:5::/64 is also given to the peer at t.conf:2:1: it belongs to "
+                "this later peer only"}));
+  // Many overlaps: the first 20, then how many more.
+  std::string text = "mode server\npeer " + k1 + " 198.19.0.0/16\npeer " + k2 + " ";
+  for (int i = 0; i < 30; ++i) text += (i ? "," : "") + std::string("198.19.7.") + std::to_string(i) + "/32";
+  const auto many = policy::reviewed(config::load_text(text + "\n", "t.conf"));
+  ASSERT_EQ(many.diagnostics.all().size(), 21u);
+  EXPECT_EQ(many.diagnostics.all().back().message, "10 more allowed IPs overlap another peer's");
+}
+
 std::vector<net::InterfaceAddress> host(std::initializer_list<const char*> prefixes) {
   std::vector<net::InterfaceAddress> out;
   for (auto p : prefixes) out.push_back({"eth0", *net::Prefix::parse(p), true});
