@@ -47,6 +47,7 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
     d["datagrams_per_receive_call"] = ratio(udp->datagrams_received, udp->receive_calls);
     d["tun_dropped"] = s.tun_counters.dropped;
     d["udp_send_dropped"] = udp->send_dropped;
+    d["udp_source_fallbacks"] = udp->source_fallbacks;
     j["data_path"] = d;
   }
   j["peers_configured"] = s.peers_configured;

@@ -27,6 +27,7 @@ bool claims_overlap(const PortClaim& a, const PortClaim& b);
 
 struct Datagram {
   Endpoint from;
+  Address to;  ///< the local address it reached, as the socket sees it
   std::vector<std::uint8_t> data;
 };
 
@@ -40,7 +41,8 @@ struct UdpSock {
   std::optional<Endpoint> remote;
   std::deque<Datagram> rx;
   std::error_code pending_error;
-  net::ReceiveHandler handler;
+  net::ReceiveHandler handler;       ///< set by receive(), or
+  net::ReceiveToHandler handler_to;  ///< by receive_to()
   bool delivery_scheduled = false;
 
   [[nodiscard]] PortClaim claim() const { return {family, local, v6only}; }

@@ -41,18 +41,26 @@ void schedule_delivery(SimWorld::Impl& w, Host& h, UdpSock& s) {
 }
 
 void try_deliver(SimWorld::Impl& w, Host& h, UdpSock& s) {
-  if (!s.handler) return;
+  if (!s.handler && !s.handler_to) return;
+  if (!s.pending_error && s.rx.empty()) return;
+  auto handler = std::exchange(s.handler, nullptr);
+  auto handler_to = std::exchange(s.handler_to, nullptr);
   if (s.pending_error) {
-    auto handler = std::move(s.handler);
     const auto ec = std::exchange(s.pending_error, {});
-    handler(ec, Endpoint{}, {});
+    if (handler_to) {
+      handler_to(ec, Endpoint{}, Address::any(s.family), {});
+    } else {
+      handler(ec, Endpoint{}, {});
+    }
     return;
   }
-  if (s.rx.empty()) return;
   Datagram d = std::move(s.rx.front());
   s.rx.pop_front();
-  auto handler = std::move(s.handler);
-  handler({}, d.from, d.data);
+  if (handler_to) {
+    handler_to({}, d.from, d.to, d.data);
+  } else {
+    handler({}, d.from, d.data);
+  }
   (void)w;
   (void)h;
 }
@@ -133,6 +141,18 @@ public:
   }
 
   std::error_code send_to(const Endpoint& remote, std::span<const std::uint8_t> data) override {
+    return send_from(Address::any(family_), remote, data);
+  }
+
+  void send_soon_from(const Address& source, const Endpoint& remote, std::span<const std::uint8_t> data) override {
+    // As PosixStack: a send from a source the host lost fails, and the datagram goes again
+    // from the address routing chooses.
+    if (send_from(source, remote, data) && !source.is_unspecified()) {
+      (void)send_from(Address::any(family_), remote, data);
+    }
+  }
+
+  std::error_code send_from(const Address& source, const Endpoint& remote, std::span<const std::uint8_t> data) {
     UdpSock* s = sock();
     if (s == nullptr) return errc(std::errc::bad_file_descriptor);
     Address dst;
@@ -146,7 +166,16 @@ public:
     }
     if (auto ec = autobind(*s)) return ec;
     Address src;
-    if (!s->local.is_unspecified()) {
+    if (!source.is_unspecified() && s->local.is_unspecified()) {
+      src = source.unmapped();
+      if (src.family() != dst.family() || !w_.is_local_address(h_, src)) {
+        // Linux: the IPv4 route lookup fails (ENETUNREACH), IPv6 checks the address (EINVAL).
+        const auto ec = errc(dst.is_v4() ? std::errc::network_unreachable : std::errc::invalid_argument);
+        w_.trace(h_, "udp-send-error",
+                 "\"from\":" + json_string(src.to_string()) + ",\"errno\":" + json_string(net::error_name(ec)));
+        return ec;
+      }
+    } else if (!s->local.is_unspecified()) {
       src = s->local.unmapped();
     } else {
       auto chosen = w_.select_source(h_, dst, route);
@@ -182,6 +211,18 @@ public:
       return;
     }
     s->handler = std::move(handler);
+    if (s->pending_error || !s->rx.empty()) schedule_delivery(w_, h_, *s);
+  }
+
+  void receive_to(net::ReceiveToHandler handler) override {
+    UdpSock* s = sock();
+    if (s == nullptr) {
+      w_.after(Duration{0}, [h = std::move(handler), any = Address::any(family_)] {
+        h(errc(std::errc::bad_file_descriptor), Endpoint{}, any, {});
+      });
+      return;
+    }
+    s->handler_to = std::move(handler);
     if (s->pending_error || !s->rx.empty()) schedule_delivery(w_, h_, *s);
   }
 
@@ -278,7 +319,8 @@ void SimWorld::Impl::udp_input(Host& h, const std::shared_ptr<Packet>& p) {
   }
   // The last holder of the packet gives its payload away instead of copying it.
   std::vector<std::uint8_t> data = p.use_count() == 1 ? std::move(const_cast<Packet&>(*p).payload) : p->payload;
-  best->rx.push_back({Endpoint{socket_view(best->family, p->src), p->sport}, std::move(data)});
+  best->rx.push_back(
+      {Endpoint{socket_view(best->family, p->src), p->sport}, socket_view(best->family, p->dst), std::move(data)});
   try_deliver(*this, h, *best);
 }
 

@@ -7,7 +7,15 @@
 // out in sendmmsg calls, runs of equal-sized datagrams to one destination as one UDP GSO
 // message. EAGAIN waits for the socket to be writable; a kernel that refuses GSO (EIO:
 // the route's device cannot checksum) gets plain datagrams from then on.
+// Addresses: receive_to() turns on IP_PKTINFO / IPV6_RECVPKTINFO and reports where each
+// datagram arrived; send_soon_from() puts the chosen source in an IP_PKTINFO /
+// IPV6_PKTINFO message (an IPv4 one on a dual-stack socket as IPv4-mapped, which the
+// kernel accepts there). A source the host lost fails (ENETUNREACH for IPv4, EINVAL for
+// IPv6): those datagrams go again at once without it, so the kernel picks the source.
+// IP_PKTINFO is turned on by the first receive_to(): datagrams queued before that report
+// the unspecified address.
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 
@@ -27,11 +35,58 @@ constexpr std::size_t kMaxGsoBytes = 65000;
 constexpr std::size_t kMaxQueuedDatagrams = 4096;
 constexpr std::size_t kMessagesPerCall = 64;
 constexpr int kSocketBuffer = 4 << 20;
+// Room for UDP_GRO / UDP_SEGMENT and a packet-info message side by side.
+constexpr std::size_t kControlBytes = CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo));
+
+/// The local address of a received datagram from its IP_PKTINFO / IPV6_PKTINFO message.
+bool read_pktinfo(const cmsghdr& c, Address& to) {
+  if (c.cmsg_level == IPPROTO_IP && c.cmsg_type == IP_PKTINFO) {
+    in_pktinfo info{};
+    std::memcpy(&info, CMSG_DATA(&c), sizeof info);
+    to = Address::v4(ntohl(info.ipi_spec_dst.s_addr));  // the local address (ipi_addr may be a broadcast)
+    return true;
+  }
+  if (c.cmsg_level == IPPROTO_IPV6 && c.cmsg_type == IPV6_PKTINFO) {
+    in6_pktinfo info{};
+    std::memcpy(&info, CMSG_DATA(&c), sizeof info);
+    Address::Bytes b{};
+    std::memcpy(b.data(), &info.ipi6_addr, 16);
+    to = Address::v6(b);
+    if (to.is_link_local()) to = Address::v6(b, static_cast<std::uint32_t>(info.ipi6_ifindex));
+    return true;
+  }
+  return false;
+}
+
+/// Appends a packet-info message that makes `source` the datagram's source address.
+void write_pktinfo(msghdr& h, Family family, const Address& source) {
+  // after the UDP_SEGMENT message, if any (each message takes CMSG_SPACE bytes)
+  auto* c = reinterpret_cast<cmsghdr*>(static_cast<std::uint8_t*>(h.msg_control) + h.msg_controllen);
+  if (family == Family::v4) {
+    in_pktinfo info{};
+    info.ipi_spec_dst.s_addr = htonl(source.unmapped().v4_value());
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof info);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    h.msg_controllen += CMSG_SPACE(sizeof info);
+    return;
+  }
+  const Address v6 = source.v4_mapped();
+  in6_pktinfo info{};
+  std::memcpy(&info.ipi6_addr, v6.bytes().data(), 16);
+  info.ipi6_ifindex = v6.scope_id();
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof info);
+  std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  h.msg_controllen += CMSG_SPACE(sizeof info);
+}
 
 class PosixDatagramSocket final : public net::DatagramSocket {
 public:
   PosixDatagramSocket(asio::io_context& io, Family family, StackOptions options, std::shared_ptr<UdpCounters> counters)
-      : family_(family), state_(std::make_shared<State>(io, options, std::move(counters))) {}
+      : family_(family), state_(std::make_shared<State>(io, family, options, std::move(counters))) {}
   ~PosixDatagramSocket() override { close(); }
 
   std::error_code open() {
@@ -124,13 +179,17 @@ public:
   }
 
   void send_soon(const Endpoint& remote, std::span<const std::uint8_t> data) override {
+    send_soon_from(Address::any(family_), remote, data);
+  }
+
+  void send_soon_from(const Address& source, const Endpoint& remote, std::span<const std::uint8_t> data) override {
     auto& s = *state_;
     if (!s.socket.is_open()) return;
     if (s.queue.size() >= kMaxQueuedDatagrams) {
       ++s.counters->send_dropped;  // the kernel is not keeping up: drop, as a full NIC queue does
       return;
     }
-    s.queue.push_back({remote, s.arena.size(), data.size()});
+    s.queue.push_back({remote, source, s.arena.size(), data.size()});
     s.arena.insert(s.arena.end(), data.begin(), data.end());
     if (!s.flush_posted && !s.waiting_writable) {
       s.flush_posted = true;
@@ -151,19 +210,31 @@ public:
       return;
     }
     s->handler = std::move(handler);
-    if (s->delivering) return;  // the delivery loop hands out the next one
-    if (s->next < s->ready.size() || s->ready_error) {
-      asio::post(s->socket.get_executor(), [weak = std::weak_ptr<State>(s)] {
-        if (auto st = weak.lock(); st && !st->delivering) deliver(st);
+    start_receive(s);
+  }
+
+  void receive_to(net::ReceiveToHandler handler) override {
+    auto s = state_;
+    if (!s->socket.is_open()) {
+      asio::post(s->socket.get_executor(), [h = std::move(handler), any = Address::any(family_)] {
+        h(net::errc(std::errc::bad_file_descriptor), Endpoint{}, any, {});
       });
       return;
     }
-    wait_readable(s);
+    if (!s->pktinfo) {
+      const int on = 1;
+      const int fd = s->socket.native_handle();
+      s->pktinfo = family_ == Family::v4 ? ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) == 0
+                                         : ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) == 0;
+    }
+    s->handler_to = std::move(handler);
+    start_receive(s);
   }
 
   void close() override {
     auto& s = *state_;
     s.handler = nullptr;
+    s.handler_to = nullptr;
     s.ready.clear();
     s.next = 0;
     s.ready_error = {};
@@ -176,21 +247,26 @@ public:
 private:
   struct Received {
     Endpoint from;
+    Address to;
     std::size_t offset = 0, length = 0;
   };
   struct Queued {
     Endpoint to;
+    Address from;  ///< unspecified: the kernel chooses
     std::size_t offset = 0, length = 0;
   };
   struct State {
-    State(asio::io_context& io, StackOptions o, std::shared_ptr<UdpCounters> c)
-        : socket(io), options(o), counters(std::move(c)) {}
+    State(asio::io_context& io, Family f, StackOptions o, std::shared_ptr<UdpCounters> c)
+        : socket(io), family(f), options(o), counters(std::move(c)) {}
     udp::socket socket;
+    Family family;
     StackOptions options;
     std::shared_ptr<UdpCounters> counters;
-    bool gso = false, gro = false, connected = false;
+    bool gso = false, gro = false, connected = false, pktinfo = false;
     std::size_t gso_max_segment = SIZE_MAX;  ///< larger messages failed a GSO send (path MTU)
-    net::ReceiveHandler handler;
+    net::ReceiveHandler handler;             ///< set by receive(), or
+    net::ReceiveToHandler handler_to;        ///< by receive_to()
+    [[nodiscard]] bool waiting() const { return handler || handler_to; }
     // received, not yet handed out
     std::vector<std::uint8_t> slots;
     std::vector<Received> ready;
@@ -204,6 +280,17 @@ private:
     bool flush_posted = false, waiting_writable = false;
   };
 
+  static void start_receive(const std::shared_ptr<State>& s) {
+    if (s->delivering) return;  // the delivery loop hands out the next one
+    if (s->next < s->ready.size() || s->ready_error) {
+      asio::post(s->socket.get_executor(), [weak = std::weak_ptr<State>(s)] {
+        if (auto st = weak.lock(); st && !st->delivering) deliver(st);
+      });
+      return;
+    }
+    wait_readable(s);
+  }
+
   static void wait_readable(const std::shared_ptr<State>& s) {
     if (s->waiting_readable) return;
     s->waiting_readable = true;
@@ -211,7 +298,7 @@ private:
       auto st = weak.lock();
       if (!st) return;
       st->waiting_readable = false;
-      if (ec == asio::error::operation_aborted || !st->handler) return;
+      if (ec == asio::error::operation_aborted || !st->waiting()) return;
       if (ec) {
         st->ready_error = to_std(ec);
       } else {
@@ -226,7 +313,7 @@ private:
     std::array<mmsghdr, kReceiveSlots> msgs{};
     std::array<iovec, kReceiveSlots> iov{};
     std::array<udp::endpoint, kReceiveSlots> from{};
-    alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(int))>, kReceiveSlots> control{};
+    alignas(cmsghdr) std::array<std::array<std::uint8_t, kControlBytes>, kReceiveSlots> control{};
     for (std::size_t i = 0; i < kReceiveSlots; ++i) {
       iov[i] = {s.slots.data() + i * kSlotBytes, kSlotBytes};
       msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -248,7 +335,9 @@ private:
       const auto& h = msgs[static_cast<std::size_t>(i)].msg_hdr;
       if (h.msg_flags & MSG_TRUNC) continue;  // larger than any message of ours
       std::size_t segment = 0;
+      Address to = Address::any(s.family);
       for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+        if (read_pktinfo(*c, to)) continue;
         if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
           int size = 0;
           std::memcpy(&size, CMSG_DATA(c), sizeof size);
@@ -262,7 +351,7 @@ private:
       const std::size_t total = msgs[static_cast<std::size_t>(i)].msg_len;
       if (segment == 0) segment = std::max<std::size_t>(total, 1);
       for (std::size_t at = 0; at < total || (total == 0 && at == 0); at += segment) {
-        s.ready.push_back({sender, base + at, std::min(segment, total - at)});
+        s.ready.push_back({sender, to, base + at, std::min(segment, total - at)});
         if (total == 0) break;
       }
     }
@@ -271,22 +360,31 @@ private:
 
   static void deliver(const std::shared_ptr<State>& s) {
     s->delivering = true;
-    while (s->handler && (s->next < s->ready.size() || s->ready_error)) {
-      auto h = std::move(s->handler);
-      s->handler = nullptr;
+    while (s->waiting() && (s->next < s->ready.size() || s->ready_error)) {
+      auto h = std::exchange(s->handler, nullptr);
+      auto h_to = std::exchange(s->handler_to, nullptr);
       if (s->next < s->ready.size()) {
         const Received& r = s->ready[s->next++];
-        h({}, r.from, std::span<const std::uint8_t>(s->slots.data() + r.offset, r.length));
+        const std::span<const std::uint8_t> data(s->slots.data() + r.offset, r.length);
+        if (h_to) {
+          h_to({}, r.from, r.to, data);
+        } else {
+          h({}, r.from, data);
+        }
       } else {
         const auto ec = std::exchange(s->ready_error, {});
-        h(ec, Endpoint{}, {});
+        if (h_to) {
+          h_to(ec, Endpoint{}, Address::any(s->family), {});
+        } else {
+          h(ec, Endpoint{}, {});
+        }
       }
     }
     s->delivering = false;
     if (s->next >= s->ready.size() && !s->ready_error) {
       s->ready.clear();
       s->next = 0;
-      if (s->handler) wait_readable(s);
+      if (s->waiting()) wait_readable(s);
     }
   }
 
@@ -296,8 +394,7 @@ private:
     std::array<mmsghdr, kMessagesPerCall> msgs{};
     std::array<iovec, kMessagesPerCall> iov{};
     std::array<udp::endpoint, kMessagesPerCall> to{};
-    alignas(cmsghdr) std::array<std::array<std::uint8_t, CMSG_SPACE(sizeof(std::uint16_t))>, kMessagesPerCall>
-        control{};
+    alignas(cmsghdr) std::array<std::array<std::uint8_t, kControlBytes>, kMessagesPerCall> control{};
     std::array<std::size_t, kMessagesPerCall> count{};
     while (s.sent < s.queue.size() && s.socket.is_open()) {
       // Runs of datagrams to one place, all the size of the first but a shorter last one.
@@ -306,7 +403,7 @@ private:
         const Queued& first = s.queue[i];
         std::size_t j = i + 1, bytes = first.length;
         while (s.gso && first.length <= s.gso_max_segment && j < s.queue.size() && j - i < kMaxGsoSegments &&
-               s.queue[j].to == first.to && s.queue[j].length <= first.length &&
+               s.queue[j].to == first.to && s.queue[j].from == first.from && s.queue[j].length <= first.length &&
                bytes + s.queue[j].length <= kMaxGsoBytes && s.queue[j - 1].length == first.length) {
           bytes += s.queue[j].length;
           ++j;
@@ -322,9 +419,9 @@ private:
           h.msg_name = to[m].data();
           h.msg_namelen = static_cast<socklen_t>(to[m].size());
         }
+        h.msg_control = control[m].data();
         if (count[m] > 1) {
-          h.msg_control = control[m].data();
-          h.msg_controllen = control[m].size();
+          h.msg_controllen = CMSG_SPACE(sizeof(std::uint16_t));
           cmsghdr* c = CMSG_FIRSTHDR(&h);
           c->cmsg_level = SOL_UDP;
           c->cmsg_type = UDP_SEGMENT;
@@ -332,6 +429,8 @@ private:
           const auto size = static_cast<std::uint16_t>(first.length);
           std::memcpy(CMSG_DATA(c), &size, sizeof size);
         }
+        if (!first.from.is_unspecified()) write_pktinfo(h, s.family, first.from);
+        if (h.msg_controllen == 0) h.msg_control = nullptr;
         i = j;
       }
       const int n = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(m), MSG_DONTWAIT);
@@ -356,6 +455,16 @@ private:
         return;
       }
       if (e == EINTR) continue;
+      if (const Address lost = s.queue[s.sent].from; !lost.is_unspecified()) {
+        // A source the host no longer has fails (IPv4: ENETUNREACH, IPv6: EINVAL); any error
+        // with a source gets one more try without it. Everything queued from that source
+        // goes from the kernel's choice instead (this call again, without packet info).
+        for (std::size_t k = s.sent; k < s.queue.size(); ++k) {
+          if (s.queue[k].from == lost) s.queue[k].from = Address::any(s.family);
+        }
+        ++s.counters->source_fallbacks;
+        continue;
+      }
       if (count[0] > 1) {  // a GSO send refused: these go again one by one, as does what follows
         if (e == EIO) {
           // The kernel cannot segment for this route (no checksum offload on its device).

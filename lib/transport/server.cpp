@@ -26,6 +26,10 @@ struct Server::UdpListener {
   struct Peer {
     std::unique_ptr<Session> session;
     net::TimePoint last_authenticated;  ///< for forgetting a path its peer has left
+    /// The local address the peer last reached with an authenticated message: what it
+    /// expects answers from (a wildcard socket on a host with several addresses would
+    /// otherwise answer from whichever the route prefers). Shared with the session's sender.
+    std::shared_ptr<net::Address> source;
   };
   std::unique_ptr<net::DatagramSocket> socket;
   net::Family family;
@@ -148,32 +152,48 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
 }
 
 void Server::receive(UdpListener& l) {
-  l.socket->receive([this, &l](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
-    if (!ec && !data.empty() && !(hook_ && hook_(from, data))) on_datagram(l, from, data);
+  l.socket->receive_to([this, &l](std::error_code ec, const net::Endpoint& from, const net::Address& to,
+                                  std::span<const std::uint8_t> data) {
+    if (!ec && !data.empty() && !(hook_ && hook_(from, data))) on_datagram(l, from, to, data);
     receive(l);
   });
 }
 
-void Server::on_datagram(UdpListener& l, const net::Endpoint& from, std::span<const std::uint8_t> data) {
+namespace {
+/// A session's sender on a listening socket: tunnel traffic leaves at the end of the turn,
+/// batched with the rest (see send_soon), from the address the peer reached.
+std::function<void(std::span<const std::uint8_t>)> sender(net::DatagramSocket& socket, const net::Endpoint& to,
+                                                          std::shared_ptr<net::Address> source) {
+  return [&socket, to, source = std::move(source)](std::span<const std::uint8_t> m) {
+    socket.send_soon_from(*source, to, m);
+  };
+}
+}  // namespace
+
+void Server::on_datagram(UdpListener& l, const net::Endpoint& from, const net::Address& to,
+                         std::span<const std::uint8_t> data) {
   const auto now = stack_.clock().now();
   auto it = l.peers.find(from);
   if (it == l.peers.end()) {
     // A new source: a session on trial, kept only if this message authenticates it.
     auto session = sessions_.create(from, config::Transport::udp);
-    // Tunnel traffic leaves at the end of the turn, batched with the rest (see send_soon).
-    session->attach([&l, from](std::span<const std::uint8_t> m) { l.socket->send_soon(from, m); });
+    auto source = std::make_shared<net::Address>(to);
+    session->attach(sender(*l.socket, from, source));
     const auto reply = session->receive(data);
-    for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
+    for (const auto& m : reply.send) l.socket->send_soon_from(to, from, m);
     if (!reply.authenticated) return;  // its destructor forgets it
-    it = l.peers.emplace(from, UdpListener::Peer{std::move(session), now}).first;
+    it = l.peers.emplace(from, UdpListener::Peer{std::move(session), now, std::move(source)}).first;
     ++peers_accepted_;
     arm_sweep();
     emit({.kind = EventKind::peer_accepted, .endpoint = from, .transport = config::Transport::udp});
     return;
   }
   auto reply = it->second.session->receive(data);
-  if (reply.authenticated) it->second.last_authenticated = now;
-  for (const auto& m : reply.send) (void)l.socket->send_to(from, m);
+  if (reply.authenticated) {
+    it->second.last_authenticated = now;
+    *it->second.source = to;
+  }
+  for (const auto& m : reply.send) l.socket->send_soon_from(to, from, m);
 }
 
 void Server::arm_sweep() {
@@ -302,8 +322,9 @@ bool Server::open_path(const net::Endpoint& remote, std::unique_ptr<Session> ses
     auto& peer = l->peers[remote];
     peer.session = std::move(session);
     peer.last_authenticated = stack_.clock().now();
+    peer.source = std::make_shared<net::Address>(net::Address::any(ref.family));  // until the peer answers
     arm_sweep();
-    peer.session->attach([&ref, remote](std::span<const std::uint8_t> m) { ref.socket->send_soon(remote, m); });
+    peer.session->attach(sender(*ref.socket, remote, peer.source));
     return true;
   }
   return false;

@@ -156,6 +156,73 @@ TEST_P(Loopback, DualStackSocketSeesV4PeersAsMapped) {
   EXPECT_TRUE(d().run_until([&] { return back; }, 2s));
 }
 
+/// A server on a wildcard address answers a peer from the address the peer reached (what a
+/// host with several addresses needs: the peer expects the answer from there), and from the
+/// kernel's choice at once when that address is no longer the host's.
+TEST_P(Loopback, RepliesLeaveFromTheAddressThePeerReached) {
+  for (const bool dual_stack : {false, true}) {
+    SCOPED_TRACE(dual_stack ? "dual-stack IPv6 socket" : "IPv4 socket");
+    auto server = udp(dual_stack ? Family::v6 : Family::v4);
+    if (dual_stack) {
+      ASSERT_FALSE(server->set_v6only(false));
+    }
+    ASSERT_FALSE(server->bind(ep(dual_stack ? "[::]:0" : "0.0.0.0:0")));
+    const auto port = server->local_endpoint()->port;
+    auto client = udp(Family::v4);
+    const std::uint8_t hello[] = {'h', 'i'};
+    Endpoint from;
+    Address to;
+    bool done = false;
+    server->receive_to([&](std::error_code ec, const Endpoint& f, const Address& t, std::span<const std::uint8_t>) {
+      EXPECT_FALSE(ec);
+      from = f;
+      to = t;
+      done = true;
+    });
+    // 127.0.0.2 is the host's too (all of 127/8), but not the address routing prefers.
+    ASSERT_FALSE(client->send_to({*Address::parse("127.0.0.2"), port}, hello));
+    ASSERT_TRUE(d().run_until([&] { return done; }, 2s));
+    EXPECT_EQ(to.to_string(), dual_stack ? "::ffff:127.0.0.2" : "127.0.0.2");
+    std::vector<std::string> replies_from;
+    std::function<void()> listen = [&] {
+      client->receive([&](std::error_code ec, const Endpoint& f, std::span<const std::uint8_t>) {
+        EXPECT_FALSE(ec);
+        replies_from.push_back(f.to_string());
+        listen();
+      });
+    };
+    listen();
+    server->send_soon_from(to, from, hello);
+    ASSERT_TRUE(d().run_until([&] { return replies_from.size() == 1; }, 2s));
+    EXPECT_EQ(replies_from[0], "127.0.0.2:" + std::to_string(port));
+    // An address the host does not have (one removed from its interface, say).
+    server->send_soon_from(dual_stack ? *Address::parse("::ffff:198.18.99.1") : *Address::parse("198.18.99.1"), from,
+                           hello);
+    ASSERT_TRUE(d().run_until([&] { return replies_from.size() == 2; }, 2s));
+    EXPECT_EQ(replies_from[1], "127.0.0.1:" + std::to_string(port));
+    // Without a source, the kernel's choice as before.
+    server->send_soon_from(Address::any(server->family()), from, hello);
+    ASSERT_TRUE(d().run_until([&] { return replies_from.size() == 3; }, 2s));
+    EXPECT_EQ(replies_from[2], "127.0.0.1:" + std::to_string(port));
+  }
+  // IPv6: the destination reported as it is.
+  auto server = udp(Family::v6);
+  ASSERT_FALSE(server->set_v6only(true));
+  ASSERT_FALSE(server->bind(ep("[::]:0")));
+  auto client = udp(Family::v6);
+  const std::uint8_t hello[] = {'h', 'i'};
+  Address to;
+  bool done = false;
+  server->receive_to([&](std::error_code ec, const Endpoint&, const Address& t, std::span<const std::uint8_t>) {
+    EXPECT_FALSE(ec);
+    to = t;
+    done = true;
+  });
+  ASSERT_FALSE(client->send_to({Address::loopback(Family::v6), server->local_endpoint()->port}, hello));
+  ASSERT_TRUE(d().run_until([&] { return done; }, 2s));
+  EXPECT_EQ(to.to_string(), "::1");
+}
+
 TEST_P(Loopback, ConnectedUdpLearnsOfAClosedPort) {
   const auto port = free_port();
   for (const char* host : {"127.0.0.1", "::1"}) {

@@ -169,6 +169,31 @@ pings
 ep=$(in_b wg show "$DB" endpoints | awk '{print $2}')
 report "listen-port changed at run time; B follows" $([[ $ep == "[fd00:171::1]:51811" ]] && echo 1 || echo 0) "B sees $ep"
 
+# Replies leave from the address the peer reached: B gets a second address, which is not
+# the one its routes prefer (a secondary IPv4 address; a deprecated IPv6 one), so answering
+# from the route's choice would make A roam to that. Then the address is removed: B's next
+# packets leave from its other address at once, and A follows.
+for fam in 4 6; do
+  if [[ $fam == 4 ]]; then
+    second=198.18.171.12/24 first=198.18.171.2 fmt=%s
+    in_b ip addr add "$second" dev eth0
+  else
+    second=fd00:171::12/64 first=fd00:171::2 fmt=[%s]
+    in_b ip addr add "$second" dev eth0 nodad preferred_lft 0
+  fi
+  in_a wg set "$DA" peer "$bpub" endpoint "$(printf $fmt ${second%/*}):51802"
+  pings && pings
+  ep=$(in_a wg show "$DA" endpoints | awk '{print $2}')
+  report "IPv$fam: B answers from the address A reached, not its preferred one" \
+    $([[ $ep == "$(printf $fmt ${second%/*}):51802" ]] && echo 1 || echo 0) "A sees B at $ep"
+  in_b ip addr del "$second" dev eth0
+  back=$(in_b ping -c 3 -i 0.2 -W 2 198.19.171.1 2>&1 | grep -o '[0-9]* received')
+  ep=$(in_a wg show "$DA" endpoints | awk '{print $2}')
+  report "IPv$fam: that address removed, B's packets leave from its other one at once" \
+    $([[ ${back% received} -eq 3 && $ep == "$(printf $fmt $first):51802" ]] && echo 1 || echo 0) \
+    "3 pings from B, $back; A sees B at $ep"
+done
+
 # Cryptokey routing: a source outside B's allowed IPs at A is dropped...
 in_b ip addr add 198.19.172.2/32 dev "$DB"
 in_b wg set "$DB" peer "$apub" allowed-ips 198.19.171.1/32,fd00:1711::1/128,198.19.172.1/32
@@ -191,7 +216,10 @@ in_a ip link set "$DA" mtu 9000
 in_b ip link set "$DB" mtu 9000
 in_a ping -c 2 -W 2 -M do -s 8000 198.19.171.2 > /dev/null 2>&1 && in_a ping -6 -c 2 -W 2 -M do -s 8000 fd00:1711::2 > /dev/null 2>&1
 report "MTU 9000: 8000-byte pings both families" $(($? == 0))
-bulk "duetd-duetd mtu 9000"
+bulk "duetd-duetd mtu 9000, outer IPv6"
+in_a wg set "$DA" peer "$bpub" endpoint 198.18.171.2:51802
+pings
+bulk "duetd-duetd mtu 9000, outer IPv4"
 # Far beyond: 30 000 (an outer datagram of 20 fragments), then below the default.
 in_a ip link set "$DA" mtu 30000
 in_b ip link set "$DB" mtu 30000

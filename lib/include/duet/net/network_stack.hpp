@@ -52,6 +52,10 @@ public:
 using ResolveHandler = std::function<void(Result<std::vector<Endpoint>>)>;
 /// `data` is valid only during the call.
 using ReceiveHandler = std::function<void(std::error_code, const Endpoint& from, std::span<const std::uint8_t> data)>;
+/// A received datagram with the local address it was sent to (`to`); see
+/// DatagramSocket::receive_to. `data` is valid only during the call.
+using ReceiveToHandler =
+    std::function<void(std::error_code, const Endpoint& from, const Address& to, std::span<const std::uint8_t> data)>;
 using ConnectHandler = std::function<void(std::error_code)>;
 /// Success with zero bytes means the peer finished sending (EOF).
 using ReadHandler = std::function<void(std::error_code, std::span<const std::uint8_t> data)>;
@@ -87,9 +91,28 @@ public:
   /// tunnel's data, whose fate nobody waits for: failures are counted by the stack, not
   /// reported. By default the datagram is sent at once.
   virtual void send_soon(const Endpoint& remote, std::span<const std::uint8_t> data) { (void)send_to(remote, data); }
+  /// send_soon() from a chosen local address of the host (IP_PKTINFO / IPV6_PKTINFO), for a
+  /// socket bound to a wildcard address that answers a peer from the address the peer
+  /// reached (see receive_to). The unspecified address lets the kernel choose, as send_soon
+  /// does. A source the host no longer has (its address was removed) is not an error: the
+  /// datagram leaves at once from the address the kernel chooses. By default the source is
+  /// ignored.
+  virtual void send_soon_from(const Address& source, const Endpoint& remote, std::span<const std::uint8_t> data) {
+    (void)source;
+    send_soon(remote, data);
+  }
   /// Waits for one datagram, or for an error the kernel reports on a connected socket
   /// (ECONNREFUSED, EHOSTUNREACH, EACCES after ICMP). One receive at a time.
   virtual void receive(ReceiveHandler handler) = 0;
+  /// As receive(), and says which local address the datagram was sent to (IP_PKTINFO /
+  /// IPV6_RECVPKTINFO; an IPv4 one on a dual-stack socket as IPv4-mapped). By default, and on
+  /// errors, that address is the unspecified one. PosixStack starts noting destinations at
+  /// the first call: datagrams that were waiting before it may report the unspecified address.
+  virtual void receive_to(ReceiveToHandler handler) {
+    receive(
+        [h = std::move(handler), any = Address::any(family())](
+            std::error_code ec, const Endpoint& from, std::span<const std::uint8_t> data) { h(ec, from, any, data); });
+  }
   /// Closes the socket; a pending receive is dropped.
   virtual void close() = 0;
 };

@@ -30,6 +30,7 @@ struct UdpCounters {
   std::uint64_t receive_calls = 0;             ///< recvmsg/recvmmsg system calls
   std::uint64_t datagrams_received = 0;        ///< datagrams they brought
   std::uint64_t send_dropped = 0;              ///< queued datagrams the kernel refused (counted, not reported)
+  std::uint64_t source_fallbacks = 0;          ///< sends from a source address the host no longer had
 };
 
 /// The NetworkStack of this host's kernel: sockets, timers and getaddrinfo through

@@ -65,7 +65,8 @@ private:
   void open_udp(const net::Endpoint& local, bool v6only);
   void open_tcp(const net::Endpoint& local, bool v6only);
   void receive(UdpListener& l);
-  void on_datagram(UdpListener& l, const net::Endpoint& from, std::span<const std::uint8_t> data);
+  void on_datagram(UdpListener& l, const net::Endpoint& from, const net::Address& to,
+                   std::span<const std::uint8_t> data);
   /// Forgets idle paths their peers have left, and TCP strangers that never authenticated.
   void sweep();
   void arm_sweep();
