@@ -48,6 +48,9 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
     d["tun_dropped"] = s.tun_counters.dropped;
     d["udp_send_dropped"] = udp->send_dropped;
     d["udp_source_fallbacks"] = udp->source_fallbacks;
+    d["tun_read_pauses"] = s.tun_counters.pauses;
+    d["streams_congested"] = s.streams_congested;
+    d["stuck_stream_overrides"] = s.stuck_overrides;
     j["data_path"] = d;
   }
   j["peers_configured"] = s.peers_configured;

@@ -93,6 +93,10 @@ struct TcpSock {
   std::uint32_t snd_una = 0;
   std::uint32_t snd_nxt = 0;
   std::deque<Segment> unacked;
+  /// Write handlers, completed as the peer acknowledges the write's last byte (the
+  /// simulated stack has no send buffer: a write is taken at once, and what waits is
+  /// what queued() counts).
+  std::deque<std::pair<std::uint32_t, net::WriteHandler>> write_waiters;
   EventId rto_timer = 0;
   Duration rto = kInitialRto;
   int retries = 0;

@@ -171,11 +171,17 @@ public:
     s.state = TcpState::closed;
     s.error = ec;
     s.unacked.clear();
+    for (auto& w : s.write_waiters) complete_write(std::move(w.second), ec);
+    s.write_waiters.clear();
     if (s.orphan) {
       remove(s);
       return;
     }
     deliver_read(s);
+  }
+
+  void complete_write(net::WriteHandler h, std::error_code ec) {
+    if (h) w_.after(Duration{0}, [h = std::move(h), ec] { h(ec); });
   }
 
   void queue_data(TcpSock& s, std::span<const std::uint8_t> data) {
@@ -424,6 +430,10 @@ public:
     }
     s.retries = 0;
     arm_rto(s);
+    while (!s.write_waiters.empty() && seq_le(s.write_waiters.front().first, ack)) {
+      complete_write(std::move(s.write_waiters.front().second), {});
+      s.write_waiters.pop_front();
+    }
     if (s.orphan && s.fin_sent && s.unacked.empty()) remove(s);
   }
 
@@ -635,8 +645,9 @@ public:
       ec = errc(std::errc::not_connected);
     else if (s->fin_sent)
       ec = errc(std::errc::broken_pipe);
-    if (!ec) Tcp(w_, h_).queue_data(*s, data);
-    post(std::move(handler), ec);
+    if (ec) return post(std::move(handler), ec);
+    Tcp(w_, h_).queue_data(*s, data);
+    s->write_waiters.emplace_back(s->snd_nxt, std::move(handler));
   }
 
   std::size_t queued() const override {
@@ -663,6 +674,7 @@ public:
     if (s == nullptr) return;
     Tcp tcp(w_, h_);
     s->read_handler = nullptr;
+    s->write_waiters.clear();
     s->connect_handler = nullptr;
     if (s->state == TcpState::established && !s->rx.empty()) {
       tcp.send_segment(*s, tcp_flag::rst | tcp_flag::ack, s->snd_nxt);  // unread data: RST
@@ -681,6 +693,7 @@ public:
     closed_ = true;
     TcpSock* s = find();
     if (s == nullptr) return;
+    s->write_waiters.clear();
     Tcp tcp(w_, h_);
     if (s->state == TcpState::established || s->state == TcpState::syn_received) {
       w_.trace(h_, "tcp-reset", "\"socket\":" + std::to_string(s->id));

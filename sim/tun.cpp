@@ -14,8 +14,43 @@ SimTun::~SimTun() { *alive_ = false; }
 
 void SimTun::start_reading(net::PacketHandler on_packet) { reader_ = std::move(on_packet); }
 
+void SimTun::pause_reading(bool paused) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  if (paused) {
+    ++counters_.pauses;
+    return;
+  }
+  schedule_drain();
+}
+
+void SimTun::schedule_drain() {
+  if (waiting_.empty() || draining_) return;
+  draining_ = true;
+  clock_.post([this, alive = alive_] {
+    if (!*alive) return;
+    draining_ = false;
+    while (!paused_ && !waiting_.empty() && reader_) {
+      const auto packet = std::move(waiting_.front());
+      waiting_.pop_front();
+      ++counters_.reads;
+      ++counters_.packets_read;
+      reader_(packet);
+    }
+  });
+}
+
 bool SimTun::inject(std::span<const std::uint8_t> packet) {
   if (!reader_) return false;
+  if (paused_ || !waiting_.empty()) {
+    if (waiting_.size() >= kQueueLength) {
+      ++counters_.dropped;
+      return false;
+    }
+    waiting_.emplace_back(packet.begin(), packet.end());
+    if (!paused_) schedule_drain();  // the queue drains first, in order
+    return true;
+  }
   ++counters_.reads;
   ++counters_.packets_read;
   reader_(packet);

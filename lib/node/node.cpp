@@ -24,9 +24,43 @@ bool has_remote(const config::Config& c) {
 }  // namespace
 
 Node::Node(net::NetworkStack& stack, net::Tun* tun, config::Config config, NodeOptions options)
-    : stack_(stack), tun_(tun), options_(std::move(options)), initial_peers_(peer_configs(config)) {
+    : stack_(stack),
+      tun_(tun),
+      options_(std::move(options)),
+      stuck_timer_(stack.clock().make_timer()),
+      initial_peers_(peer_configs(config)) {
   current_ = keep(std::move(config));
   server_config_ = client_config_ = current_;
+  flow_.on_change([this](bool congested) { flow_changed(congested); });
+}
+
+namespace {
+// A paused TUN waits this long for some full stream to take data before it reads again
+// anyway: a stream that does not drain (a peer gone silent, a zero window) must not hold
+// up the other peers; its own messages are dropped at its cap instead.
+constexpr net::Duration kStuckAfter = std::chrono::milliseconds(200);
+}  // namespace
+
+void Node::flow_changed(bool congested) {
+  if (tun_ == nullptr || !device_) return;
+  tun_->pause_reading(congested);
+  if (!congested) {
+    stuck_timer_->cancel();
+    return;
+  }
+  progress_at_check_ = flow_.progress();
+  stuck_timer_->start(kStuckAfter, [this] { check_stuck(); });
+}
+
+void Node::check_stuck() {
+  if (!flow_.congested()) return;
+  if (flow_.progress() == progress_at_check_) {
+    ++stuck_overrides_;
+    tun_->pause_reading(false);
+    return;
+  }
+  progress_at_check_ = flow_.progress();
+  stuck_timer_->start(kStuckAfter, [this] { check_stuck(); });
 }
 
 std::shared_ptr<const config::Config> Node::keep(config::Config c) {
@@ -39,6 +73,7 @@ std::shared_ptr<const config::Config> Node::keep(config::Config c) {
 }
 
 Node::~Node() {
+  flow_.on_change(nullptr);
   // The client and the server hold sessions of the device: they go first.
   client_.reset();
   server_.reset();
@@ -103,6 +138,7 @@ void Node::start_server() {
   transport::SessionFactory& sessions = device_ ? *responders_ : *options_.sessions;
   server_ = std::make_unique<transport::Server>(stack_, *server_config_, sessions,
                                                 [this](const transport::Event& e) { emit(e); });
+  server_->set_flow(&flow_);
   listening_ = false;
   server_->start([this](bool ok) {
     listening_ = true;
@@ -133,6 +169,7 @@ void Node::start_client() {
   }
   client_ = std::make_unique<transport::Client>(
       stack_, *sockets_, *client_config_, *sessions, [this](const transport::Event& e) { emit(e); }, server_.get());
+  client_->set_flow(&flow_);
   client_started_ = !server_ || listening_;
   if (client_started_) client_->start();
 }

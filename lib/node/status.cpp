@@ -44,6 +44,8 @@ Status Node::status(const PeerSelection& which) const {
     s.tun_offloads = tun_->offloads();
     s.tun_counters = tun_->counters();
   }
+  s.streams_congested = flow_.episodes();
+  s.stuck_overrides = stuck_overrides_;
   return s;
 }
 

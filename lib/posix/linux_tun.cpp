@@ -53,6 +53,7 @@ struct LinuxTun::Impl {
   net::TunCounters counters;
   offload::Coalescer coalescer;
   bool flush_posted = false;
+  bool paused = false, armed = false;
   std::function<void(std::error_code)> on_gone;
 
   int fd() { return stream.native_handle(); }
@@ -60,7 +61,7 @@ struct LinuxTun::Impl {
   /// Reads what is there; an error other than "nothing more" (EBADFD once the interface
   /// was deleted) when the device is gone.
   std::error_code read_ready() {
-    for (int i = 0; i < kReadsPerWakeup; ++i) {
+    for (int i = 0; i < kReadsPerWakeup && !paused; ++i) {
       const ssize_t n = ::read(fd(), buffer.data(), buffer.size());
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return {errno, std::generic_category()};
       if (n <= 0) return {};  // drained
@@ -152,16 +153,34 @@ net::Result<std::unique_ptr<LinuxTun>> LinuxTun::open(boost::asio::io_context& i
 
 void LinuxTun::start_reading(net::PacketHandler on_packet) {
   impl_->on_packet = std::move(on_packet);
-  impl_->stream.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                           [weak = std::weak_ptr<Impl>(impl_), this](const boost::system::error_code& ec) {
-                             auto impl = weak.lock();
-                             if (!impl || ec == boost::asio::error::operation_aborted) return;
-                             if (const auto gone = impl->read_ready()) {
-                               if (impl->on_gone) impl->on_gone(gone);  // reading stops
-                               return;
-                             }
-                             start_reading(std::move(impl->on_packet));
-                           });
+  arm(impl_);
+}
+
+void LinuxTun::arm(const std::shared_ptr<Impl>& impl) {
+  if (impl->armed || impl->paused) return;
+  impl->armed = true;
+  impl->stream.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                          [weak = std::weak_ptr<Impl>(impl)](const boost::system::error_code& ec) {
+                            auto i = weak.lock();
+                            if (!i) return;
+                            i->armed = false;
+                            if (ec == boost::asio::error::operation_aborted) return;
+                            if (const auto gone = i->read_ready()) {
+                              if (i->on_gone) i->on_gone(gone);  // reading stops
+                              return;
+                            }
+                            arm(i);
+                          });
+}
+
+void LinuxTun::pause_reading(bool paused) {
+  if (paused == impl_->paused) return;
+  impl_->paused = paused;
+  if (paused) {
+    ++impl_->counters.pauses;
+  } else if (impl_->on_packet) {
+    arm(impl_);
+  }
 }
 
 void LinuxTun::on_gone(std::function<void(std::error_code)> handler) { impl_->on_gone = std::move(handler); }

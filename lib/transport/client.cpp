@@ -31,7 +31,15 @@ struct Client::Attempt {
   Deframer deframer;
   std::unique_ptr<net::Timer> hello_timer;
   bool tcp_connected = false;
-  bool nudged = false;  ///< the hello was repeated early because the peer spoke first
+  bool nudged = false;          ///< the hello was repeated early because the peer spoke first
+  FlowControl* flow = nullptr;  ///< told when the stream is too full (see flow.hpp)
+
+  Attempt() = default;
+  Attempt(const Attempt&) = delete;
+  Attempt& operator=(const Attempt&) = delete;
+  ~Attempt() {
+    if (flow != nullptr && tcp) flow->forget(*tcp);
+  }
 
   net::DatagramSocket* datagram() { return udp ? udp.get() : shared_udp; }
   /// Tunnel traffic and keepalives: batched with the rest of this turn (see send_soon).
@@ -39,7 +47,7 @@ struct Client::Attempt {
     if (auto* d = datagram()) {
       d->send_soon(candidate.endpoint, m);
     } else if (tcp && tcp_connected) {
-      (void)send_framed(*tcp, m);
+      (void)send_framed(*tcp, m, flow);
     }
   }
 };
@@ -203,6 +211,7 @@ void Client::cancelled(const Connector::Cancel& c) {
 void Client::begin_attempt(std::size_t id, const policy::Candidate& candidate) {
   auto a = std::make_unique<Attempt>();
   a->id = id;
+  a->flow = flow_;
   a->candidate = candidate;
   a->session = sessions_.create(candidate.endpoint, candidate.transport);
   Attempt& ref = *a;

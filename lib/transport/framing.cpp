@@ -62,9 +62,14 @@ std::error_code Deframer::feed(std::span<const std::uint8_t> bytes,
   return {};
 }
 
-bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message) {
-  if (stream.queued() >= kMaxStreamQueue) return false;
-  stream.write(frame(message), [](std::error_code) {});
+bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message, FlowControl* flow) {
+  if (stream.queued() >= (flow != nullptr ? kMaxStreamQueue : kStreamHighWater)) return false;
+  if (flow == nullptr) {
+    stream.write(frame(message), [](std::error_code) {});
+    return true;
+  }
+  stream.write(frame(message), [flow, &stream](std::error_code) { flow->wrote(stream); });
+  flow->queued(stream);
   return true;
 }
 

@@ -41,6 +41,13 @@ struct Server::TcpListener {
 };
 
 struct Server::TcpPeer {
+  TcpPeer() = default;
+  TcpPeer(const TcpPeer&) = delete;
+  TcpPeer& operator=(const TcpPeer&) = delete;
+  ~TcpPeer() {
+    if (flow != nullptr && stream) flow->forget(*stream);
+  }
+  FlowControl* flow = nullptr;
   std::uint64_t id = 0;
   std::unique_ptr<net::StreamSocket> stream;
   net::Endpoint remote;
@@ -253,13 +260,15 @@ void Server::accept(TcpListener& l) {
         ++unauthenticated_tcp_;
         auto p = std::make_unique<TcpPeer>();
         p->id = next_peer_++;
+        p->flow = flow_;
         p->since = stack_.clock().now();
         auto remote = s->remote_endpoint();
         p->remote = remote ? *remote : net::Endpoint{};
         p->stream = std::move(s);
         p->session = sessions_.create(p->remote, config::Transport::tcp);
-        p->session->attach(
-            [stream = p->stream.get()](std::span<const std::uint8_t> m) { (void)send_framed(*stream, m); });
+        p->session->attach([stream = p->stream.get(), flow = flow_](std::span<const std::uint8_t> m) {
+          (void)send_framed(*stream, m, flow);
+        });
         TcpPeer& ref = *p;
         tcp_peers_[p->id] = std::move(p);
         arm_sweep();
@@ -284,7 +293,7 @@ void Server::read(TcpPeer& p) {
       answered = answered || reply.authenticated;
       for (auto& m : reply.send) replies.push_back(std::move(m));
     });
-    for (const auto& m : replies) (void)send_framed(*p.stream, m);
+    for (const auto& m : replies) (void)send_framed(*p.stream, m, flow_);
     if (answered) p.last_message = stack_.clock().now();
     if (answered && !p.accepted) {
       p.accepted = true;

@@ -156,7 +156,10 @@ TEST(Tunnel, ASeededRandomSourceMakesHandshakesReproducible) {
 
 namespace {
 
-TEST(Tunnel, OverTcpABurstBeyondTheStreamQueueIsDroppedNotBufferedWithoutBound) {
+/// Packets routed straight into the device, past the TUN (so nothing can hold their
+/// sender back): the stream queues up to its cap and drops the rest, and the tunnel is
+/// fine afterwards.
+TEST(Tunnel, OverTcpABurstThatIgnoresBackpressureIsCutAtTheStreamCap) {
   ASSERT_TRUE(crypto_init());
   sim::SimWorld w(14);
   sim::LinkProperties slow;
@@ -178,13 +181,89 @@ TEST(Tunnel, OverTcpABurstBeyondTheStreamQueueIsDroppedNotBufferedWithoutBound) 
   for (int i = 0; i < 4000; ++i) client.device.route(big);
   w.run_for(10s);
   const std::size_t delivered = server.tun.size();
-  EXPECT_GT(delivered, 100u) << "a queue's worth gets through";
-  EXPECT_LT(delivered, 400u) << "the rest was dropped at the 256 KiB stream queue, not held for seconds";
+  EXPECT_GT(delivered, 1000u) << "the stream holds up to its 2 MiB cap";
+  EXPECT_LT(delivered, 1600u) << "the rest was dropped at the cap, not held for seconds more";
   // And the tunnel is still fine afterwards.
   EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 9)));
   w.run_for(1s);
   EXPECT_EQ(server.tun.size(), delivered + 1);
   EXPECT_EQ(client.client->connections_made(), 1u);
+}
+
+/// Packets the host routes into the TUN while the outer TCP stream is slower: the node
+/// stops reading the TUN while the stream is full, so a burst as long as the TUN's queue
+/// arrives whole and in order (the tunnel drops none), where a tunnel that dropped at the
+/// stream's high water would have lost most of it.
+TEST(Tunnel, OverTcpAFullStreamPausesTheTunInsteadOfDropping) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(15);
+  sim::LinkProperties slow;
+  slow.bandwidth_bits_per_second = 10'000'000;
+  build_three_hosts(w, slow);
+  const Identity s = Identity::from_private(generate_private_key());
+  const Identity c = Identity::from_private(generate_private_key());
+  Side server(w, "server", "mode server\nproto tcp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
+  w.run_for(100ms);
+  // 700 packets of 1400 bytes: nearly 1 MB, the stream's high water four times over.
+  constexpr int kBurst = 700;
+  for (int i = 0; i < kBurst; ++i) {
+    Bytes p = ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(i));
+    p.resize(1400);
+    p[2] = 1400 >> 8;
+    p[3] = 1400 & 0xff;
+    p[26] = static_cast<std::uint8_t>(i >> 8);
+    if (i < 500) {
+      ASSERT_TRUE(client.sim_tun.inject(p)) << i;
+    } else {
+      w.run_for(50ms);  // the rest as the queue makes room, as a local sender's would
+      ASSERT_TRUE(client.sim_tun.inject(p)) << i;
+    }
+  }
+  ASSERT_TRUE(w.run_until([&] { return server.tun.size() >= static_cast<std::size_t>(kBurst); }, 20s))
+      << server.tun.size() << " of " << kBurst;
+  for (int i = 0; i < kBurst; ++i) {
+    ASSERT_EQ(server.tun[static_cast<std::size_t>(i)][27], static_cast<std::uint8_t>(i)) << "in order";
+    ASSERT_EQ(server.tun[static_cast<std::size_t>(i)][26], static_cast<std::uint8_t>(i >> 8)) << "in order";
+  }
+  const auto st = client.node.status(node::PeerSelection{false, std::nullopt});
+  EXPECT_GE(st.tun_counters.pauses, 1u);
+  EXPECT_GE(st.streams_congested, 1u);
+  EXPECT_EQ(st.stuck_overrides, 0u) << "the stream drained: nothing was judged stuck";
+  EXPECT_EQ(client.sim_tun.counters().dropped, 0u);
+}
+
+/// A stream that stops draining (its peer's path went silent) must not stall the TUN for
+/// every other peer: after a short wait the node reads again, and only that stream's
+/// messages are dropped, at its cap.
+TEST(Tunnel, OverTcpAStreamThatStopsDrainingDoesNotHoldTheTunForever) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(16);
+  sim::LinkProperties slow;
+  slow.bandwidth_bits_per_second = 10'000'000;
+  build_three_hosts(w, slow);
+  const Identity s = Identity::from_private(generate_private_key());
+  const Identity c = Identity::from_private(generate_private_key());
+  Side server(w, "server", "mode server\nproto tcp\n", s,
+              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
+              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
+  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
+  w.run_for(100ms);
+  w.partition("router", "server");  // the path goes silent
+  Bytes p = ipv4_udp("198.18.120.2", "198.18.120.1", 1);
+  p.resize(1400);
+  p[2] = 1400 >> 8;
+  p[3] = 1400 & 0xff;
+  for (int i = 0; i < 400; ++i) client.sim_tun.inject(p);
+  w.run_for(1s);
+  const auto st = client.node.status(node::PeerSelection{false, std::nullopt});
+  EXPECT_GE(st.tun_counters.pauses, 1u);
+  EXPECT_GE(st.stuck_overrides, 1u) << "reading resumed past the stuck stream";
+  EXPECT_EQ(client.sim_tun.counters().packets_read, 400u) << "every packet was taken from the TUN";
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ struct TunCounters {
   std::uint64_t writes = 0;           ///< write system calls
   std::uint64_t packets_written = 0;  ///< packets written, before merging
   std::uint64_t dropped = 0;          ///< malformed super-packets, full queue on write
+  std::uint64_t pauses = 0;           ///< times reading was paused for backpressure
 };
 
 /// A TUN device: IP packets between the system and the tunnel (the kernel's through
@@ -34,6 +35,12 @@ public:
   /// Calls `on_packet` for every IP packet the system routes into the device; `packet`
   /// is valid only during the call. One reader.
   virtual void start_reading(PacketHandler on_packet) = 0;
+  /// Stops (true) or resumes (false) handing out packets, for backpressure: what the
+  /// system routes into the device meanwhile waits in the device's own queue (the kernel
+  /// holds local senders back while their packets wait there, and drops past its queue
+  /// length). The rest of a read already begun (one super-packet) may still come. By
+  /// default the device cannot pause and keeps reading.
+  virtual void pause_reading(bool paused) { (void)paused; }
   /// Hands one IP packet to the system (a device may hold it until the end of this turn
   /// of the loop to write several together).
   virtual void write(std::span<const std::uint8_t> packet) = 0;

@@ -20,6 +20,7 @@
 #include "duet/net/tun.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/events.hpp"
+#include "duet/transport/flow.hpp"
 #include "duet/transport/server.hpp"
 #include "duet/transport/session.hpp"
 #include "duet/transport/socket_factory.hpp"
@@ -80,6 +81,8 @@ struct Status {
   std::string last_error;
   std::string tun_offloads;
   net::TunCounters tun_counters;
+  std::uint64_t streams_congested = 0;  ///< times an outer TCP stream filled up (TUN reads paused)
+  std::uint64_t stuck_overrides = 0;    ///< times reading resumed past a stream that did not drain
 };
 
 /// Which peers a status lists: every one, none (a summary), or the one with `key`.
@@ -140,9 +143,16 @@ private:
   /// The device asks for a path to a peer: one to its endpoint over the listening socket.
   void open_path(std::size_t peer);
 
+  /// Backpressure: the TUN is paused while an outer stream is full (see flow.hpp).
+  void flow_changed(bool congested);
+  void check_stuck();
+
   net::NetworkStack& stack_;
   net::Tun* tun_;
   NodeOptions options_;
+  transport::FlowControl flow_;
+  std::unique_ptr<net::Timer> stuck_timer_;
+  std::uint64_t progress_at_check_ = 0, stuck_overrides_ = 0;
   // The server and the client each keep the configuration they were built from, so a
   // reload can replace one without the other.
   std::shared_ptr<const config::Config> current_, server_config_, client_config_;

@@ -53,6 +53,7 @@ public:
   [[nodiscard]] const net::TunCounters& counters() const override;
   /// Calls `on_packet` for every packet the kernel routes into the device.
   void start_reading(net::PacketHandler on_packet) override;
+  void pause_reading(bool paused) override;
   /// Called once if the device stops working (EBADFD: the interface was deleted, `ip
   /// link del`); reading stops then.
   void on_gone(std::function<void(std::error_code)> handler);
@@ -64,6 +65,7 @@ public:
 private:
   struct Impl;
   explicit LinuxTun(std::shared_ptr<Impl> impl, std::string name);
+  static void arm(const std::shared_ptr<Impl>& impl);
   std::shared_ptr<Impl> impl_;
   std::string name_;
 };

@@ -43,6 +43,9 @@ public:
   [[nodiscard]] bool gave_up() const { return gave_up_; }
   /// Sends one session message on the current connection; false when there is none.
   bool send(std::span<const std::uint8_t> message);
+  /// Where TCP connections report that they are too full (nullptr: nobody listens, and
+  /// a full stream drops at the high water mark). Set before start().
+  void set_flow(FlowControl* flow) { flow_ = flow; }
 
 private:
   struct Attempt;
@@ -74,6 +77,7 @@ private:
   SessionFactory& sessions_;
   EventSink events_;
   Server* shared_;
+  FlowControl* flow_ = nullptr;
 
   std::unique_ptr<policy::Connector> connector_;
   std::map<std::size_t, std::unique_ptr<net::PendingOperation>> lookups_;  ///< by query

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "duet/net/network_stack.hpp"
+#include "duet/transport/flow.hpp"
 
 namespace duet::transport {
 
@@ -27,11 +28,15 @@ std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message);
 /// How much a stream may have waiting before more messages are dropped. A tunnel over
 /// TCP that queued without bound would grow without bound whenever the TUN side is faster
 /// than the path, and the inner connections would see seconds of queue instead of loss.
-constexpr std::size_t kMaxStreamQueue = 256 * 1024;
+/// With flow control (flow.hpp) the TUN stops being read long before: this bound is for a
+/// stream that does not drain, and for what one read of the TUN brings past the high water.
+constexpr std::size_t kMaxStreamQueue = 2 * 1024 * 1024;
 
-/// Writes one framed message unless the stream already has kMaxStreamQueue bytes waiting
-/// (the message is then dropped, as a full interface queue drops); false when dropped.
-bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message);
+/// Writes one framed message unless the stream already has too much waiting (the message
+/// is then dropped, as a full interface queue drops); false when dropped. With `flow`,
+/// the stream reports congestion there and may hold up to kMaxStreamQueue bytes; without,
+/// nobody holds the sender back and it is cut at kStreamHighWater.
+bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message, FlowControl* flow = nullptr);
 
 class Deframer {
 public:

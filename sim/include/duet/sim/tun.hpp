@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,11 +24,16 @@ public:
 
   [[nodiscard]] const std::string& name() const override { return name_; }
   void start_reading(net::PacketHandler on_packet) override;
+  /// While paused, injected packets wait in the device's queue (kQueueLength packets, as a
+  /// kernel TUN's default txqueuelen; more are dropped and counted), handed out in order
+  /// once reading resumes.
+  void pause_reading(bool paused) override;
   void write(std::span<const std::uint8_t> packet) override;
   [[nodiscard]] const net::TunCounters& counters() const override { return counters_; }
 
-  /// A packet the host routes into the device: the reader (the tunnel) takes it now.
-  /// False when nobody reads yet.
+  static constexpr std::size_t kQueueLength = 500;
+  /// A packet the host routes into the device: the reader (the tunnel) takes it now, or
+  /// it waits while reading is paused. False when nobody reads yet, or the queue is full.
   bool inject(std::span<const std::uint8_t> packet);
   /// Every packet written to the device, in order.
   [[nodiscard]] const std::vector<std::vector<std::uint8_t>>& written() const { return written_; }
@@ -39,7 +45,10 @@ private:
   net::Clock& clock_;
   std::string name_;
   std::vector<net::Address> addresses_;
+  void schedule_drain();
   net::PacketHandler reader_;
+  bool paused_ = false, draining_ = false;
+  std::deque<std::vector<std::uint8_t>> waiting_;
   std::vector<std::vector<std::uint8_t>> written_;
   std::map<net::Address, int> echo_replies_;
   net::TunCounters counters_;
