@@ -52,7 +52,11 @@ public:
   }
   void write(std::span<const std::uint8_t> data, net::WriteHandler handler) override {
     inner_->write(data, std::move(handler));
+  }  void write_parts(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body,
+                   net::WriteHandler handler) override {
+    inner_->write_parts(head, body, std::move(handler));
   }
+
   std::size_t queued() const override { return inner_->queued(); }
   std::error_code shutdown_send() override { return inner_->shutdown_send(); }
   void close() override {

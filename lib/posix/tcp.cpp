@@ -1,13 +1,20 @@
-// TCP streams and listeners on the kernel. A stream gathers what was written in a turn
-// into one write system call.
+// TCP streams and listeners on the kernel. A stream appends what is written to one
+// buffer while the previous one is in flight, and writes it whole when that completes:
+// a turn's framed messages go in one system call, and the two buffers (and the two lists
+// of handlers) are reused, so a steady stream allocates nothing per message.
+#include <sys/socket.h>
 #include <array>
-#include <deque>
+
+#include <utility>
+#include <vector>
 
 #include "asio_glue.hpp"
 
 namespace duet::posix::detail {
 
 namespace {
+
+constexpr std::size_t kReadBuffer = 256 * 1024;
 
 class PosixStreamSocket final : public net::StreamSocket {
 public:
@@ -70,37 +77,32 @@ public:
       return;
     }
     s->read_handler = std::move(handler);
-    s->socket.async_read_some(asio::buffer(s->read_buffer),
-                              [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec, std::size_t n) {
-                                auto st = weak.lock();
-                                if (!st || !st->read_handler) return;
-                                auto h = std::move(st->read_handler);
-                                if (ec == asio::error::eof) {
-                                  h({}, {});
-                                } else if (ec) {
-                                  h(to_std(ec), {});
-                                } else {
-                                  h({}, std::span<const std::uint8_t>(st->read_buffer.data(), n));
-                                }
-                              });
+    wait_readable(s);
   }
 
   void write(std::span<const std::uint8_t> data, net::WriteHandler handler) override {
-    if (!state_->socket.is_open()) {
+    write_parts({}, data, std::move(handler));
+  }
+
+  void write_parts(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body,
+                   net::WriteHandler handler) override {
+    auto& s = *state_;
+    if (!s.socket.is_open()) {
       post_error(std::move(handler), std::errc::bad_file_descriptor);
       return;
     }
-    state_->writes.push_back({std::vector<std::uint8_t>(data.begin(), data.end()), std::move(handler)});
-    state_->queued += data.size();
-    if (state_->writes.size() == 1) write_next(state_);
+    s.pending.insert(s.pending.end(), head.begin(), head.end());
+    s.pending.insert(s.pending.end(), body.begin(), body.end());
+    s.pending_handlers.push_back(std::move(handler));
+    if (!s.in_flight) write_next(state_);
   }
 
-  std::size_t queued() const override { return state_->queued; }
+  std::size_t queued() const override { return state_->pending.size() + state_->writing.size(); }
 
   std::error_code shutdown_send() override {
     if (!state_->socket.is_open()) return net::errc(std::errc::bad_file_descriptor);
     state_->shutdown_requested = true;
-    if (state_->writes.empty()) return do_shutdown(*state_);
+    if (!state_->in_flight && state_->pending.empty()) return do_shutdown(*state_);
     return {};
   }
 
@@ -132,10 +134,6 @@ public:
   }
 
 private:
-  struct Write {
-    std::vector<std::uint8_t> data;
-    net::WriteHandler handler;
-  };
   struct State {
     explicit State(asio::io_context& io) : socket(io), timer(io) {}
     explicit State(tcp::socket&& s) : socket(std::move(s)), timer(socket.get_executor()) {}
@@ -143,9 +141,10 @@ private:
     asio::steady_timer timer;
     net::ConnectHandler connect_handler;
     net::ReadHandler read_handler;
-    std::deque<Write> writes;
-    std::size_t queued = 0;  ///< bytes in `writes`
-    std::array<std::uint8_t, 65536> read_buffer{};
+    std::vector<std::uint8_t> pending, writing;  ///< appended to; in flight
+    std::vector<net::WriteHandler> pending_handlers, writing_handlers;
+    bool in_flight = false;
+    std::uint64_t generation = 0;  ///< bumped when close() or reset() drops the queue
     bool timed_out = false;
     bool shutdown_requested = false;
   };
@@ -161,41 +160,71 @@ private:
     return to_std(ec);
   }
 
-  /// Writes everything queued so far in one gathered write (up to 64 messages): a tunnel
-  /// queues many small framed messages per turn, and one system call should take them.
+  /// Reads, once the socket is readable, into the loop's one read buffer: a handler sees
+  /// the bytes only during its call, so every stream can share it (a server with
+  /// thousands of TCP peers holds no buffer per peer), and it can be large.
+  static void wait_readable(const std::shared_ptr<State>& s) {
+    s->socket.async_wait(tcp::socket::wait_read, [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
+      auto st = weak.lock();
+      if (!st || !st->read_handler || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        std::exchange(st->read_handler, nullptr)(to_std(ec), {});
+        return;
+      }
+      static thread_local std::vector<std::uint8_t> buffer(kReadBuffer);
+      ssize_t n = -1;
+      do {
+        n = ::recv(st->socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        wait_readable(st);  // woken for nothing
+        return;
+      }
+      auto h = std::exchange(st->read_handler, nullptr);
+      if (n < 0) {
+        h(std::error_code(errno, std::generic_category()), {});
+      } else {
+        h({}, std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));  // 0: EOF
+      }
+    });
+  }
+
+  /// Writes everything queued so far in one write; what is queued meanwhile goes next.
   static void write_next(const std::shared_ptr<State>& s) {
-    constexpr std::size_t kGather = 64;
-    std::vector<asio::const_buffer> buffers;
-    const std::size_t n = std::min(s->writes.size(), kGather);
-    buffers.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) buffers.push_back(asio::buffer(s->writes[i].data));
-    asio::async_write(s->socket, buffers,
-                      [weak = std::weak_ptr<State>(s), n](const boost::system::error_code& ec, std::size_t) {
-                        auto st = weak.lock();
-                        if (!st || st->writes.size() < n) return;  // dropped by close() or reset()
-                        std::vector<net::WriteHandler> done;
-                        done.reserve(n);
-                        for (std::size_t i = 0; i < n; ++i) {
-                          done.push_back(std::move(st->writes.front().handler));
-                          st->queued -= st->writes.front().data.size();
-                          st->writes.pop_front();
-                        }
-                        if (!st->writes.empty() && !ec) {
-                          write_next(st);
-                        } else if (st->writes.empty() && st->shutdown_requested) {
-                          do_shutdown(*st);
-                        }
-                        for (auto& h : done) {
-                          if (h) h(to_std(ec));
-                        }
-                      });
+    s->pending.swap(s->writing);
+    s->pending_handlers.swap(s->writing_handlers);
+    s->in_flight = true;
+    asio::async_write(
+        s->socket, asio::buffer(s->writing),
+        [weak = std::weak_ptr<State>(s), gen = s->generation](const boost::system::error_code& ec, std::size_t) {
+          auto st = weak.lock();
+          if (!st || st->generation != gen) return;  // dropped by close() or reset()
+          st->writing.clear();
+          // Handlers may write again: that only appends while in_flight holds.
+          for (auto& h : st->writing_handlers) {
+            if (h) h(to_std(ec));
+            if (st->generation != gen) return;
+          }
+          st->writing_handlers.clear();
+          st->in_flight = false;
+          if (!st->pending.empty() && !ec) {
+            write_next(st);
+          } else if (st->pending.empty() && st->shutdown_requested) {
+            do_shutdown(*st);
+          }
+        });
   }
 
   void drop_handlers() {
     state_->connect_handler = nullptr;
     state_->read_handler = nullptr;
-    state_->writes.clear();
-    state_->queued = 0;
+    auto& s = *state_;
+    ++s.generation;
+    s.pending.clear();
+    s.pending_handlers.clear();
+    s.writing.clear();
+    s.writing_handlers.clear();
+    s.in_flight = false;
     state_->timer.cancel();
   }
 

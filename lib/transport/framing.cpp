@@ -37,6 +37,21 @@ std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message) {
 
 std::error_code Deframer::feed(std::span<const std::uint8_t> bytes,
                                const std::function<void(std::span<const std::uint8_t>)>& on_message) {
+  if (buffer_.empty()) {
+    // Nothing held over: whole messages are handed out from `bytes` itself, and only
+    // the unfinished tail is kept.
+    std::size_t off = 0;
+    while (bytes.size() - off >= 2) {
+      const std::size_t len = (std::size_t{bytes[off]} << 8) | bytes[off + 1];
+      if (len == 0) return make_error_code(FramingError::zero_length);
+      if (len > max_) return make_error_code(FramingError::oversized);
+      if (bytes.size() - off - 2 < len) break;
+      on_message(bytes.subspan(off + 2, len));
+      off += 2 + len;
+    }
+    buffer_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(off), bytes.end());
+    return {};
+  }
   buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
   std::size_t off = 0;
   std::error_code ec;
@@ -64,11 +79,13 @@ std::error_code Deframer::feed(std::span<const std::uint8_t> bytes,
 
 bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message, FlowControl* flow) {
   if (stream.queued() >= (flow != nullptr ? kMaxStreamQueue : kStreamHighWater)) return false;
+  const std::uint8_t length[2] = {static_cast<std::uint8_t>(message.size() >> 8),
+                                  static_cast<std::uint8_t>(message.size())};
   if (flow == nullptr) {
-    stream.write(frame(message), [](std::error_code) {});
+    stream.write_parts(length, message, [](std::error_code) {});
     return true;
   }
-  stream.write(frame(message), [flow, &stream](std::error_code) { flow->wrote(stream); });
+  stream.write_parts(length, message, [flow, &stream](std::error_code) { flow->wrote(stream); });
   flow->queued(stream);
   return true;
 }

@@ -132,6 +132,17 @@ public:
   virtual void read_some(ReadHandler handler) = 0;
   /// Queues all of `data` (copied); the handler runs once the stack has accepted it.
   virtual void write(std::span<const std::uint8_t> data, WriteHandler handler) = 0;
+  /// write() of `head` followed by `body`, as one write (a framing header and its message),
+  /// without joining them in a new buffer first where the stack can (PosixStack appends
+  /// both to its queue). By default they are joined and written.
+  virtual void write_parts(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body,
+                           WriteHandler handler) {
+    std::vector<std::uint8_t> joined;
+    joined.reserve(head.size() + body.size());
+    joined.insert(joined.end(), head.begin(), head.end());
+    joined.insert(joined.end(), body.begin(), body.end());
+    write(joined, std::move(handler));
+  }
   /// Bytes written that are still waiting on this side: in user space for PosixStack
   /// (the kernel's send buffer is not counted), unacknowledged for the simulator. A tunnel
   /// drops packets beyond a limit rather than queue without bound.
