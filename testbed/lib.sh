@@ -81,3 +81,35 @@ tb_ping_tunnel() {
   done
   return 1
 }
+
+# tb_tinyproxy_conf DIR [BASICAUTH_LINE]: DIR/tinyproxy.conf, an HTTP CONNECT proxy on the
+# router's client side (198.18.130.1:3128) that lets the client reach port 1194.
+tb_tinyproxy_conf() {
+  cat > "$1/tinyproxy.conf" <<CONF
+User nobody
+Group nogroup
+Port 3128
+Listen 198.18.130.1
+Timeout 60
+Allow 198.18.130.0/24
+ConnectPort 1194
+MaxClients 20
+${2:-}
+CONF
+}
+
+# tb_dante_conf DIR METHOD: DIR/danted.conf, a SOCKS5 proxy (CONNECT and UDP ASSOCIATE) on
+# the router (198.18.130.1:1080, leaving from 198.18.131.1); METHOD none or username.
+tb_dante_conf() {
+  cat > "$1/danted.conf" <<CONF
+logoutput: stderr
+internal: 198.18.130.1 port = 1080
+external: 198.18.131.1
+socksmethod: $2
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 198.18.130.0/24 to: 0.0.0.0/0 }
+socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect udpassociate udpreply }
+CONF
+}

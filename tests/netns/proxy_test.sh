@@ -28,33 +28,8 @@ report() {  # report NAME OK DETAILS
   fi
 }
 
-tinyproxy_conf() {  # tinyproxy_conf [BASICAUTH_LINE]
-  cat > "$dir/tinyproxy.conf" <<CONF
-User nobody
-Group nogroup
-Port 3128
-Listen 198.18.130.1
-Timeout 60
-Allow 198.18.130.0/24
-ConnectPort 1194
-MaxClients 20
-${1:-}
-CONF
-}
-
-dante_conf() {  # dante_conf METHOD
-  cat > "$dir/danted.conf" <<CONF
-logoutput: stderr
-internal: 198.18.130.1 port = 1080
-external: 198.18.131.1
-socksmethod: $1
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 198.18.130.0/24 to: 0.0.0.0/0 }
-socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect udpassociate udpreply }
-CONF
-}
+tinyproxy_conf() { tb_tinyproxy_conf "$dir" "$@"; }  # [BASICAUTH_LINE]
+dante_conf() { tb_dante_conf "$dir" "$1"; }          # METHOD
 
 # proxied NAME PROXY_CMD EXPECT(ping|PATTERN) CLIENT_LINE...
 proxied() {
