@@ -286,14 +286,20 @@ void Server::read(TcpPeer& p) {
       drop_tcp(id);  // EOF or error: this peer is gone, nothing else is touched
       return;
     }
-    std::vector<std::vector<std::uint8_t>> replies;
-    bool answered = false;
-    const auto bad = p.deframer.feed(data, [&](std::span<const std::uint8_t> message) {
-      auto reply = p.session->receive(message);
-      answered = answered || reply.authenticated;
-      for (auto& m : reply.send) replies.push_back(std::move(m));
+    // One reference in the callback (not three): it fits in std::function without an
+    // allocation, and this runs for every read of every TCP peer.
+    struct {
+      TcpPeer& peer;
+      std::vector<std::vector<std::uint8_t>> replies;
+      bool answered = false;
+    } r{p, {}, false};
+    const auto bad = p.deframer.feed(data, [&r](std::span<const std::uint8_t> message) {
+      auto reply = r.peer.session->receive(message);
+      r.answered = r.answered || reply.authenticated;
+      for (auto& m : reply.send) r.replies.push_back(std::move(m));
     });
-    for (const auto& m : replies) (void)send_framed(*p.stream, m, flow_);
+    for (const auto& m : r.replies) (void)send_framed(*p.stream, m, flow_);
+    const bool answered = r.answered;
     if (answered) p.last_message = stack_.clock().now();
     if (answered && !p.accepted) {
       p.accepted = true;
