@@ -101,6 +101,11 @@ std::string status_text(const nlohmann::ordered_json& j) {
     out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " +
            num(d["packets_per_tun_write"]) + " per TUN write; " + num(d["datagrams_per_send_call"]) +
            " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
+    if (d.value("tun_read_pauses", 0) > 0) {
+      out += "  backpressure: TUN reads paused " + std::to_string(d["tun_read_pauses"].get<std::uint64_t>()) +
+             " times for a full TCP stream; " + std::to_string(d.value("stuck_stream_overrides", 0)) +
+             " times resumed past a stream that did not drain\n";
+    }
   }
   {
     char rate[32];
