@@ -52,7 +52,8 @@ public:
   }
   void write(std::span<const std::uint8_t> data, net::WriteHandler handler) override {
     inner_->write(data, std::move(handler));
-  }  void write_parts(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body,
+  }
+  void write_parts(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body,
                    net::WriteHandler handler) override {
     inner_->write_parts(head, body, std::move(handler));
   }
