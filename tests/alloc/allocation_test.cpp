@@ -96,7 +96,7 @@ struct Measured {
   std::uint64_t delivered = 0;
 };
 
-Measured measure(const std::string& proto) {
+[[maybe_unused]] Measured measure(const std::string& proto) {
   test::PosixDriver d;
   const auto port = node::uapi::free_port(d.stack());
   EXPECT_TRUE(port);
