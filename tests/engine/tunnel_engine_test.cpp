@@ -156,38 +156,66 @@ TEST(Tunnel, ASeededRandomSourceMakesHandshakesReproducible) {
 
 namespace {
 
+/// A TCP tunnel across build_three_hosts() with 10 Mbit/s links, for the flow-control
+/// tests: slower than the TUN side can offer.
+struct SlowTcpTunnel {
+  explicit SlowTcpTunnel(std::uint64_t seed)
+      : w(seed),
+        built(build(w)),
+        s(Identity::from_private(generate_private_key())),
+        c(Identity::from_private(generate_private_key())),
+        server(w, "server", "mode server\nproto tcp\n", s,
+               {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}),
+        client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
+               {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}) {}
+  static bool build(sim::SimWorld& world) {
+    sim::LinkProperties slow;
+    slow.bandwidth_bits_per_second = 10'000'000;
+    build_three_hosts(world, slow);
+    return true;
+  }
+  /// Connected, and settled.
+  bool connect() {
+    if (!w.run_until([&] { return client.client->connected(); }, 5s)) return false;
+    w.run_for(100ms);
+    return true;
+  }
+  sim::SimWorld w;
+  bool built;  ///< the hosts exist before the sides are made on them
+  Identity s, c;
+  Side server, client;
+};
+
+/// A 1400-byte inner packet from the client to the server, tagged in its last two bytes.
+Bytes full_size(std::uint16_t tag) {
+  Bytes p = ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(tag));
+  p.resize(1400);
+  p[2] = 1400 >> 8;
+  p[3] = 1400 & 0xff;
+  p[26] = static_cast<std::uint8_t>(tag >> 8);
+  p[27] = static_cast<std::uint8_t>(tag);
+  return p;
+}
+
 /// Packets routed straight into the device, past the TUN (so nothing can hold their
 /// sender back): the stream queues up to its cap and drops the rest, and the tunnel is
 /// fine afterwards.
 TEST(Tunnel, OverTcpABurstThatIgnoresBackpressureIsCutAtTheStreamCap) {
   ASSERT_TRUE(crypto_init());
-  sim::SimWorld w(14);
-  sim::LinkProperties slow;
-  slow.bandwidth_bits_per_second = 10'000'000;
-  build_three_hosts(w, slow);
-  const Identity s = Identity::from_private(generate_private_key());
-  const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto tcp\n", s,
-              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
-  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
-  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
-  w.run_for(100ms);
+  SlowTcpTunnel t(14);
+  ASSERT_TRUE(t.connect());
   // 4000 packets of 1400 bytes at once: 5.6 MB, four and a half seconds of this link.
-  Bytes big = ipv4_udp("198.18.120.2", "198.18.120.1", 1);
-  big.resize(1400);
-  big[2] = 1400 >> 8;
-  big[3] = 1400 & 0xff;
-  for (int i = 0; i < 4000; ++i) client.device.route(big);
-  w.run_for(10s);
-  const std::size_t delivered = server.tun.size();
+  const Bytes big = full_size(1);
+  for (int i = 0; i < 4000; ++i) t.client.device.route(big);
+  t.w.run_for(10s);
+  const std::size_t delivered = t.server.tun.size();
   EXPECT_GT(delivered, 1000u) << "the stream holds up to its 2 MiB cap";
   EXPECT_LT(delivered, 1600u) << "the rest was dropped at the cap, not held for seconds more";
   // And the tunnel is still fine afterwards.
-  EXPECT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 9)));
-  w.run_for(1s);
-  EXPECT_EQ(server.tun.size(), delivered + 1);
-  EXPECT_EQ(client.client->connections_made(), 1u);
+  EXPECT_TRUE(t.client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 9)));
+  t.w.run_for(1s);
+  EXPECT_EQ(t.server.tun.size(), delivered + 1);
+  EXPECT_EQ(t.client.client->connections_made(), 1u);
 }
 
 /// Packets the host routes into the TUN while the outer TCP stream is slower: the node
@@ -196,44 +224,30 @@ TEST(Tunnel, OverTcpABurstThatIgnoresBackpressureIsCutAtTheStreamCap) {
 /// stream's high water would have lost most of it.
 TEST(Tunnel, OverTcpAFullStreamPausesTheTunInsteadOfDropping) {
   ASSERT_TRUE(crypto_init());
-  sim::SimWorld w(15);
-  sim::LinkProperties slow;
-  slow.bandwidth_bits_per_second = 10'000'000;
-  build_three_hosts(w, slow);
-  const Identity s = Identity::from_private(generate_private_key());
-  const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto tcp\n", s,
-              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
-  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
-  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
-  w.run_for(100ms);
+  SlowTcpTunnel t(15);
+  ASSERT_TRUE(t.connect());
   // 700 packets of 1400 bytes: nearly 1 MB, the stream's high water four times over.
   constexpr int kBurst = 700;
   for (int i = 0; i < kBurst; ++i) {
-    Bytes p = ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(i));
-    p.resize(1400);
-    p[2] = 1400 >> 8;
-    p[3] = 1400 & 0xff;
-    p[26] = static_cast<std::uint8_t>(i >> 8);
+    const Bytes p = full_size(static_cast<std::uint16_t>(i));
     if (i < 500) {
-      ASSERT_TRUE(client.sim_tun.inject(p)) << i;
+      ASSERT_TRUE(t.client.sim_tun.inject(p)) << i;
     } else {
-      w.run_for(50ms);  // the rest as the queue makes room, as a local sender's would
-      ASSERT_TRUE(client.sim_tun.inject(p)) << i;
+      t.w.run_for(50ms);  // the rest as the queue makes room, as a local sender's would
+      ASSERT_TRUE(t.client.sim_tun.inject(p)) << i;
     }
   }
-  ASSERT_TRUE(w.run_until([&] { return server.tun.size() >= static_cast<std::size_t>(kBurst); }, 20s))
-      << server.tun.size() << " of " << kBurst;
+  ASSERT_TRUE(t.w.run_until([&] { return t.server.tun.size() >= static_cast<std::size_t>(kBurst); }, 20s))
+      << t.server.tun.size() << " of " << kBurst;
   for (int i = 0; i < kBurst; ++i) {
-    ASSERT_EQ(server.tun[static_cast<std::size_t>(i)][27], static_cast<std::uint8_t>(i)) << "in order";
-    ASSERT_EQ(server.tun[static_cast<std::size_t>(i)][26], static_cast<std::uint8_t>(i >> 8)) << "in order";
+    ASSERT_EQ(t.server.tun[static_cast<std::size_t>(i)][27], static_cast<std::uint8_t>(i)) << "in order";
+    ASSERT_EQ(t.server.tun[static_cast<std::size_t>(i)][26], static_cast<std::uint8_t>(i >> 8)) << "in order";
   }
-  const auto st = client.node.status(node::PeerSelection{false, std::nullopt});
+  const auto st = t.client.node.status(node::PeerSelection{false, std::nullopt});
   EXPECT_GE(st.tun_counters.pauses, 1u);
   EXPECT_GE(st.streams_congested, 1u);
   EXPECT_EQ(st.stuck_overrides, 0u) << "the stream drained: nothing was judged stuck";
-  EXPECT_EQ(client.sim_tun.counters().dropped, 0u);
+  EXPECT_EQ(t.client.sim_tun.counters().dropped, 0u);
 }
 
 /// A stream that stops draining (its peer's path went silent) must not stall the TUN for
@@ -241,29 +255,16 @@ TEST(Tunnel, OverTcpAFullStreamPausesTheTunInsteadOfDropping) {
 /// messages are dropped, at its cap.
 TEST(Tunnel, OverTcpAStreamThatStopsDrainingDoesNotHoldTheTunForever) {
   ASSERT_TRUE(crypto_init());
-  sim::SimWorld w(16);
-  sim::LinkProperties slow;
-  slow.bandwidth_bits_per_second = 10'000'000;
-  build_three_hosts(w, slow);
-  const Identity s = Identity::from_private(generate_private_key());
-  const Identity c = Identity::from_private(generate_private_key());
-  Side server(w, "server", "mode server\nproto tcp\n", s,
-              {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
-  Side client(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", c,
-              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
-  ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
-  w.run_for(100ms);
-  w.partition("router", "server");  // the path goes silent
-  Bytes p = ipv4_udp("198.18.120.2", "198.18.120.1", 1);
-  p.resize(1400);
-  p[2] = 1400 >> 8;
-  p[3] = 1400 & 0xff;
-  for (int i = 0; i < 400; ++i) client.sim_tun.inject(p);
-  w.run_for(1s);
-  const auto st = client.node.status(node::PeerSelection{false, std::nullopt});
+  SlowTcpTunnel t(16);
+  ASSERT_TRUE(t.connect());
+  t.w.partition("router", "server");  // the path goes silent
+  const Bytes p = full_size(1);
+  for (int i = 0; i < 400; ++i) t.client.sim_tun.inject(p);
+  t.w.run_for(1s);
+  const auto st = t.client.node.status(node::PeerSelection{false, std::nullopt});
   EXPECT_GE(st.tun_counters.pauses, 1u);
   EXPECT_GE(st.stuck_overrides, 1u) << "reading resumed past the stuck stream";
-  EXPECT_EQ(client.sim_tun.counters().packets_read, 400u) << "every packet was taken from the TUN";
+  EXPECT_EQ(t.client.sim_tun.counters().packets_read, 400u) << "every packet was taken from the TUN";
 }
 
 }  // namespace
