@@ -37,43 +37,28 @@ std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message) {
 
 std::error_code Deframer::feed(std::span<const std::uint8_t> bytes,
                                const std::function<void(std::span<const std::uint8_t>)>& on_message) {
-  if (buffer_.empty()) {
-    // Nothing held over: whole messages are handed out from `bytes` itself, and only
-    // the unfinished tail is kept.
-    std::size_t off = 0;
-    while (bytes.size() - off >= 2) {
-      const std::size_t len = (std::size_t{bytes[off]} << 8) | bytes[off + 1];
-      if (len == 0) return make_error_code(FramingError::zero_length);
-      if (len > max_) return make_error_code(FramingError::oversized);
-      if (bytes.size() - off - 2 < len) break;
-      on_message(bytes.subspan(off + 2, len));
-      off += 2 + len;
-    }
-    buffer_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(off), bytes.end());
-    return {};
-  }
-  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  // Messages are handed out from where the bytes are: from `bytes` itself when nothing was
+  // held over (the common case: no copy), else from the buffer they were appended to.
+  const bool held = !buffer_.empty();
+  if (held) buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  const std::span<const std::uint8_t> in = held ? std::span<const std::uint8_t>(buffer_) : bytes;
   std::size_t off = 0;
-  std::error_code ec;
-  while (buffer_.size() - off >= 2) {
-    const std::size_t len = (std::size_t{buffer_[off]} << 8) | buffer_[off + 1];
-    if (len == 0) {
-      ec = make_error_code(FramingError::zero_length);
-      break;
+  while (in.size() - off >= 2) {
+    const std::size_t len = (std::size_t{in[off]} << 8) | in[off + 1];
+    if (len == 0 || len > max_) {
+      buffer_.clear();
+      return make_error_code(len == 0 ? FramingError::zero_length : FramingError::oversized);
     }
-    if (len > max_) {
-      ec = make_error_code(FramingError::oversized);
-      break;
-    }
-    if (buffer_.size() - off - 2 < len) break;
-    on_message(std::span<const std::uint8_t>(buffer_.data() + off + 2, len));
+    if (in.size() - off - 2 < len) break;
+    on_message(in.subspan(off + 2, len));
     off += 2 + len;
   }
-  if (ec) {
-    buffer_.clear();
-    return ec;
+  // Only the unfinished tail is kept.
+  if (held) {
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(off));
+  } else {
+    buffer_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(off), bytes.end());
   }
-  buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(off));
   return {};
 }
 
