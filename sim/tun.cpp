@@ -33,9 +33,7 @@ void SimTun::schedule_drain() {
     while (!paused_ && !waiting_.empty() && reader_) {
       const auto packet = std::move(waiting_.front());
       waiting_.pop_front();
-      ++counters_.reads;
-      ++counters_.packets_read;
-      reader_(packet);
+      deliver(packet);
     }
   });
 }
@@ -51,10 +49,14 @@ bool SimTun::inject(std::span<const std::uint8_t> packet) {
     if (!paused_) schedule_drain();  // the queue drains first, in order
     return true;
   }
+  deliver(packet);
+  return true;
+}
+
+void SimTun::deliver(std::span<const std::uint8_t> packet) {
   ++counters_.reads;
   ++counters_.packets_read;
   reader_(packet);
-  return true;
 }
 
 void SimTun::write(std::span<const std::uint8_t> packet) {

@@ -46,6 +46,8 @@ private:
   std::string name_;
   std::vector<net::Address> addresses_;
   void schedule_drain();
+  /// One packet to the reader, counted as one read.
+  void deliver(std::span<const std::uint8_t> packet);
   net::PacketHandler reader_;
   bool paused_ = false, draining_ = false;
   std::deque<std::vector<std::uint8_t>> waiting_;
