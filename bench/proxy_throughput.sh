@@ -13,6 +13,7 @@ build=$1 runs=${2:-3} secs=${3:-5}
 duetd=$build/daemon/duetd
 p=pb$$
 . "$(cd "$(dirname "$0")/../testbed" && pwd)/lib.sh"
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 dir=$(mktemp -d)
 chmod 0755 "$dir"
 cleanup() {
@@ -34,23 +35,6 @@ tb_dante_conf "$dir" none
 (ip netns exec "$S" "$duetd" --config "$dir/server.conf" > "$dir/server.log" 2>&1 & echo $! > "$dir/server.pid")
 ip netns exec "$S" iperf3 -s -D > /dev/null 2>&1
 sleep 0.5
-
-# iperf3 JSON -> "Mbit/s retransmit%" (segments counted as bytes / 1368, the inner MSS)
-iperf_rate() {
-  python3 -c '
-import json, sys
-try:
-    j = json.load(sys.stdin)
-except ValueError:
-    print("0 -"); sys.exit()
-r = j.get("end", {}).get("sum_received", {})
-s = j.get("end", {}).get("sum_sent", {})
-retr = "-"
-if "retransmits" in s and s.get("bytes", 0) > 0:
-    retr = "%.3f" % (100.0 * s["retransmits"] / (s["bytes"] / 1368.0))
-print("%.0f %s" % (r.get("bits_per_second", 0) / 1e6, retr))'
-}
-median() { tr ' ' '\n' <<< "$1" | grep -v '^$' | grep -v -- '-' | sort -n | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print "-" }'; }
 
 declare -A mbits retrs proxy_load
 # CPU clock ticks used so far by the processes of a namespace (the proxy, on the router).
@@ -84,7 +68,7 @@ measure_runs() {
     t0=$(ns_ticks "$R")
     r=$(ip netns exec "$C" iperf3 -c "$host" -p "$port" -t "$secs" -J 2> /dev/null | iperf_rate)
     t1=$(ns_ticks "$R")
-    read -r mbit rt <<< "$r"
+    read -r mbit _ rt <<< "$r"
     mbits[$name]+="$mbit " retrs[$name]+="$rt "
     proxy_load[$name]+="$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" 'BEGIN{printf "%.2f", t / hz / s}') "
   done
@@ -116,7 +100,7 @@ echo "| path | min | median | max (Mbit/s) | inner TCP retransmitted, % of segme
 echo "|---|---:|---:|---:|---:|---:|"
 declare -A med
 for name in "${order[@]}"; do
-  read -r lo md hi <<< "$(tr ' ' '\n' <<< "${mbits[$name]:-}" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{printf "%s %s %s", a[1], a[int((NR+1)/2)], a[NR]}')"
+  read -r lo md hi <<< "$(stats "${mbits[$name]:-}")"
   med[$name]=${md:-0}
   echo "| $name | ${lo:--} | ${md:--} | ${hi:--} | $(median "${retrs[$name]:-}") | $(median "${proxy_load[$name]:-}") |"
 done

@@ -32,27 +32,8 @@ ip -n $A addr add 198.18.150.1/24 dev ${p}a; ip -n $B addr add 198.18.150.2/24 d
 "$duetd" genkey > "$dir/a.key"; "$duetd" genkey > "$dir/b.key"
 apub=$("$duetd" pubkey < "$dir/a.key"); bpub=$("$duetd" pubkey < "$dir/b.key")
 
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"  # iperf_rate, stats, median
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }   # clock ticks
-# iperf3 JSON -> "Mbit/s packets/s retransmit%" as the receiver saw them (UDP: what
-# arrived); retransmit%: the sender's retransmitted segments per 100 it sent (TCP only,
-# segments counted as bytes / 1368, the inner MSS at MTU 1420).
-iperf_rate() {
-  python3 -c '
-import json, sys
-try:
-    j = json.load(sys.stdin)
-except ValueError:
-    print("0 0 -"); sys.exit()
-if "error" in j: print("iperf3: " + j["error"], file=sys.stderr)
-r = j.get("end", {}).get("sum_received", {})
-secs = r.get("seconds", 0) or 1
-got = r.get("packets", 0) - r.get("lost_packets", 0)  # UDP only: what arrived
-s = j.get("end", {}).get("sum_sent", {})
-retr = "-"
-if "retransmits" in s and s.get("bytes", 0) > 0:
-    retr = "%.3f" % (100.0 * s["retransmits"] / (s["bytes"] / 1368.0))
-print("%.0f %.0f %s" % (r.get("bits_per_second", 0) / 1e6, got / secs, retr))'
-}
 measure() {  # measure SERVER_IP IPERF_ARGS -- [PIDS...] -> "Mbit/s packets/s retransmit% cpu_seconds"
   local ip=$1 args=$2; shift 3
   local before=0 after=0 pid
@@ -180,7 +161,6 @@ if command -v openvpn >/dev/null && command -v openssl >/dev/null && wanted "ope
   done
 fi
 
-stats() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{printf "%s %s %s", a[1], a[int((NR+1)/2)], a[NR]}'; }
 echo
 echo "| path | min | median | max (Mbit/s) | CPU s per Gbit (median) | inner TCP retransmitted, % of segments (median) |"
 echo "|---|---:|---:|---:|---:|---:|"
@@ -191,7 +171,7 @@ for name in "${order[@]}"; do
   med[$name]=$md
   c=$(stats "${cpu[$name]}" | awk '{print $2}')
   cpg=$(awk -v c="$c" -v m="$md" -v s="$secs" 'BEGIN{ if (m > 0 && c > 0) printf "%.2f", c / (m * s / 1000); else print "-" }')
-  rt=$(tr ' ' '\n' <<<"${retr[$name]}" | grep -v '^$' | grep -v -- '-' | sort -n | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print "-" }')
+  rt=$(median "${retr[$name]}")
   echo "| $name | $lo | $md | $hi | $cpg | $rt |"
 done
 if [[ -n ${pps["duetd udp, 64-byte packets"]:-}${pps["wireguard-go, 64-byte packets"]:-} ]]; then
