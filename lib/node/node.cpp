@@ -48,6 +48,10 @@ void Node::flow_changed(bool congested) {
     stuck_timer_->cancel();
     return;
   }
+  watch_progress();
+}
+
+void Node::watch_progress() {
   progress_at_check_ = flow_.progress();
   stuck_timer_->start(kStuckAfter, [this] { check_stuck(); });
 }
@@ -59,8 +63,7 @@ void Node::check_stuck() {
     tun_->pause_reading(false);
     return;
   }
-  progress_at_check_ = flow_.progress();
-  stuck_timer_->start(kStuckAfter, [this] { check_stuck(); });
+  watch_progress();
 }
 
 std::shared_ptr<const config::Config> Node::keep(config::Config c) {

@@ -145,6 +145,8 @@ private:
 
   /// Backpressure: the TUN is paused while an outer stream is full (see flow.hpp).
   void flow_changed(bool congested);
+  /// Notes the streams' progress and looks again after kStuckAfter.
+  void watch_progress();
   void check_stuck();
 
   net::NetworkStack& stack_;
