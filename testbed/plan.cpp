@@ -67,6 +67,16 @@ std::optional<std::string> route_args(const sim::Scenario& s, const std::string&
 }
 
 /// This program's own path (the plan runs it again as the namespaces' DNS server).
+/// Whether the instance's host has an IPv4 address (its tunnel gets one only then).
+bool instance_has_v4(const sim::Scenario& s, const sim::ScenarioInstance& in) {
+  for (const auto& h : s.hosts) {
+    for (const auto& [iface, prefix_text] : h.addresses) {
+      if (h.name == in.host && prefix_text.find(':') == std::string::npos) return true;
+    }
+  }
+  return false;
+}
+
 std::string self_path() {
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -159,11 +169,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     if (in.config.find("private-key") == std::string::npos) {
       // The TUN's address must not give the host a family it lacks (a server on an
       // IPv6-only host would otherwise see IPv4 and bind it).
-      bool has_v4 = false;
-      for (const auto& h : s.hosts) {
-        for (const auto& [iface, prefix_text] : h.addresses)
-          has_v4 = has_v4 || (h.name == in.host && prefix_text.find(':') == std::string::npos);
-      }
+      const bool has_v4 = instance_has_v4(s, in);
       const std::string n1 = std::to_string(i + 1);
       extra += "private-key $D/" + in.name + ".key\nifconfig " +
                (has_v4 ? "198.18.250." + n1 + "/24" : "fd00:250::" + n1 + "/64") + "\n";
@@ -242,6 +248,26 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
                           ".pings\"; echo sent >> \"$D/" + in.name + ".pings-sent\") &");
       }
     }
+  }
+  // A stream of test messages ([[send]] with `every`) is a stream of pings through the
+  // tunnel to the first other instance (the simulator sends probe-session data instead):
+  // traffic that path health watches. A one-off [[send]] has no kernel counterpart.
+  for (const auto& x : s.sends) {
+    if (x.every.count() == 0) continue;
+    const auto from = std::find_if(s.instances.begin(), s.instances.end(),
+                                   [&](const sim::ScenarioInstance& in) { return in.name == x.instance; });
+    const auto to = std::find_if(s.instances.begin(), s.instances.end(),
+                                 [&](const sim::ScenarioInstance& in) { return in.name != x.instance; });
+    if (from == s.instances.end() || to == s.instances.end()) continue;
+    const auto j = std::to_string(to - s.instances.begin() + 1);
+    const auto ms = [](net::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    const auto end = x.until.value_or(s.duration);
+    char interval[32];
+    std::snprintf(interval, sizeof interval, "%.3f", static_cast<double>(ms(x.every)) / 1000.0);
+    at.emplace(x.at, "(ip netns exec " + n.ns(from->host) + " ping -q -i " + interval + " -w " +
+                         std::to_string((ms(end - x.at) + 999) / 1000) + " " +
+                         (instance_has_v4(s, *to) ? "198.18.250." + j : "fd00:250::" + j) + " > \"$D/" + x.instance +
+                         ".stream\" 2>&1) &");
   }
   at.emplace(s.duration, "kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null");
   // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to

@@ -14,6 +14,18 @@ using policy::Connector;
 namespace {
 constexpr net::Duration kHelloInterval = 1s;  // UDP hellos are repeated until answered
 
+// Path health. A silence shorter than kMinQuiet is never suspicious (a peer may take that
+// long to have something to say); a probe is repeated every probe_interval().
+constexpr net::Duration kMinQuiet = 200ms;
+constexpr net::Duration kMinProbeInterval = 80ms;
+constexpr net::Duration kUnmeasuredRto = 100ms;  // before the first round-trip sample
+// Moving back: the first check of the path left behind, growing by half each time it fails.
+constexpr net::Duration kFailbackFirst = 2s;
+constexpr net::Duration kFailbackMax = 15s;
+constexpr net::Duration kFailbackPenaltyMax = 60s;
+constexpr net::Duration kFlapWindow = 60s;  // a path moved back to that dies this soon: penalty
+constexpr net::Duration kMinCheckTimeout = 1s;
+
 std::optional<policy::Hop> hop_for(const SocketFactory& sockets, config::Transport t) {
   auto via = sockets.via(t);
   if (!via) return std::nullopt;
@@ -32,6 +44,8 @@ struct Client::Attempt {
   std::unique_ptr<net::Timer> hello_timer;
   bool tcp_connected = false;
   bool nudged = false;          ///< the hello was repeated early because the peer spoke first
+  net::TimePoint hello_at{};    ///< when the first hello went
+  int hellos = 0;               ///< how many went (one: its answer times the path)
   FlowControl* flow = nullptr;  ///< told when the stream is too full (see flow.hpp)
 
   Attempt() = default;
@@ -62,7 +76,10 @@ Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::C
       shared_(shared),
       race_timer_(stack.clock().make_timer()),
       keepalive_timer_(stack.clock().make_timer()),
-      retry_timer_(stack.clock().make_timer()) {
+      retry_timer_(stack.clock().make_timer()),
+      health_timer_(stack.clock().make_timer()),
+      failback_timer_(stack.clock().make_timer()),
+      failback_first_(kFailbackFirst) {
   if (shared_)
     shared_->set_datagram_hook(
         [this](const net::Endpoint& from, std::span<const std::uint8_t> d) { return offer(from, d); });
@@ -105,14 +122,42 @@ void Client::begin_round() {
   attempts_.clear();
   lookups_.clear();
   round_started_ = stack_.clock().now();
-  connector_ = std::make_unique<Connector>(Connector::Settings{
-      .config = &config_,
-      .tcp_proxy = hop_for(sockets_, config::Transport::tcp),
-      .udp_proxy = hop_for(sockets_, config::Transport::udp),
-      .sort = [this](const std::string& name,
-                     std::vector<net::Endpoint> e) { return stack_.sort_destinations(name, std::move(e)); },
-      .shuffle = config_.remote_random ? stack_.random() : 0});
-  carry_out(connector_->start(stack_.clock().now()));
+  const bool from_cache = use_cache_;
+  use_cache_ = false;
+  connector_ = std::make_unique<Connector>(
+      Connector::Settings{.config = &config_,
+                          .tcp_proxy = hop_for(sockets_, config::Transport::tcp),
+                          .udp_proxy = hop_for(sockets_, config::Transport::udp),
+                          .sort =
+                              [this](const std::string& name, std::vector<net::Endpoint> e) {
+                                auto sorted = stack_.sort_destinations(name, std::move(e));
+                                // After a failover the address that died goes last: the standby answers first.
+                                if (avoid_)
+                                  std::stable_partition(sorted.begin(), sorted.end(),
+                                                        [&](const net::Endpoint& x) { return x != avoid_->endpoint; });
+                                return sorted;
+                              },
+                          .shuffle = config_.remote_random ? stack_.random() : 0});
+  auto outputs = connector_->start(stack_.clock().now());
+  if (!from_cache) return carry_out(std::move(outputs));
+  // A failover: the addresses are those of a minute ago, and asking again would cost the
+  // lookup's time (or its timeout) before the standby is tried. Answer from the last
+  // lookup what it answered; a round that fails resolves afresh.
+  std::vector<std::pair<std::size_t, std::vector<net::Endpoint>>> known;
+  std::erase_if(outputs, [&](const Connector::Output& o) {
+    const auto* r = std::get_if<Connector::Resolve>(&o);
+    if (r == nullptr) return false;
+    auto it = answers_.find({r->host, r->port, r->family, r->transport});
+    if (it == answers_.end()) return false;
+    known.emplace_back(r->query, it->second);
+    return true;
+  });
+  const auto generation = generation_;
+  carry_out(std::move(outputs));
+  for (auto& [query, endpoints] : known) {
+    if (generation != generation_ || !connector_) return;
+    carry_out(connector_->on_resolved(query, std::move(endpoints), stack_.clock().now()));
+  }
 }
 
 void Client::carry_out(Connector::Outputs outputs) {
@@ -121,13 +166,15 @@ void Client::carry_out(Connector::Outputs outputs) {
     if (generation != generation_) return;  // a step below began a new round
     if (auto* r = std::get_if<Connector::Resolve>(&o)) {
       const std::size_t query = r->query;
+      auto key = std::make_tuple(r->host, r->port, r->family, r->transport);
       lookups_[query] =
           stack_.resolve(r->host, std::to_string(r->port),
                          {r->family, false,
                           r->transport == config::Transport::udp ? net::SocketType::datagram : net::SocketType::stream},
-                         [this, query, generation](net::Result<std::vector<net::Endpoint>> answer) {
+                         [this, query, generation, key](net::Result<std::vector<net::Endpoint>> answer) {
                            if (generation != generation_ || !connector_) return;
                            lookups_.erase(query);
+                           if (answer && !answer->empty()) answers_[key] = *answer;
                            carry_out(connector_->on_resolved(query, answer, stack_.clock().now()));
                          });
     } else if (auto* c = std::get_if<Connector::CancelResolve>(&o)) {
@@ -229,8 +276,20 @@ void Client::begin_attempt(std::size_t id, const policy::Candidate& candidate) {
 }
 
 void Client::attempt_failed(Attempt& a, std::error_code ec, const std::string& why) {
-  const auto generation = generation_;
   const std::size_t id = a.id;
+  if (&a == trial_.get()) {
+    stack_.clock().post([this, id, ec, why] {
+      if (!trial_ || trial_->id != id) return;
+      emit({.kind = EventKind::path_check,
+            .endpoint = trial_->candidate.endpoint,
+            .transport = trial_->candidate.transport,
+            .error = ec,
+            .detail = why});
+      trial_over(id);
+    });
+    return;
+  }
+  const auto generation = generation_;
   stack_.clock().post([this, id, ec, why, generation] {
     if (generation != generation_ || !connector_ || !attempts_.contains(id)) return;
     const Attempt& at = *attempts_[id];
@@ -282,11 +341,14 @@ void Client::begin_udp(Attempt& a) {
   if (auto* d = a.datagram()) {
     if (auto ec = d->send_to(a.candidate.endpoint, hello)) return attempt_failed(a, ec);
   }
+  a.hello_at = stack_.clock().now();
+  a.hellos = 1;
   a.hello_timer = stack_.clock().make_timer();
   struct Resend {
     static void arm(Attempt& at) {
       at.hello_timer->start(kHelloInterval, [&at] {
         if (auto* d = at.datagram()) (void)d->send_to(at.candidate.endpoint, at.session->hello());
+        ++at.hellos;
         arm(at);
       });
     }
@@ -297,7 +359,7 @@ void Client::begin_udp(Attempt& a) {
 void Client::udp_receive(Attempt& a) {
   a.udp->receive([this, &a](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
     if (ec) {
-      if (&a == active_.get()) return lost(ec, "");
+      if (&a == active_.get()) return lost(ec, "", true);  // an ICMP error: the path is broken
       return attempt_failed(a, ec);
     }
     if (from == a.candidate.endpoint) on_message(a, data);
@@ -315,6 +377,10 @@ bool Client::offer(const net::Endpoint& from, std::span<const std::uint8_t> data
       on_message(*a, data);
       return true;
     }
+  }
+  if (trial_ && trial_->shared_udp && trial_->candidate.endpoint == from) {
+    on_message(*trial_, data);
+    return true;
   }
   return false;
 }
@@ -337,6 +403,8 @@ void Client::begin_tcp(Attempt& a) {
     if (ec) return attempt_failed(a, ec, a.tcp->error_detail());
     a.tcp_connected = true;
     a.tcp->write(frame(a.session->hello()), [](std::error_code) {});
+    a.hello_at = stack_.clock().now();
+    a.hellos = 1;
     tcp_read(a);
   });
 }
@@ -345,7 +413,8 @@ void Client::tcp_read(Attempt& a) {
   a.tcp->read_some([this, &a](std::error_code ec, std::span<const std::uint8_t> data) {
     if (ec || data.empty()) {
       const std::string why = ec ? "" : "the server closed the connection (EOF)";
-      if (&a == active_.get()) return lost(ec, why);
+      // A reset or an EOF is the peer's doing; a timeout or unreachable is the path's.
+      if (&a == active_.get()) return lost(ec, why, ec && ec != std::errc::connection_reset);
       return attempt_failed(a, ec, why);
     }
     const bool is_active = &a == active_.get();
@@ -359,7 +428,7 @@ void Client::tcp_read(Attempt& a) {
             .transport = config::Transport::tcp,
             .error = bad,
             .detail = bad.message()});
-      if (is_active || &a == active_.get()) return lost(bad, bad.message());
+      if (is_active || &a == active_.get()) return lost(bad, bad.message(), false);
       return attempt_failed(a, bad, bad.message());
     }
     tcp_read(a);
@@ -370,13 +439,21 @@ void Client::on_message(Attempt& a, std::span<const std::uint8_t> message) {
   auto reply = a.session->receive(message);
   for (const auto& m : reply.send) a.send(m);
   if (&a == active_.get()) {
-    last_received_ = stack_.clock().now();
+    on_heard();
+    return;
+  }
+  if (&a == trial_.get()) {
+    if (reply.answers_hello) {
+      const std::size_t id = a.id;
+      stack_.clock().post([this, id] { promote_trial(id); });
+    }
     return;
   }
   if (!reply.answers_hello && !a.nudged && a.candidate.transport == config::Transport::udp) {
     // The peer spoke on this path, so it is up now: if our hello reached it before it was
     // (p2p peers starting together), say it again at once instead of after a second.
     a.nudged = true;
+    ++a.hellos;
     a.send(a.session->hello());
   }
   if (reply.answers_hello && connector_) {
@@ -401,12 +478,24 @@ void Client::established(std::size_t id) {
   failed_rounds_ = 0;
   resolve_failing_since_.reset();
   ++connections_made_;
-  last_received_ = stack_.clock().now();
+  const auto now = stack_.clock().now();
+  last_received_ = now;
+  health_ = {};
+  if (active_->hellos == 1) rtt_sample(now - active_->hello_at);
   emit({.kind = EventKind::connected,
         .endpoint = active_->candidate.endpoint,
         .transport = active_->candidate.transport,
-        .elapsed = stack_.clock().now() - round_started_});
-  active_->session->attach([a = active_.get()](std::span<const std::uint8_t> m) { a->send(m); });
+        .elapsed = now - round_started_});
+  // A failover landed elsewhere than the address that died: check that one now and then.
+  if (avoid_ && active_->candidate != *avoid_) {
+    preferred_ = avoid_;
+    schedule_failback(failback_first_);
+  }
+  avoid_.reset();
+  active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
+    a->send(m);
+    on_sent();
+  });
   keepalive_tick();
 }
 
@@ -414,29 +503,194 @@ void Client::keepalive_tick() {
   const config::Connection& c = block();
   const auto now = stack_.clock().now();
   if (now - last_received_ >= c.keepalive_timeout) {
-    return lost({}, "no message for " + std::to_string(static_cast<long long>(net::to_ms(c.keepalive_timeout) / 1000)) +
-                        " s (keepalive timeout)");
+    return lost({},
+                "no message for " + std::to_string(static_cast<long long>(net::to_ms(c.keepalive_timeout) / 1000)) +
+                    " s (keepalive timeout)",
+                true);
   }
+  if (!health_.unanswered_since) health_.timing = now;  // its answer times the path
   active_->send(active_->session->keepalive());
+  on_sent();
   keepalive_timer_->start(std::min(c.keepalive_interval, c.keepalive_timeout - (now - last_received_)),
                           [this] { keepalive_tick(); });
 }
 
-void Client::lost(std::error_code ec, const std::string& why) {
+void Client::lost(std::error_code ec, const std::string& why, bool demote) {
   const net::Endpoint remote = active_->candidate.endpoint;
   const auto transport = active_->candidate.transport;
+  const auto now = stack_.clock().now();
   emit({.kind = EventKind::disconnected, .endpoint = remote, .transport = transport, .error = ec, .detail = why});
   keepalive_timer_->cancel();
+  health_timer_->cancel();
+  failback_timer_->cancel();
   active_->session->attach(nullptr);
+  // A path moved back to that dies soon after: the next move back waits longer.
+  if (moved_back_at_ && now - *moved_back_at_ < kFlapWindow)
+    failback_first_ = std::min(failback_first_ * 2, kFailbackPenaltyMax);
+  moved_back_at_.reset();
+  if (demote)
+    avoid_ = active_->candidate;
+  else
+    avoid_.reset();
+  use_cache_ = demote;
+  preferred_.reset();
   // The socket may be the one whose callback we are in: let go of it on a clean stack.
-  stack_.clock().post([this, dead = std::shared_ptr<Attempt>(std::move(active_))] {
-    emit({.kind = EventKind::reconnecting, .detail = "resolving again and walking the list again"});
+  stack_.clock().post([this, dead = std::shared_ptr<Attempt>(std::move(active_)),
+                       trial = std::shared_ptr<Attempt>(std::move(trial_)), demote] {
+    emit({.kind = EventKind::reconnecting,
+          .detail = demote ? "trying the other addresses of the last lookup, this one last"
+                           : "resolving again and walking the list again"});
     begin_round();
   });
 }
 
+// --- path health ------------------------------------------------------------------------
+
+void Client::on_sent() {
+  if (health_.unanswered_since) return;
+  health_.unanswered_since = stack_.clock().now();
+  if (!health_timer_->pending()) health_timer_->start(quiet_deadline(), [this] { health_check(); });
+}
+
+void Client::on_heard() {
+  const auto now = stack_.clock().now();
+  last_received_ = now;
+  if (health_.timing) rtt_sample(now - *health_.timing);
+  health_.timing.reset();
+  health_.unanswered_since.reset();
+  health_.probes = 0;
+}
+
+void Client::rtt_sample(net::Duration r) {
+  if (health_.srtt.count() == 0) {
+    health_.srtt = r;
+    health_.rttvar = r / 2;
+  } else {
+    const auto err = health_.srtt > r ? health_.srtt - r : r - health_.srtt;
+    health_.rttvar = (3 * health_.rttvar + err) / 4;
+    health_.srtt = (7 * health_.srtt + r) / 8;
+  }
+}
+
+net::Duration Client::rto() const {
+  if (health_.srtt.count() == 0) return kUnmeasuredRto;
+  return health_.srtt + std::max<net::Duration>(4 * health_.rttvar, 10ms);
+}
+net::Duration Client::quiet_deadline() const { return std::max<net::Duration>(kMinQuiet, 2 * rto()); }
+net::Duration Client::probe_interval() const { return std::max<net::Duration>(kMinProbeInterval, rto()); }
+
+void Client::health_check() {
+  if (!active_ || !health_.unanswered_since) return;
+  const auto now = stack_.clock().now();
+  if (health_.probes == 0) {
+    const auto due = *health_.unanswered_since + quiet_deadline();
+    if (now < due) return health_timer_->start(due - now, [this] { health_check(); });
+  } else if (flow_ != nullptr && active_->tcp && flow_->congested() && flow_->progress() != health_.progress) {
+    // A full stream that keeps draining is slow, not dead: the probe waits behind the data.
+    health_.progress = flow_->progress();
+    return health_timer_->start(probe_interval(), [this] { health_check(); });
+  } else if (health_.probes >= kProbes) {
+    ++paths_dead_;
+    return lost(net::errc(std::errc::timed_out),
+                "path silent: nothing heard " +
+                    std::to_string(static_cast<long long>(net::to_ms(now - *health_.unanswered_since))) +
+                    " ms after sending, " + std::to_string(kProbes) + " probes unanswered",
+                true);
+  }
+  auto probe = active_->session->probe();
+  if (probe.empty()) return;  // this session cannot probe: keepalive silence decides
+  if (health_.probes == 0) {
+    health_.timing = now;
+    emit({.kind = EventKind::probing,
+          .endpoint = active_->candidate.endpoint,
+          .transport = active_->candidate.transport,
+          .detail = "nothing heard " +
+                    std::to_string(static_cast<long long>(net::to_ms(now - *health_.unanswered_since))) +
+                    " ms after sending; probing the path"});
+  } else {
+    health_.timing.reset();  // which probe an answer is for is unknown (Karn)
+  }
+  ++health_.probes;
+  if (flow_ != nullptr) health_.progress = flow_->progress();
+  active_->send(probe);
+  health_timer_->start(probe_interval(), [this] { health_check(); });
+}
+
+// --- moving back --------------------------------------------------------------------------
+
+void Client::schedule_failback(net::Duration wait) {
+  failback_wait_ = wait;
+  failback_timer_->start(wait, [this] { try_failback(); });
+}
+
+void Client::try_failback() {
+  if (!active_ || !preferred_ || trial_) return;
+  auto a = std::make_unique<Attempt>();
+  a->id = next_trial_id_++;
+  a->flow = flow_;
+  a->candidate = *preferred_;
+  a->session = sessions_.create(a->candidate.endpoint, a->candidate.transport);
+  trial_ = std::move(a);
+  Attempt& t = *trial_;
+  const std::size_t id = t.id;
+  emit({.kind = EventKind::path_check,
+        .endpoint = t.candidate.endpoint,
+        .transport = t.candidate.transport,
+        .detail = "checking whether the path left behind works again"});
+  failback_timer_->start(std::max(kMinCheckTimeout, 4 * rto()), [this, id] {
+    if (!trial_ || trial_->id != id) return;
+    emit({.kind = EventKind::path_check,
+          .endpoint = trial_->candidate.endpoint,
+          .transport = trial_->candidate.transport,
+          .error = net::errc(std::errc::timed_out)});
+    trial_over(id);
+  });
+  if (t.candidate.transport == config::Transport::udp)
+    begin_udp(t);
+  else
+    begin_tcp(t);
+}
+
+void Client::trial_over(std::size_t id) {
+  if (!trial_ || trial_->id != id) return;
+  // Its socket may be the one whose callback we are in.
+  stack_.clock().post([gone = std::shared_ptr<Attempt>(std::move(trial_))] {});
+  if (!preferred_ || !active_) return;
+  const auto next = std::min<net::Duration>(failback_wait_ + failback_wait_ / 2, kFailbackMax);
+  schedule_failback(std::max(next, failback_first_));
+}
+
+void Client::promote_trial(std::size_t id) {
+  if (!trial_ || trial_->id != id || !active_) return;
+  const auto now = stack_.clock().now();
+  failback_timer_->cancel();
+  health_timer_->cancel();
+  active_->session->attach(nullptr);
+  std::shared_ptr<Attempt> old(std::move(active_));
+  active_ = std::move(trial_);
+  if (active_->hello_timer) active_->hello_timer->cancel();
+  preferred_.reset();
+  moved_back_at_ = now;
+  ++moves_back_;
+  ++connections_made_;
+  last_received_ = now;
+  health_ = {};
+  if (active_->hellos == 1) rtt_sample(now - active_->hello_at);
+  emit({.kind = EventKind::connected,
+        .endpoint = active_->candidate.endpoint,
+        .transport = active_->candidate.transport,
+        .elapsed = now - active_->hello_at,
+        .detail = "moved back: the path left behind answers again (left " + old->candidate.endpoint.to_string() + ")"});
+  active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
+    a->send(m);
+    on_sent();
+  });
+  stack_.clock().post([old] {});
+}
+
 void Client::round_failed(bool resolved_any) {
   ++failed_rounds_;
+  avoid_.reset();  // the next round is an ordinary one: resolve again, the host's order
   connector_.reset();
   race_timer_->cancel();
   lookups_.clear();

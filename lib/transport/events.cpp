@@ -44,6 +44,10 @@ std::string_view to_string(EventKind k) {
       return "peer-accepted";
     case EventKind::framing_error:
       return "framing-error";
+    case EventKind::probing:
+      return "probing";
+    case EventKind::path_check:
+      return "path-check";
   }
   return "?";
 }
@@ -79,7 +83,8 @@ std::string Event::describe() const {
                                : err + " (" + detail + ")");
     case EventKind::connected:
       return "connected to " + where + " over " + std::string(net::to_string(endpoint->family())) + " after " +
-             std::to_string(static_cast<long long>(net::to_ms(elapsed))) + " ms";
+             std::to_string(static_cast<long long>(net::to_ms(elapsed))) + " ms" +
+             (detail.empty() ? "" : " (" + detail + ")");
     case EventKind::bind_remote_warning:
     case EventKind::bind_remote_error:
       return detail;
@@ -93,6 +98,11 @@ std::string Event::describe() const {
       return "peer " + where + " connected";
     case EventKind::framing_error:
       return "closed " + where + ": " + detail;
+    case EventKind::probing:
+      return where + ": " + detail;
+    case EventKind::path_check:
+      return error ? "path left behind " + where + " still fails: " + (err.empty() ? detail : err)
+                   : detail + ": " + where;
   }
   return detail;
 }
@@ -102,6 +112,8 @@ EventLevel level_of(EventKind k) {
     case EventKind::resolving:
     case EventKind::attempt_started:
     case EventKind::bind_ok:
+    case EventKind::probing:
+    case EventKind::path_check:
       return EventLevel::debug;
     case EventKind::attempt_failed:
     case EventKind::bind_remote_warning:

@@ -13,6 +13,8 @@ namespace duet::tunnel {
 
 inline constexpr auto kHandshakeFloodInterval = std::chrono::milliseconds(20);  // 50 initiations/s per peer
 inline constexpr auto kMaxJitter = std::chrono::milliseconds(333);
+/// A keepalive that comes back this soon after ours was an answer (a duet responder's).
+inline constexpr auto kKeepaliveAnswerWindow = std::chrono::seconds(1);
 inline constexpr auto kReceiveRekeyAge = kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout;  // 165 s
 
 /// One path to a peer (a UDP source address or a TCP connection), as the engine's session.
@@ -53,8 +55,19 @@ public:
 
   std::vector<std::uint8_t> keepalive() override {
     if (const auto peer = d_.peer_of(*this)) {
-      if (auto m = d_.seal(*peer, {})) return {m->begin(), m->end()};
+      if (auto m = d_.seal(*peer, {})) {
+        d_.peers_[*peer].keepalive_sent = d_.clock_.now();
+        return {m->begin(), m->end()};
+      }
     }
+    return hello();
+  }
+
+  /// A duet responder answers a keepalive; WireGuard answers only a handshake initiation
+  /// (at most 50 a second per peer), so a peer not yet seen answering keepalives gets one.
+  std::vector<std::uint8_t> probe() override {
+    const auto peer = d_.peer_of(*this);
+    if (peer && d_.peers_[*peer].answers_keepalives) return keepalive();
     return hello();
   }
 

@@ -270,7 +270,11 @@ private:
         invalid(x.line, "send names unknown instance '" + x.instance + "'");
         continue;
       }
-      world_.at(x.at, [this, in, &x] { send_when_connected(*in, x.count); });
+      const net::Duration end = x.until.value_or(s_.duration);
+      for (net::Duration t = x.at; t <= end; t += x.every) {
+        world_.at(t, [this, in, &x] { send_when_connected(*in, x.count); });
+        if (x.every.count() == 0) break;
+      }
     }
     return result_.errors.empty();
   }

@@ -239,12 +239,17 @@ std::optional<Scenario> load_scenario(const std::string& path, std::vector<Scena
   if (const auto* sends = r.array_of_tables(root, "send")) {
     for (const auto& node : *sends) {
       const auto& t = *node.as_table();
-      r.unknown_keys(t, {"at", "instance", "count"}, "[[send]]");
+      r.unknown_keys(t, {"at", "instance", "count", "every", "until"}, "[[send]]");
       ScenarioSend x;
       x.line = r.line(&t);
       x.at = r.duration(t, "at").value_or(net::Duration{0});
       x.instance = r.string(t, "instance", true).value_or("");
       x.count = static_cast<int>(r.integer(t, "count", 1, 100000).value_or(0));
+      x.every = r.duration(t, "every").value_or(net::Duration{0});
+      x.until = r.duration(t, "until");
+      if (x.every.count() < 0 || (x.every.count() > 0 && x.every < std::chrono::milliseconds(1)))
+        r.error(&t, "'every' must be at least 1ms");
+      if (x.until && x.every.count() == 0) r.error(&t, "'until' needs 'every'");
       s.sends.push_back(std::move(x));
     }
   }

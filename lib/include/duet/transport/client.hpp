@@ -5,12 +5,22 @@
 // answered. A connection that dies (EOF, reset, an error the kernel reports, keepalive
 // silence) is made again from the top: resolve again, walk the list again; a round where
 // everything failed waits connect-retry (policy::retry_wait) before the next.
+//
+// Path health: a path that carried something of ours and then stays silent for a few
+// round trips is probed (Session::probe), and declared dead when kProbes probes go
+// unanswered; the kernel's errors (ICMP) end it at once. A dead path is left for the next
+// address at once: the round that follows reuses the answers of the last lookup and tries
+// the dead address last, so the standby (the other family, usually) answers within one
+// round trip. While on a standby the client checks the path it left, with growing pauses,
+// and moves back when it answers again; a path moved back to that dies soon after makes the
+// next move back wait longer (no flapping).
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "duet/config/config.hpp"
@@ -41,14 +51,31 @@ public:
   [[nodiscard]] std::size_t connections_made() const { return connections_made_; }
   /// True once resolv-retry ran out: the client stopped trying.
   [[nodiscard]] bool gave_up() const { return gave_up_; }
+  /// The active path's smoothed round-trip time (0: not measured yet).
+  [[nodiscard]] net::Duration smoothed_rtt() const { return health_.srtt; }
+  /// Paths declared dead by path health (silence after sending, probes unanswered).
+  [[nodiscard]] std::uint64_t paths_declared_dead() const { return paths_dead_; }
+  /// Moves back to a path that had died once it answered again.
+  [[nodiscard]] std::uint64_t moves_back() const { return moves_back_; }
   /// Sends one session message on the current connection; false when there is none.
   bool send(std::span<const std::uint8_t> message);
   /// Where TCP connections report that they are too full (nullptr: nobody listens, and
   /// a full stream drops at the high water mark). Set before start().
   void set_flow(FlowControl* flow) { flow_ = flow; }
 
+  /// Probes sent into a silence before the path is declared dead.
+  static constexpr int kProbes = 5;
+
 private:
   struct Attempt;
+  /// What the active path has shown of itself.
+  struct Health {
+    net::Duration srtt{0}, rttvar{0};                ///< RFC 6298 estimates; 0: no sample yet
+    std::optional<net::TimePoint> unanswered_since;  ///< our first send since the peer was last heard
+    std::optional<net::TimePoint> timing;            ///< a probe or keepalive whose answer times the path
+    int probes = 0;                                  ///< probes unanswered in this silence
+    std::uint64_t progress = 0;                      ///< FlowControl::progress() at the last probe
+  };
 
   void begin_round();
   void carry_out(policy::Connector::Outputs outputs);
@@ -66,7 +93,22 @@ private:
   void round_failed(bool resolved_any);
   void established(std::size_t id);
   void keepalive_tick();
-  void lost(std::error_code ec, const std::string& why);
+  /// `demote`: the path itself failed (silence, an ICMP error), not the peer (EOF): the
+  /// next round tries this address last and starts from the last lookup's answers.
+  void lost(std::error_code ec, const std::string& why, bool demote);
+  // Path health.
+  void on_sent();
+  void on_heard();
+  void rtt_sample(net::Duration r);
+  [[nodiscard]] net::Duration rto() const;
+  [[nodiscard]] net::Duration quiet_deadline() const;
+  [[nodiscard]] net::Duration probe_interval() const;
+  void health_check();
+  // Moving back to the path a failover left.
+  void schedule_failback(net::Duration wait);
+  void try_failback();
+  void trial_over(std::size_t id);
+  void promote_trial(std::size_t id);
   bool offer(const net::Endpoint& from, std::span<const std::uint8_t> data);
   [[nodiscard]] const config::Connection& block() const;
   void emit(Event e);
@@ -89,6 +131,20 @@ private:
   std::unique_ptr<net::Timer> retry_timer_;
   net::TimePoint round_started_{};
   net::TimePoint last_received_{};
+  Health health_;
+  std::unique_ptr<net::Timer> health_timer_;
+  std::uint64_t paths_dead_ = 0, moves_back_ = 0;
+  /// A failover's: the address that died (tried last in the next round) ...
+  std::optional<policy::Candidate> avoid_;
+  bool use_cache_ = false;  ///< ... and the next round answers lookups from answers_
+  std::map<std::tuple<std::string, std::uint16_t, net::Family, config::Transport>, std::vector<net::Endpoint>>
+      answers_;                                 ///< the last answer for each question
+  std::optional<policy::Candidate> preferred_;  ///< the path a failover left, checked to move back
+  std::unique_ptr<Attempt> trial_;              ///< a check of preferred_ in flight
+  std::unique_ptr<net::Timer> failback_timer_;
+  net::Duration failback_wait_{0}, failback_first_{0};
+  std::optional<net::TimePoint> moved_back_at_;
+  std::size_t next_trial_id_ = std::size_t{1} << 40;  ///< apart from the connector's attempt ids
   int failed_rounds_ = 0;
   std::optional<net::TimePoint> resolve_failing_since_;  ///< for resolv-retry
   bool gave_up_ = false;

@@ -36,6 +36,8 @@ enum class EventKind {
   reconnecting,         ///< detail
   peer_accepted,        ///< endpoint, transport: a new peer completed its handshake
   framing_error,        ///< endpoint, detail: why a TCP connection was closed
+  probing,              ///< endpoint, transport, detail: the active path went quiet after we sent
+  path_check,           ///< endpoint, transport; error when the path left behind still fails
 };
 
 std::string_view to_string(EventKind k);

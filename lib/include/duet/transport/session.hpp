@@ -33,6 +33,10 @@ public:
   virtual Reply receive(std::span<const std::uint8_t> message) = 0;
   /// A message that keeps the path alive and makes the peer answer.
   virtual std::vector<std::uint8_t> keepalive() = 0;
+  /// A message the peer answers at once, sent when the path has gone quiet after we sent
+  /// something (path health): the keepalive unless the peer is known not to answer it.
+  /// Empty: this session cannot probe.
+  virtual std::vector<std::uint8_t> probe() { return keepalive(); }
 
   /// True when this path no longer carries its peer's traffic (the peer roamed to another
   /// path, or is gone): a listener may forget it once it has been idle a while.

@@ -129,6 +129,8 @@ public:
     net::TimePoint last_sent{}, last_data_received{};
     std::optional<net::TimePoint> rekey_since;  ///< a handshake we started, not answered yet
     net::TimePoint last_initiation_sent{};
+    net::TimePoint keepalive_sent{};            ///< the engine's last keepalive or probe to it
+    bool answers_keepalives = false;            ///< answered one at once (a duet responder; WireGuard does not)
     std::unique_ptr<std::deque<Bytes>> staged;  ///< made when a packet first has to wait
     std::unique_ptr<net::Timer> retransmit_timer, keepalive_timer, erase_timer;
     std::unique_ptr<net::Timer> persistent_timer;  ///< persistent keepalive

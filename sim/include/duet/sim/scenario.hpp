@@ -64,10 +64,12 @@ struct ScenarioFault {
 
 /// A `[[send]]`: test messages an instance sends through its session.
 struct ScenarioSend {
-  net::Duration at{0};   ///< when
-  std::string instance;  ///< who sends
-  int count = 0;         ///< how many messages
-  int line = 0;          ///< where the table starts
+  net::Duration at{0};                 ///< when
+  std::string instance;                ///< who sends
+  int count = 0;                       ///< how many messages
+  net::Duration every{0};              ///< again every this long (0: once): a stream of traffic
+  std::optional<net::Duration> until;  ///< the stream's end (default: the scenario's)
+  int line = 0;                        ///< where the table starts
 };
 
 /// Bounds a swarm run draws each link's properties from (absent: links as written).
