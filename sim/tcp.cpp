@@ -350,6 +350,7 @@ public:
     TcpSock& ref = *c;
     h_.tcp[c->id] = std::move(c);
     send_segment(ref, tcp_flag::syn | tcp_flag::ack, ref.snd_una);
+    ref.last_syn = w_.now();
     arm_rto(ref);
   }
 
@@ -399,6 +400,9 @@ public:
         return;
       }
       if (!(p.flags & tcp_flag::ack) || p.ack != s.snd_una + 1) return;
+      // Linux times the SYN-ACK too (tcp_synack_rtt_meas): the passive side's first
+      // retransmission timeout follows the path, not the 1 s initial value.
+      if (s.retries == 0) s.rto = std::max(kMinRto, (w_.now() - s.last_syn) * 3);
       s.unacked.clear();
       s.snd_una = p.ack;
       arm_rto(s);

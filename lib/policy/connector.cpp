@@ -249,9 +249,18 @@ bool Connector::resolving() const {
 }
 
 bool Connector::start_next(net::TimePoint now, Outputs& out) {
+  // The last resort waits while anything else may still be tried.
+  bool others_left = resolving();
+  for (const auto& t : targets_) {
+    for (const auto& e : t.order) {
+      others_left =
+          others_left || (e != s_.last_resort && std::find(t.tried.begin(), t.tried.end(), e) == t.tried.end());
+    }
+  }
   for (auto& t : targets_) {
     for (const auto& e : t.order) {
       if (std::find(t.tried.begin(), t.tried.end(), e) != t.tried.end()) continue;
+      if (others_left && e == s_.last_resort) continue;
       t.tried.push_back(e);
       const std::size_t id = next_attempt_++;
       attempts_.push_back({id, now + timeout_, true});

@@ -13,6 +13,9 @@ using policy::Connector;
 
 namespace {
 constexpr net::Duration kHelloInterval = 1s;  // UDP hellos are repeated until answered
+// ... and faster in a failover round: the standby's first hello may be lost too, and a
+// session waiting for it is a session down.
+constexpr net::Duration kFailoverHelloInterval = 250ms;
 
 // Path health. A silence shorter than kMinQuiet is never suspicious (a peer may take that
 // long to have something to say); a probe is repeated every probe_interval().
@@ -21,10 +24,12 @@ constexpr net::Duration kMinProbeInterval = 80ms;
 constexpr net::Duration kUnmeasuredRto = 100ms;  // before the first round-trip sample
 // Moving back: the first check of the path left behind, growing by half each time it fails.
 constexpr net::Duration kFailbackFirst = 2s;
-constexpr net::Duration kFailbackMax = 15s;
+constexpr net::Duration kFailbackMax = 10s;
+constexpr net::Duration kNeverWorkedMax = 60s;  // a preferred address that lost the race: rarer checks
 constexpr net::Duration kFailbackPenaltyMax = 60s;
 constexpr net::Duration kFlapWindow = 60s;  // a path moved back to that dies this soon: penalty
-constexpr net::Duration kMinCheckTimeout = 1s;
+constexpr net::Duration kMinCheckTimeout = 1500ms;
+constexpr net::Duration kCheckHelloInterval = 500ms;  // three hellos per check: loss does not fail it
 
 std::optional<policy::Hop> hop_for(const SocketFactory& sockets, config::Transport t) {
   auto via = sockets.via(t);
@@ -43,9 +48,10 @@ struct Client::Attempt {
   Deframer deframer;
   std::unique_ptr<net::Timer> hello_timer;
   bool tcp_connected = false;
-  bool nudged = false;          ///< the hello was repeated early because the peer spoke first
-  net::TimePoint hello_at{};    ///< when the first hello went
-  int hellos = 0;               ///< how many went (one: its answer times the path)
+  bool nudged = false;        ///< the hello was repeated early because the peer spoke first
+  net::TimePoint hello_at{};  ///< when the first hello went
+  int hellos = 0;             ///< how many went (one: its answer times the path)
+  net::Duration hello_interval = kHelloInterval;
   FlowControl* flow = nullptr;  ///< told when the stream is too full (see flow.hpp)
 
   Attempt() = default;
@@ -122,22 +128,18 @@ void Client::begin_round() {
   attempts_.clear();
   lookups_.clear();
   round_started_ = stack_.clock().now();
+  first_tried_.reset();
   const bool from_cache = use_cache_;
   use_cache_ = false;
-  connector_ = std::make_unique<Connector>(
-      Connector::Settings{.config = &config_,
-                          .tcp_proxy = hop_for(sockets_, config::Transport::tcp),
-                          .udp_proxy = hop_for(sockets_, config::Transport::udp),
-                          .sort =
-                              [this](const std::string& name, std::vector<net::Endpoint> e) {
-                                auto sorted = stack_.sort_destinations(name, std::move(e));
-                                // After a failover the address that died goes last: the standby answers first.
-                                if (avoid_)
-                                  std::stable_partition(sorted.begin(), sorted.end(),
-                                                        [&](const net::Endpoint& x) { return x != avoid_->endpoint; });
-                                return sorted;
-                              },
-                          .shuffle = config_.remote_random ? stack_.random() : 0});
+  connector_ = std::make_unique<Connector>(Connector::Settings{
+      .config = &config_,
+      .tcp_proxy = hop_for(sockets_, config::Transport::tcp),
+      .udp_proxy = hop_for(sockets_, config::Transport::udp),
+      .sort = [this](const std::string& name,
+                     std::vector<net::Endpoint> e) { return stack_.sort_destinations(name, std::move(e)); },
+      .shuffle = config_.remote_random ? stack_.random() : 0,
+      // After a failover the address that died goes last: the standby answers first.
+      .last_resort = avoid_ ? std::optional(avoid_->endpoint) : std::nullopt});
   auto outputs = connector_->start(stack_.clock().now());
   if (!from_cache) return carry_out(std::move(outputs));
   // A failover: the addresses are those of a minute ago, and asking again would cost the
@@ -261,6 +263,8 @@ void Client::begin_attempt(std::size_t id, const policy::Candidate& candidate) {
   a->flow = flow_;
   a->candidate = candidate;
   a->session = sessions_.create(candidate.endpoint, candidate.transport);
+  if (avoid_) a->hello_interval = kFailoverHelloInterval;
+  if (!first_tried_) first_tried_ = candidate;
   Attempt& ref = *a;
   attempts_[id] = std::move(a);
   emit({.kind = EventKind::attempt_started,
@@ -346,7 +350,7 @@ void Client::begin_udp(Attempt& a) {
   a.hello_timer = stack_.clock().make_timer();
   struct Resend {
     static void arm(Attempt& at) {
-      at.hello_timer->start(kHelloInterval, [&at] {
+      at.hello_timer->start(at.hello_interval, [&at] {
         if (auto* d = at.datagram()) (void)d->send_to(at.candidate.endpoint, at.session->hello());
         ++at.hellos;
         arm(at);
@@ -486,11 +490,19 @@ void Client::established(std::size_t id) {
         .endpoint = active_->candidate.endpoint,
         .transport = active_->candidate.transport,
         .elapsed = now - round_started_});
-  // A failover landed elsewhere than the address that died: check that one now and then.
+  // A failover landed elsewhere than the address that died, or the race was won by another
+  // address than the first one tried (its packets were lost, or it is broken): check that
+  // one now and then, and move back to it when it answers.
   if (avoid_ && active_->candidate != *avoid_) {
     preferred_ = avoid_;
+    preferred_worked_ = true;
+    schedule_failback(failback_first_);
+  } else if (!avoid_ && first_tried_ && active_->candidate != *first_tried_) {
+    preferred_ = first_tried_;
+    preferred_worked_ = false;
     schedule_failback(failback_first_);
   }
+  first_tried_.reset();
   avoid_.reset();
   active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
     a->send(m);
@@ -630,6 +642,7 @@ void Client::try_failback() {
   a->flow = flow_;
   a->candidate = *preferred_;
   a->session = sessions_.create(a->candidate.endpoint, a->candidate.transport);
+  a->hello_interval = kCheckHelloInterval;
   trial_ = std::move(a);
   Attempt& t = *trial_;
   const std::size_t id = t.id;
@@ -656,7 +669,8 @@ void Client::trial_over(std::size_t id) {
   // Its socket may be the one whose callback we are in.
   stack_.clock().post([gone = std::shared_ptr<Attempt>(std::move(trial_))] {});
   if (!preferred_ || !active_) return;
-  const auto next = std::min<net::Duration>(failback_wait_ + failback_wait_ / 2, kFailbackMax);
+  const auto next =
+      std::min<net::Duration>(failback_wait_ + failback_wait_ / 2, preferred_worked_ ? kFailbackMax : kNeverWorkedMax);
   schedule_failback(std::max(next, failback_first_));
 }
 

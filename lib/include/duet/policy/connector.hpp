@@ -121,6 +121,9 @@ public:
     std::optional<Hop> tcp_proxy, udp_proxy;
     Sort sort;                  ///< default: IPv6 before IPv4, order within a family kept
     std::uint64_t shuffle = 0;  ///< random bits for remote-random
+    /// An address tried only when every other one of the block has been (a failover's:
+    /// the path that just died), whichever remote it belongs to.
+    std::optional<net::Endpoint> last_resort;
   };
 
   explicit Connector(Settings settings);

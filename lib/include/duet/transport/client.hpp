@@ -64,7 +64,7 @@ public:
   void set_flow(FlowControl* flow) { flow_ = flow; }
 
   /// Probes sent into a silence before the path is declared dead.
-  static constexpr int kProbes = 5;
+  static constexpr int kProbes = 7;
 
 private:
   struct Attempt;
@@ -138,9 +138,11 @@ private:
   std::optional<policy::Candidate> avoid_;
   bool use_cache_ = false;  ///< ... and the next round answers lookups from answers_
   std::map<std::tuple<std::string, std::uint16_t, net::Family, config::Transport>, std::vector<net::Endpoint>>
-      answers_;                                 ///< the last answer for each question
-  std::optional<policy::Candidate> preferred_;  ///< the path a failover left, checked to move back
-  std::unique_ptr<Attempt> trial_;              ///< a check of preferred_ in flight
+      answers_;                                   ///< the last answer for each question
+  std::optional<policy::Candidate> preferred_;    ///< the path a failover left, checked to move back
+  bool preferred_worked_ = false;                 ///< it carried this session before (checked more often)
+  std::optional<policy::Candidate> first_tried_;  ///< this round's first attempt: the host's favourite
+  std::unique_ptr<Attempt> trial_;                ///< a check of preferred_ in flight
   std::unique_ptr<net::Timer> failback_timer_;
   net::Duration failback_wait_{0}, failback_first_{0};
   std::optional<net::TimePoint> moved_back_at_;
