@@ -1,0 +1,137 @@
+// Path health and failover with the WireGuard data channel, in the simulator: a session
+// whose path goes silent under traffic moves to the other family within a second and keeps
+// carrying packets; a quiet receiver, an idle session and a short loss do not move it.
+#include <gtest/gtest.h>
+
+#include "../sim/world_fixture.hpp"
+#include "duet/transport/client.hpp"
+#include "duet/tunnel/device.hpp"
+#include "tunnel_side.hpp"
+
+using namespace duet;
+using namespace duet::test;
+using namespace duet::tunnel;
+
+namespace {
+
+/// A client and a server on the dual-stack three-host world (5 ms per link: 20 ms round
+/// trips), the client's remotes IPv6 first; the client's TUN sends one packet every 50 ms
+/// while `streaming`.
+struct FailoverWorld {
+  explicit FailoverWorld(const std::string& proto, std::uint64_t seed = 21)
+      : w(seed),
+        s(Identity::from_private(generate_private_key())),
+        c(Identity::from_private(generate_private_key())),
+        server((build(w), w), "server", "mode server\nproto " + proto + "\n", s,
+               {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}),
+        client(w, "client", "mode client\nremote fd00:2::2 1194 " + proto + "\nremote 198.18.2.2 1194 " + proto + "\n",
+               c, {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}) {}
+  static void build(sim::SimWorld& w) {
+    sim::LinkProperties link;
+    link.one_way_delay = 5ms;
+    build_three_hosts(w, link);
+  }
+  /// One packet from the client's TUN now and every 50 ms until `until`.
+  void stream(net::Duration until) {
+    const auto start = w.now().time_since_epoch();
+    std::uint8_t n = 0;
+    for (auto t = start; t < start + until; t += 50ms) {
+      w.at(t, [this, n] { client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", n)); });
+      ++n;
+    }
+  }
+  [[nodiscard]] bool on_v4() const { return client.client->remote() && client.client->remote()->address.is_v4(); }
+
+  sim::SimWorld w;
+  Identity s, c;
+  Side server, client;
+};
+
+class FailoverOver : public ::testing::TestWithParam<const char*> {
+protected:
+  void SetUp() override { ASSERT_TRUE(crypto_init()); }
+};
+
+TEST_P(FailoverOver, ASilentPathUnderTrafficIsLeftForIpv4WithinASecondAndTheTunnelCarriesOn) {
+  FailoverWorld f(GetParam());
+  ASSERT_TRUE(f.w.run_until([&] { return f.client.client->connected(); }, 2s));
+  ASSERT_FALSE(f.on_v4());
+  f.stream(20s);
+  f.w.run_for(1s);
+  // The handshake and the first keepalive measured the path (20 ms round trips) and showed
+  // that the peer answers keepalives: probes are keepalives, not handshakes.
+  EXPECT_GE(f.client.client->smoothed_rtt(), 15ms);
+  EXPECT_LE(f.client.client->smoothed_rtt(), 60ms);
+  EXPECT_TRUE(f.client.device.peers()[0].answers_keepalives);
+  const auto handshakes_before = f.client.device.peers()[0].handshakes;
+
+  f.w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
+  const auto cut = f.w.now();
+  ASSERT_TRUE(f.w.run_until([&] { return f.on_v4(); }, 5s));
+  EXPECT_LT(f.w.now() - cut, 1s);
+  EXPECT_EQ(f.client.client->paths_declared_dead(), 1u);
+  // Over UDP and TCP alike the new path needs one handshake, and the packets flow again.
+  const std::size_t delivered = f.server.tun.size();
+  f.w.run_for(1s);
+  EXPECT_GE(f.server.tun.size(), delivered + 15);
+  EXPECT_EQ(f.client.device.peers()[0].handshakes, handshakes_before + 1);
+
+  // Healed: the client checks the path it left and moves back within a few seconds.
+  f.w.remove_route("router", "fd00:2::2/128");
+  const auto healed = f.w.now();
+  ASSERT_TRUE(f.w.run_until([&] { return !f.on_v4(); }, 15s));
+  EXPECT_LT(f.w.now() - healed, 5s);
+  EXPECT_EQ(f.client.client->moves_back(), 1u);
+  const std::size_t after_move = f.server.tun.size();
+  f.w.run_for(1s);
+  EXPECT_GE(f.server.tun.size(), after_move + 15);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, FailoverOver, ::testing::Values("udp", "tcp"));
+
+TEST(Failover, AReceiverWithNothingToSayIsNotADeadPath) {
+  ASSERT_TRUE(crypto_init());
+  FailoverWorld f("udp");
+  ASSERT_TRUE(f.w.run_until([&] { return f.client.client->connected(); }, 2s));
+  // One-way traffic for 30 s: the server's TUN sends nothing back. Each silence is probed
+  // and answered; the session stays where it is.
+  f.stream(30s);
+  f.w.run_for(31s);
+  EXPECT_EQ(f.client.client->connections_made(), 1u);
+  EXPECT_EQ(f.client.client->paths_declared_dead(), 0u);
+  EXPECT_GE(f.server.tun.size(), 590u);
+}
+
+TEST(Failover, ALossBurstShorterThanTheProbesDoesNotMoveTheSession) {
+  ASSERT_TRUE(crypto_init());
+  FailoverWorld f("udp");
+  ASSERT_TRUE(f.w.run_until([&] { return f.client.client->connected(); }, 2s));
+  f.stream(10s);
+  f.w.run_for(1s);
+  f.w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
+  f.w.run_for(400ms);  // a silence starts at the first unanswered send, up to ~0.25 s before
+  f.w.remove_route("router", "fd00:2::2/128");
+  f.w.run_for(5s);
+  EXPECT_EQ(f.client.client->connections_made(), 1u);
+  EXPECT_FALSE(f.on_v4());
+}
+
+TEST(Failover, AnIdleSessionCostsWhatTheKeepaliveCostsAndStillFailsOver) {
+  ASSERT_TRUE(crypto_init());
+  FailoverWorld f("udp");
+  ASSERT_TRUE(f.w.run_until([&] { return f.client.client->connected(); }, 2s));
+  f.w.run_for(1s);
+  // Idle for 60 s: one keepalive (32 bytes) every 5 s and its answer, nothing else.
+  const auto sent_before = f.client.device.peers()[0].tx_bytes;
+  f.w.run_for(60s);
+  EXPECT_EQ(f.client.device.peers()[0].tx_bytes - sent_before, 12u * 32u);
+  EXPECT_EQ(f.client.client->connections_made(), 1u);
+  // Idle and blackholed: the next keepalive goes unanswered, is probed, and the session
+  // moves within the keepalive interval (5 s) and a second, not the 15 s timeout.
+  f.w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
+  const auto cut = f.w.now();
+  ASSERT_TRUE(f.w.run_until([&] { return f.on_v4(); }, 20s));
+  EXPECT_LT(f.w.now() - cut, 6s);
+}
+
+}  // namespace
