@@ -515,14 +515,28 @@ void Client::keepalive_tick() {
   const config::Connection& c = block();
   const auto now = stack_.clock().now();
   if (now - last_received_ >= c.keepalive_timeout) {
-    return lost({},
-                "no message for " + std::to_string(static_cast<long long>(net::to_ms(c.keepalive_timeout) / 1000)) +
-                    " s (keepalive timeout)",
-                true);
+    // A peer that does not answer keepalives (WireGuard) may just have nothing to say: ask
+    // it with probes before giving up; seven unanswered ones end the path.
+    if (health_.probes == 0) {
+      if (!health_.unanswered_since || *health_.unanswered_since > last_received_)
+        health_.unanswered_since = last_received_;
+      health_check();
+    }
+    if (health_.probes == 0 && active_) {
+      return lost({},
+                  "no message for " + std::to_string(static_cast<long long>(net::to_ms(c.keepalive_timeout) / 1000)) +
+                      " s (keepalive timeout)",
+                  true);
+    }
+    if (active_) keepalive_timer_->start(c.keepalive_interval, [this] { keepalive_tick(); });
+    return;
   }
-  if (!health_.unanswered_since) health_.timing = now;  // its answer times the path
+  // A keepalive the peer answers starts a silence that path health watches; one it does
+  // not (WireGuard's peers, p2p peers) leaves that to the traffic and to the timeout.
+  const bool answered = active_->session->keepalive_answered();
+  if (answered && !health_.unanswered_since) health_.timing = now;  // its answer times the path
   active_->send(active_->session->keepalive());
-  on_sent();
+  if (answered) on_sent();
   keepalive_timer_->start(std::min(c.keepalive_interval, c.keepalive_timeout - (now - last_received_)),
                           [this] { keepalive_tick(); });
 }

@@ -69,7 +69,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
     // A keepalive. A responder answers it: the engine's keepalive checks the path with it.
     if (!s.initiator_) {
       if (auto reply = seal(peer, {})) r.send.emplace_back(reply->begin(), reply->end());
-    } else if (now - ps.keepalive_sent < kKeepaliveAnswerWindow) {
+    } else if (limits_.peers_may_answer_keepalives && now - ps.keepalive_sent < kKeepaliveAnswerWindow) {
       ps.answers_keepalives = true;  // path health may probe it with keepalives, not handshakes
     }
     return;

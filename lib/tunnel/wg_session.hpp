@@ -71,6 +71,11 @@ public:
     return hello();
   }
 
+  [[nodiscard]] bool keepalive_answered() const override {
+    const auto peer = d_.peer_of(*this);
+    return peer && d_.peers_[*peer].answers_keepalives;
+  }
+
   void attach(Sender send) override {
     sender_ = std::move(send);
     if (!sender_)

@@ -135,3 +135,30 @@ TEST(Failover, AnIdleSessionCostsWhatTheKeepaliveCostsAndStillFailsOver) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Failover, IdleP2pPeersNeitherProbeWithHandshakesNorDropThePath) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(23);
+  FailoverWorld::build(w);
+  const Identity a = Identity::from_private(generate_private_key());
+  const Identity b = Identity::from_private(generate_private_key());
+  // Both peers send keepalives, and neither answers the other's (WireGuard's rule): a
+  // keepalive of the peer's own must not be taken for an answer, or every silence would be
+  // probed with keepalives nobody answers.
+  Side left(w, "client", "proto udp\nremote fd00:2::2\nremote 198.18.2.2\n", a,
+            {{b.public_key, {}, {*net::Prefix::parse("198.18.120.1/32")}}});
+  Side right(w, "server", "proto udp\nremote fd00:1::2\nremote 198.18.1.2\n", b,
+             {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  ASSERT_TRUE(w.run_until([&] { return left.client->connected() && right.client->connected(); }, 2s));
+  w.run_for(60s);
+  EXPECT_FALSE(left.device.peers()[0].answers_keepalives);
+  EXPECT_EQ(left.client->connections_made(), 1u);
+  EXPECT_EQ(right.client->connections_made(), 1u);
+  EXPECT_EQ(left.client->paths_declared_dead(), 0u);
+  // The handshakes of the start (each side's own, crossing), no probing ones.
+  EXPECT_LE(left.device.peers()[0].handshakes, 2u);
+}
+
+}  // namespace

@@ -37,6 +37,9 @@ public:
   /// something (path health): the keepalive unless the peer is known not to answer it.
   /// Empty: this session cannot probe.
   virtual std::vector<std::uint8_t> probe() { return keepalive(); }
+  /// Whether the peer answers keepalive() (then a keepalive unanswered for a few round
+  /// trips is a sign of a dead path, and idle sessions are watched at no extra cost).
+  [[nodiscard]] virtual bool keepalive_answered() const { return true; }
 
   /// True when this path no longer carries its peer's traffic (the peer roamed to another
   /// path, or is gone): a listener may forget it once it has been idle a while.

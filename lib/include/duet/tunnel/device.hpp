@@ -82,6 +82,12 @@ struct DeviceLimits {
   /// At most this many peers hold keys at once (`max-clients`; 0: no bound). Past it, a
   /// handshake from a peer without keys is refused; a peer that has them is never evicted.
   std::size_t max_clients = 0;
+  /// Whether a keepalive that comes back soon after ours may be taken as an answer (path
+  /// health then probes with keepalives instead of handshakes). Only when our peers are
+  /// servers: duet's answer keepalives, WireGuard's do not (and are then never taken for
+  /// one). Between p2p peers, whose keepalive timers run side by side, a keepalive of the
+  /// peer's own would look like an answer.
+  bool peers_may_answer_keepalives = false;
 };
 
 class Device {
