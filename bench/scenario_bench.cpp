@@ -36,11 +36,10 @@ double ms(net::Duration d) { return net::to_ms(d); }
 /// The server's IPv6 address blackholed on the router at `fault_at`; a client of `transport`
 /// with `extra` configuration lines.
 sim::RunResult blackhole(const std::string& transport, const std::string& extra, const std::string& fault_at,
-                         const std::string& duration, const std::string& expectation) {
-  return run("name = \"bench\"\nduration = \"" + duration + "\"\nexpect = [\"" + expectation +
-             "\"]\n"
-             "[[fault]]\nat = \"" +
-             fault_at +
+                         const std::string& duration, const std::string& expectation, bool traffic = false) {
+  return run("name = \"bench\"\nduration = \"" + duration + "\"\nexpect = [\"" + expectation + "\"]\n" +
+             (traffic ? "[[send]]\nat = \"1s\"\nevery = \"50ms\"\ninstance = \"client\"\ncount = 1\n" : "") +
+             "[[fault]]\nat = \"" + fault_at +
              "\"\nhost = \"router\"\nroute = \"blackhole fd00:2::2/128\"\n"
              "[[instance]]\nname = \"server\"\nhost = \"server\"\nconfig = \"mode server\\nproto " +
              transport +
@@ -55,28 +54,36 @@ double connect_ms(const std::string& transport, const std::string& extra) {
   return ms(r.connected_at.at("client").front().time_since_epoch());
 }
 
-double failover_ms(const std::string& transport, const std::string& keepalive) {
-  const auto r = blackhole(transport, keepalive, "5s", "200s", "client ends connected over IPv4");
+/// From the blackhole at `at_ms` to the session's first connection over IPv4 after it.
+double failover_ms(const std::string& transport, const std::string& keepalive, int at_ms, bool traffic) {
+  const auto r =
+      blackhole(transport, keepalive, std::to_string(at_ms) + "ms", "60s", "client ends connected over IPv4", traffic);
   if (!r.passed() || r.connected_at.at("client").size() < 2) return -1;
-  return ms(r.connected_at.at("client")[1].time_since_epoch()) - 5000;
+  return ms(r.connected_at.at("client")[1].time_since_epoch()) - at_ms;
 }
 
 }  // namespace
 
 int main() {
   std::printf("## Time to connect with IPv6 silently blackholed (virtual ms, seed 1, 20 ms RTT)\n\n");
-  std::printf(
-      "| transport | racing (default, 250 ms) | racing off, connect-timeout 120 s (default) | racing off, "
-      "connect-timeout 5 s |\n");
-  std::printf("|---|---:|---:|---:|\n");
+  // Racing off with the default connect-timeout (120 s) never reaches IPv4: the block's
+  // server-poll-timeout (also 120 s) ends the round first, and the next begins with IPv6
+  // again (RESULTS.md). Only the 5 s column is measured.
+  std::printf("| transport | racing (default, 250 ms) | racing off, connect-timeout 5 s |\n");
+  std::printf("|---|---:|---:|\n");
   for (const char* t : {"udp", "tcp"}) {
-    std::printf("| %s | %.1f | %.1f | %.1f |\n", t, connect_ms(t, ""), connect_ms(t, "happy-eyeballs-delay 0\\n"),
+    std::printf("| %s | %.1f | %.1f |\n", t, connect_ms(t, ""),
                 connect_ms(t, "happy-eyeballs-delay 0\\nconnect-timeout 5\\n"));
   }
-  std::printf("\n## Failover mid-session: IPv6 blackholed at 5 s, time until connected over IPv4 (virtual ms)\n\n");
-  std::printf("| transport | keepalive 5 15 (default) | keepalive 1 3 |\n|---|---:|---:|\n");
+  std::printf("\n## Failover mid-session: IPv6 blackholed, time until connected over IPv4 (virtual ms)\n\n");
+  std::printf(
+      "| transport | under traffic (a message every 50 ms), defaults | idle, defaults, cut right after a keepalive "
+      "(worst case) | idle, keepalive 1 3, same cut |\n|---|---:|---:|---:|\n");
   for (const char* t : {"udp", "tcp"}) {
-    std::printf("| %s | %.1f | %.1f |\n", t, failover_ms(t, ""), failover_ms(t, "keepalive 1 3\\n"));
+    // The client connects at 21 (udp) or 41 ms (tcp) and sends a keepalive then and every
+    // interval: a cut 100 ms after one waits a whole interval for the next.
+    std::printf("| %s | %.1f | %.1f | %.1f |\n", t, failover_ms(t, "", 5000, true), failover_ms(t, "", 5150, false),
+                failover_ms(t, "keepalive 1 3\\n", 5150, false));
   }
   // Scenarios per second of wall time over the whole library.
   std::vector<sim::Scenario> library;

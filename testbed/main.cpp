@@ -7,7 +7,8 @@
 //   judge reads what the daemons did (duetd --events) and judges the scenario's sentences
 //         with the simulator's judge, runs the simulator on the same file, and prints both
 //         side by side (with --json, one JSON object).
-//   dns   serves the scenario's DNS answers in a namespace (the plan starts one per host).
+//   dns   serves the scenario's DNS answers in a namespace (the plan starts one per host);
+//   link  is the link emulator between the two ends of a scenario's link (one per link).
 // A scenario the kernel cannot replay faithfully (link loss, jitter or bandwidth without
 // netem, partitions, an answer order glibc would change, probe-session data) is reported
 // as simulator-only with the reason.
@@ -25,7 +26,8 @@ constexpr const char* kUsage =
     "       duet-testbed judge SCENARIO DIR START_UNIX_MS [--json]\n"
     "       duet-testbed why-not SCENARIO   (empty output: the testbed can run it)\n"
     "       duet-testbed report RUN.jsonl     (bench/FIDELITY.md from testbed/run --json)\n"
-    "       duet-testbed dns SCENARIO         (the scenario's DNS answers on 127.0.0.1:53)\n";
+    "       duet-testbed dns SCENARIO         (the scenario's DNS answers on 127.0.0.1:53)\n"
+    "       duet-testbed link SCENARIO INDEX END_A END_B SEED   (link INDEX between two interfaces)\n";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (a[0] == "dns") return testbed::dns_server(*s);
+  if (a[0] == "link" && a.size() == 6)
+    return testbed::link_emulator(*s, std::stoul(a[2]), a[3], a[4], std::stoull(a[5]));
   if (a[0] == "why-not") {
     std::cout << testbed::simulator_only(*s);
     return 0;

@@ -4,6 +4,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "duet/config/loader.hpp"
 #include "duet/policy/review.hpp"
@@ -108,15 +109,29 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       o << "run ip netns exec " << n.ns(h.name)
         << " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n";
   }
+  // Every link runs through the link emulator (duet-testbed link): its two ends are veth
+  // pairs that meet in a namespace of the link's own, where the relay applies the link's
+  // delay, jitter, loss, duplication, reordering and rate; the MTU is set on every end.
   int li = 0;
   for (const auto& l : s.links) {
-    const std::string a = prefix + "l" + std::to_string(li) + "a", b = prefix + "l" + std::to_string(li) + "b";
-    ++li;
-    o << "run ip link add " << a << " type veth peer name " << b << "\n";
+    const std::string id = prefix + "l" + std::to_string(li);
+    const std::string a = id + "a", b = id + "b", ka = id + "x", kb = id + "y";
+    const std::string k = n.ns("link-" + std::to_string(li));
+    const std::string mtu = " mtu " + std::to_string(l.properties.mtu);
+    o << "run ip netns add " << k << "\n";
+    o << "run ip netns exec " << k
+      << " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n";
+    o << "run ip link add " << a << mtu << " type veth peer name " << ka << mtu << "\n";
+    o << "run ip link add " << b << mtu << " type veth peer name " << kb << mtu << "\n";
     o << "run ip link set " << a << " netns " << n.ns(l.host_a) << "\nrun ip link set " << b << " netns "
       << n.ns(l.host_b) << "\n";
+    o << "run ip link set " << ka << " netns " << k << "\nrun ip link set " << kb << " netns " << k << "\n";
+    o << "run ip -n " << k << " link set " << ka << " up\nrun ip -n " << k << " link set " << kb << " up\n";
+    o << "ip netns exec " << k << " \"$TESTBED\" link " << q(s.file) << " " << li << " " << ka << " " << kb << " "
+      << s.seed + static_cast<std::uint64_t>(li) << " 2> \"$D/link-" << li << ".log\" & pids+=($!)\n";
     o << "run ip -n " << n.ns(l.host_a) << " link set " << a << " name " << l.if_a << " up\n";
     o << "run ip -n " << n.ns(l.host_b) << " link set " << b << " name " << l.if_b << " up\n";
+    ++li;
   }
   for (const auto& h : s.hosts) {
     for (const auto& [iface, prefix_text] : h.addresses) {
@@ -135,6 +150,24 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       o << "run ip -n " << n.ns(h.name) << " " << *args << "\n";
     }
   }
+  o << "warm=()\n";
+  // Neighbours resolved before the scenario starts: the simulator has no ARP or neighbour
+  // discovery, and with the emulator's delays the first packet to a neighbour would pay a
+  // round trip of the link more in the kernel (stale entries are still used at once).
+  for (const auto& l : s.links) {
+    for (const auto& [from, to, iface] :
+         {std::tuple{l.host_a, l.host_b, l.if_b}, std::tuple{l.host_b, l.host_a, l.if_a}}) {
+      for (const auto& h : s.hosts) {
+        if (h.name != to) continue;
+        for (const auto& [i, prefix_text] : h.addresses) {
+          if (i != iface) continue;
+          const auto address = prefix_text.substr(0, prefix_text.find('/'));
+          o << "ip netns exec " << n.ns(from) << " ping -c 1 -W 1 -q " << address << " >/dev/null 2>&1 & warm+=($!)\n";
+        }
+      }
+    }
+  }
+  o << "wait \"${warm[@]}\" 2>/dev/null\n";
   // Name resolution: each namespace asks a DNS server of its own on 127.0.0.1 that gives
   // the scenario's answers (records, NXDOMAIN, SERVFAIL, silence, delays), with glibc's
   // default patience (5 s, 2 tries: the simulator's 10 s). ip netns exec bind-mounts

@@ -23,4 +23,9 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
 /// The fidelity report from testbed/run --json output.
 int report(const std::string& path);
 
+/// Relays frames between interfaces `end_a` and `end_b` as link `index` of `s` would
+/// carry them (delay, jitter, loss, duplication, reordering, rate), until SIGTERM.
+int link_emulator(const sim::Scenario& s, std::size_t index, const std::string& end_a, const std::string& end_b,
+                  std::uint64_t seed);
+
 }  // namespace duet::testbed

@@ -4,13 +4,7 @@ namespace duet::testbed {
 
 std::string simulator_only(const sim::Scenario& s) {
   if (!s.simulator_only.empty()) return s.simulator_only;
-  for (const auto& l : s.links) {
-    const auto& p = l.properties;
-    if (p.loss_probability > 0 || p.duplicate_probability > 0 || p.reorder_probability > 0 || p.jitter.count() > 0 ||
-        p.bandwidth_bits_per_second > 0 || p.mtu != 1500) {
-      return "link loss, jitter, reordering, bandwidth or MTU need an emulator (this kernel has no netem)";
-    }
-  }
+  // Links: every property is the link emulator's (link_emulator.cpp).
   for (const auto& [name, a] : s.dns) {
     bool used = false;  // a shared topology may define names this scenario never asks for
     for (const auto& in : s.instances) used = used || in.config.find(name) != std::string::npos;

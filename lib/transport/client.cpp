@@ -485,7 +485,13 @@ void Client::established(std::size_t id) {
   const auto now = stack_.clock().now();
   last_received_ = now;
   health_ = {};
-  if (active_->hellos == 1) rtt_sample(now - active_->hello_at);
+  if (active_->hellos == 1) {
+    // An upper bound only: the first exchange on a path also pays for neighbour discovery
+    // and the handshake's cryptography. The first keepalive's answer replaces it.
+    rtt_sample(now - active_->hello_at);
+    health_.from_hello = true;
+  }
+  health_.timing = now;  // the keepalive sent now
   emit({.kind = EventKind::connected,
         .endpoint = active_->candidate.endpoint,
         .transport = active_->candidate.transport,
@@ -534,7 +540,7 @@ void Client::keepalive_tick() {
   // A keepalive the peer answers starts a silence that path health watches; one it does
   // not (WireGuard's peers, p2p peers) leaves that to the traffic and to the timeout.
   const bool answered = active_->session->keepalive_answered();
-  if (answered && !health_.unanswered_since) health_.timing = now;  // its answer times the path
+  if (answered && !health_.unanswered_since && !health_.timing) health_.timing = now;  // its answer times the path
   active_->send(active_->session->keepalive());
   if (answered) on_sent();
   keepalive_timer_->start(std::min(c.keepalive_interval, c.keepalive_timeout - (now - last_received_)),
@@ -588,6 +594,10 @@ void Client::on_heard() {
 }
 
 void Client::rtt_sample(net::Duration r) {
+  if (health_.from_hello && r <= health_.srtt) {
+    health_.from_hello = false;
+    health_.srtt = {};  // a measurement of the path itself: start from it
+  }
   if (health_.srtt.count() == 0) {
     health_.srtt = r;
     health_.rttvar = r / 2;
@@ -703,7 +713,13 @@ void Client::promote_trial(std::size_t id) {
   ++connections_made_;
   last_received_ = now;
   health_ = {};
-  if (active_->hellos == 1) rtt_sample(now - active_->hello_at);
+  if (active_->hellos == 1) {
+    // An upper bound only: the first exchange on a path also pays for neighbour discovery
+    // and the handshake's cryptography. The first keepalive's answer replaces it.
+    rtt_sample(now - active_->hello_at);
+    health_.from_hello = true;
+  }
+  health_.timing = now;  // the keepalive sent now
   emit({.kind = EventKind::connected,
         .endpoint = active_->candidate.endpoint,
         .transport = active_->candidate.transport,
@@ -713,6 +729,7 @@ void Client::promote_trial(std::size_t id) {
     a->send(m);
     on_sent();
   });
+  keepalive_tick();  // at once: its answer times the new path
   stack_.clock().post([old] {});
 }
 

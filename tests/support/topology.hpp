@@ -44,7 +44,11 @@ struct Topology {
       s.disable_ipv6 = h.disable_ipv6;
       w.add_host(h.name, s);
     }
-    for (const auto& l : links) w.connect(l.host_a, l.if_a, l.host_b, l.if_b);
+    // Veths carry frames at once: the simulated links do too (Linux treats an ICMP error
+    // that comes back within the connect() call differently, see sim/tcp.cpp).
+    sim::LinkProperties instant;
+    instant.one_way_delay = net::Duration{0};
+    for (const auto& l : links) w.connect(l.host_a, l.if_a, l.host_b, l.if_b, instant);
     for (const auto& a : addresses) w.add_address(a.host, a.interface, a.prefix);
     for (const auto& r : routes) w.add_route(r.host, r.prefix, r.verdict, r.interface);
   }

@@ -75,6 +75,7 @@ private:
     std::optional<net::TimePoint> timing;            ///< a probe or keepalive whose answer times the path
     int probes = 0;                                  ///< probes unanswered in this silence
     std::uint64_t progress = 0;                      ///< FlowControl::progress() at the last probe
+    bool from_hello = false;                         ///< srtt is the hello exchange's (an upper bound)
   };
 
   void begin_round();
