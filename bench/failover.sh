@@ -9,9 +9,13 @@
 # wireguard-go (UDP; wireguard-go follows the roaming client), and OpenVPN 2.6 with a
 # typical `keepalive 10 60` when installed (it takes minutes: BENCH_OPENVPN=0 skips it).
 # The links are veths without delay (the testbed's link emulator is not in this script).
-# Root only; everything is deleted on exit. Usage: bench/failover.sh BUILD_DIR
+# Root only; everything is deleted on exit (BENCH_KEEP=1 keeps the logs).
+# Usage: bench/failover.sh BUILD_DIR; BENCH_CASES='openvpn' (a regular expression over
+# duetd, wireguard-go, openvpn) runs only those.
 set -u
 build=${1:-build}
+only=${BENCH_CASES:-.}
+wanted() { [[ $1 =~ $only ]]; }
 duetd=$(realpath "$build/daemon/duetd")
 here=$(cd "$(dirname "$0")" && pwd)
 p=fo$$
@@ -85,6 +89,7 @@ row "---" "---" "---" "---"
 tb_server_conf "$dir" "$duetd"
 s ip link set lo up
 for proto in udp tcp; do
+  wanted duetd || continue
   { printf 'mode client\ndev duet0\nverb 4\nprivate-key %s\npeer %s 198.18.140.0/24\n' "$dir/client.key" "$spub"
     printf 'ifconfig 198.18.140.2/24\nremote %s 1194 %s\nremote %s 1194 %s\n' "$v6" "$proto" "$v4" "$proto"; } > "$dir/client.conf"
   ip netns exec "$S" "$duetd" --config "$dir/server.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
@@ -98,7 +103,7 @@ for proto in udp tcp; do
 done
 
 # --- duetd as a client of wireguard-go ------------------------------------------------------
-if command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
+if wanted wireguard-go && command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
   wg genkey > "$dir/wg.key"; wgpub=$(wg pubkey < "$dir/wg.key")
   ip netns exec "$S" env WG_PROCESS_FOREGROUND=1 wireguard-go wgfo > "$dir/wg.log" 2>&1 & tb_pids+=($!)
   for _ in $(seq 1 50); do ip -n "$S" link show wgfo >/dev/null 2>&1 && break; sleep 0.1; done
@@ -119,7 +124,7 @@ if command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
 fi
 
 # --- OpenVPN 2.6, keepalive 10 60 -----------------------------------------------------------
-if command -v openvpn >/dev/null && [[ ${BENCH_OPENVPN:-1} != 0 ]]; then
+if wanted openvpn && command -v openvpn >/dev/null && [[ ${BENCH_OPENVPN:-1} != 0 ]]; then
   openvpn --genkey secret "$dir/ovpn.key" 2>/dev/null || openvpn --genkey --secret "$dir/ovpn.key"
   common=(--dev tun --secret "$dir/ovpn.key" --cipher AES-256-CBC --auth SHA256 --keepalive 10 60 --verb 3)
   ip netns exec "$S" openvpn "${common[@]}" --proto udp6 --lport 1194 --float \

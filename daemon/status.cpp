@@ -13,6 +13,17 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
   j["mode"] = std::string(config::to_string(s.mode));
   j["listening"] = s.listening;
   if (s.connected) j["connected"] = *s.connected;
+  if (s.path) {
+    json pj;
+    pj["remote"] = s.path->remote.to_string();
+    pj["transport"] = std::string(config::to_string(s.path->transport));
+    pj["family"] = std::string(net::to_string(s.path->remote.family()));
+    pj["rtt_ms"] = s.path->smoothed_rtt.count() == 0 ? json(nullptr)
+                                                     : json(std::round(net::to_ms(s.path->smoothed_rtt) * 10) / 10);
+    pj["paths_declared_dead"] = s.path->declared_dead;
+    pj["moves_back"] = s.path->moves_back;
+    j["path"] = pj;
+  }
   j["peers"] = json::array();
   for (const auto& p : s.peers) {
     json pj;
@@ -87,6 +98,17 @@ std::string status_text(const nlohmann::ordered_json& j) {
     std::string l;
     for (const auto& x : j["listening"]) l += (l.empty() ? "" : ", ") + x.get<std::string>();
     out += "  listening: " + l + "\n";
+  }
+  if (j.contains("path")) {
+    const auto& p = j["path"];
+    char rtt[32] = "not measured yet";
+    if (!p["rtt_ms"].is_null()) std::snprintf(rtt, sizeof rtt, "rtt %.1f ms", p["rtt_ms"].get<double>());
+    out += "  path: " + p["remote"].get<std::string>() + "/" + p["transport"].get<std::string>() + " (" +
+           p["family"].get<std::string>() + "), " + rtt + "; " +
+           std::to_string(p["paths_declared_dead"].get<std::uint64_t>()) + " silent paths left, " +
+           std::to_string(p["moves_back"].get<std::uint64_t>()) + " moves back\n";
+  } else if (j.contains("connected")) {
+    out += "  path: not connected\n";
   }
   if (j.contains("data_path")) {
     const auto& d = j["data_path"];

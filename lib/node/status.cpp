@@ -10,7 +10,13 @@ Status Node::status(const PeerSelection& which) const {
   if (server_) {
     for (const auto& l : server_->listening()) s.listening.push_back(l.to_string());
   }
-  if (client_) s.connected = client_->connected();
+  if (client_) {
+    s.connected = client_->connected();
+    if (auto r = client_->remote()) {
+      s.path = Status::Path{*r, client_->transport().value_or(config::Transport::udp), client_->smoothed_rtt(),
+                            client_->paths_declared_dead(), client_->moves_back()};
+    }
+  }
   if (device_) {
     if (device_->has_identity()) s.public_key = device_->identity().public_key;
     const auto now = stack_.clock().now();

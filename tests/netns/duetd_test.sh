@@ -67,6 +67,7 @@ case_() {  # case_ NAME EXPECTED_CLIENT_LOG_PATTERN REMOTE_LINE...
     server_status=$(ip netns exec "$S" "$duetctl" status --socket "$dir/server.sock")
     grep -qE "$pattern" "$dir/client.log" \
       && grep -q "latest handshake: [0-9]* seconds ago" <<<"$status" && grep -q '"rx_bytes": [1-9]' <<<"$json" \
+      && grep -qE "path: .*/(udp|tcp) \(IPv[46]\), rtt [0-9.]+ ms; 0 silent paths left" <<<"$status" \
       && grep -q "listening: 0.0.0.0:1194/udp, \[::\]:1194/udp, 0.0.0.0:1194/tcp, \[::\]:1194/tcp" <<<"$server_status" \
       && ok=1
   fi

@@ -72,7 +72,15 @@ struct Status {
   std::optional<config::Key> public_key;
   config::Mode mode = config::Mode::p2p;
   std::vector<std::string> listening;
-  std::optional<bool> connected;                     ///< absent without a client
+  std::optional<bool> connected;  ///< absent without a client
+  /// The client's path now (absent when not connected), and what path health did.
+  struct Path {
+    net::Endpoint remote;
+    config::Transport transport = config::Transport::udp;
+    net::Duration smoothed_rtt{0};  ///< 0: not measured yet
+    std::uint64_t declared_dead = 0, moves_back = 0;
+  };
+  std::optional<Path> path;
   std::vector<PeerStatus> peers;                     ///< as asked (every peer, none, or one)
   std::size_t peers_configured = 0, peers_live = 0;  ///< live: holding keys
   double handshakes_per_second = 0;                  ///< over the last 10 s
