@@ -594,9 +594,14 @@ void Client::on_heard() {
 }
 
 void Client::rtt_sample(net::Duration r) {
-  if (health_.from_hello && r <= health_.srtt) {
+  if (health_.from_hello) {
+    // The keepalive timed at connection may not be answered (WireGuard, p2p): then the
+    // next message heard is no answer, and a late one would inflate every deadline (seen:
+    // 2.8 s, making a p2p peer wait 5.6 s before its first probe). Below the hello's
+    // bound it is a measurement of the path itself: start from it.
+    if (r > health_.srtt) return;
     health_.from_hello = false;
-    health_.srtt = {};  // a measurement of the path itself: start from it
+    health_.srtt = {};
   }
   if (health_.srtt.count() == 0) {
     health_.srtt = r;
