@@ -481,21 +481,7 @@ void Client::established(std::size_t id) {
   race_timer_->cancel();
   failed_rounds_ = 0;
   resolve_failing_since_.reset();
-  ++connections_made_;
   const auto now = stack_.clock().now();
-  last_received_ = now;
-  health_ = {};
-  if (active_->hellos == 1) {
-    // An upper bound only: the first exchange on a path also pays for neighbour discovery
-    // and the handshake's cryptography. The first keepalive's answer replaces it.
-    rtt_sample(now - active_->hello_at);
-    health_.from_hello = true;
-  }
-  health_.timing = now;  // the keepalive sent now
-  emit({.kind = EventKind::connected,
-        .endpoint = active_->candidate.endpoint,
-        .transport = active_->candidate.transport,
-        .elapsed = now - round_started_});
   // A failover landed elsewhere than the address that died, or the race was won by another
   // address than the first one tried (its packets were lost, or it is broken): check that
   // one now and then, and move back to it when it answers.
@@ -510,11 +496,30 @@ void Client::established(std::size_t id) {
   }
   first_tried_.reset();
   avoid_.reset();
+  activate(now, now - round_started_, "");
+}
+
+void Client::activate(net::TimePoint now, net::Duration elapsed, std::string detail) {
+  ++connections_made_;
+  last_received_ = now;
+  health_ = {};
+  if (active_->hellos == 1) {
+    // An upper bound only: the first exchange on a path also pays for neighbour discovery
+    // and the handshake's cryptography. The first keepalive's answer replaces it.
+    rtt_sample(now - active_->hello_at);
+    health_.from_hello = true;
+  }
+  health_.timing = now;  // the keepalive sent now
+  emit({.kind = EventKind::connected,
+        .endpoint = active_->candidate.endpoint,
+        .transport = active_->candidate.transport,
+        .elapsed = elapsed,
+        .detail = std::move(detail)});
   active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
     a->send(m);
     on_sent();
   });
-  keepalive_tick();
+  keepalive_tick();  // at once: its answer times the path
 }
 
 void Client::keepalive_tick() {
@@ -715,26 +720,8 @@ void Client::promote_trial(std::size_t id) {
   preferred_.reset();
   moved_back_at_ = now;
   ++moves_back_;
-  ++connections_made_;
-  last_received_ = now;
-  health_ = {};
-  if (active_->hellos == 1) {
-    // An upper bound only: the first exchange on a path also pays for neighbour discovery
-    // and the handshake's cryptography. The first keepalive's answer replaces it.
-    rtt_sample(now - active_->hello_at);
-    health_.from_hello = true;
-  }
-  health_.timing = now;  // the keepalive sent now
-  emit({.kind = EventKind::connected,
-        .endpoint = active_->candidate.endpoint,
-        .transport = active_->candidate.transport,
-        .elapsed = now - active_->hello_at,
-        .detail = "moved back: the path left behind answers again (left " + old->candidate.endpoint.to_string() + ")"});
-  active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
-    a->send(m);
-    on_sent();
-  });
-  keepalive_tick();  // at once: its answer times the new path
+  activate(now, now - active_->hello_at,
+           "moved back: the path left behind answers again (left " + old->candidate.endpoint.to_string() + ")");
   stack_.clock().post([old] {});
 }
 

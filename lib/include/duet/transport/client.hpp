@@ -93,6 +93,9 @@ private:
   void cancelled(const policy::Connector::Cancel& c);
   void round_failed(bool resolved_any);
   void established(std::size_t id);
+  /// active_ is the path from now on (a race won, or a move back): its health starts
+  /// afresh, `connected` is said, the session sends on it and its first keepalive goes.
+  void activate(net::TimePoint now, net::Duration elapsed, std::string detail);
   void keepalive_tick();
   /// `demote`: the path itself failed (silence, an ICMP error), not the peer (EOF): the
   /// next round tries this address last and starts from the last lookup's answers.
