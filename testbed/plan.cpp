@@ -257,14 +257,26 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   }
   // After the faults: a fault at the same time as a start is part of the world it starts in.
   std::map<net::Duration, int> same_time;
+  std::map<net::Duration, int> peers_slot;
   for (const auto& in : s.instances) {
     // Each daemon is launched early and starts its engine at the instance's time
     // (--start-at): the simulator starts engines at once, a daemon first opens its TUN.
     // Instances that start together start in file order, 50 ms apart, as the simulator
     // runs them in file order within an instant (a server's sockets exist before a client
     // that starts with it sends anything: a server needs a few ms from start to listening).
-    const auto engine_at =
-        std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 50 * same_time[in.start]++;
+    // Peer-to-peer peers (each binds and each sends first) start together as in the
+    // simulator: 50 ms apart, the first one's hello would find no socket and it would
+    // connect only after the other's hello, ~60 ms late, a harness artefact.
+    const auto cfg = config::load_text(in.config, "x").config;
+    const bool peer = cfg.mode == config::Mode::p2p && !cfg.connections.empty() && !cfg.listens.empty();
+    int slot = 0;
+    if (peer && peers_slot.contains(in.start)) {
+      slot = peers_slot[in.start];
+    } else {
+      slot = same_time[in.start]++;
+      if (peer) peers_slot[in.start] = slot;
+    }
+    const auto engine_at = std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 50 * slot;
     at.emplace(in.start - kLaunchEarly, "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name +
                                             ".events\" --start-at $((t0 + " + std::to_string(engine_at) +
                                             ")) --config \"$D/" + in.name + ".conf\" > \"$D/" + in.name +
