@@ -11,7 +11,20 @@
 
 namespace duet::tunnel {
 
-bool crypto_init() { return sodium_init() >= 0; }
+bool crypto_init() {
+  if (sodium_init() < 0) return false;
+  // OpenSSL reads its configuration and fetches each algorithm on first use: ~3-5 ms that
+  // a daemon's first handshake paid on each side. Every primitive runs once here instead.
+  const Key zero{};
+  (void)public_key(zero);
+  (void)hash({zero});
+  (void)mac(zero, zero);
+  (void)hmac(zero, zero);
+  std::array<std::uint8_t, 16> sealed{};
+  aead_seal_in_place(zero, 0, sealed, 0, zero);
+  std::array<std::uint8_t, 1> none{};
+  return aead_open_to(zero, 0, sealed, zero, std::span(none).first(0));
+}
 
 Key clamp_private_key(Key k) {
   // Clamping as RFC 7748 describes; crypto_scalarmult clamps too, this keeps the stored form canonical.

@@ -20,7 +20,9 @@ using Key = config::Key;
 using Bytes = std::vector<std::uint8_t>;
 using Mac = std::array<std::uint8_t, 16>;
 
-/// Initialises libsodium (safe to call more than once); false if it cannot.
+/// Initialises libsodium and runs every primitive once, so that OpenSSL has read its
+/// configuration and fetched its algorithms before the first handshake (safe to call more
+/// than once; per thread for the OpenSSL contexts); false if it cannot.
 bool crypto_init();
 
 // --- keys ------------------------------------------------------------------------------
