@@ -285,10 +285,12 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   for (const auto& x : s.expectations) {
     std::smatch m;
     if (!std::regex_match(x.text, m, sim::pings_sentence())) continue;
-    for (const auto& in : s.instances) {
+    for (std::size_t i = 0; i < s.instances.size(); ++i) {
+      const auto& in = s.instances[i];
       if (in.name != m[1]) continue;
       for (auto t = in.start + std::chrono::seconds(1); t < s.duration; t += std::chrono::seconds(1)) {
-        at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -c 1 -W 1 " + m[2].str() +
+        at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -I duet" + std::to_string(i) + " -c 1 -W 1 " +
+                          m[2].str() +
                           " >/dev/null 2>&1 && echo " + m[2].str() + " >> \"$D/" + in.name +
                           ".pings\"; echo sent >> \"$D/" + in.name + ".pings-sent\") &");
       }
@@ -297,6 +299,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   // A stream of test messages ([[send]] with `every`) is a stream of pings through the
   // tunnel to the first other instance (the simulator sends probe-session data instead):
   // traffic that path health watches. A one-off [[send]] has no kernel counterpart.
+  // Instances on one host have TUN addresses in one /24: each ping is bound to its own
+  // instance's device (-I), or every instance's stream would take the first one's tunnel.
   for (const auto& x : s.sends) {
     if (x.every.count() == 0) continue;
     const auto from = std::find_if(s.instances.begin(), s.instances.end(),
@@ -309,7 +313,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     const auto end = x.until.value_or(s.duration);
     char interval[32];
     std::snprintf(interval, sizeof interval, "%.3f", static_cast<double>(ms(x.every)) / 1000.0);
-    at.emplace(x.at, "(ip netns exec " + n.ns(from->host) + " ping -q -i " + interval + " -w " +
+    at.emplace(x.at, "(ip netns exec " + n.ns(from->host) + " ping -I duet" +
+                         std::to_string(from - s.instances.begin()) + " -q -i " + interval + " -w " +
                          std::to_string((ms(end - x.at) + 999) / 1000) + " " +
                          (instance_has_v4(s, *to) ? "198.18.250." + j : "fd00:250::" + j) + " > \"$D/" + x.instance +
                          ".stream\" 2>&1) &");
