@@ -111,13 +111,14 @@ for spec in "udp all" "udp none" "udp tun" "udp gso,gro" "tcp all" "tcp none"; d
   read -r proto off <<<"$spec"
   name="duetd $proto, offload $off"
   extra=no; [[ $spec == "udp all" ]] && { wanted "duetd pps" || wanted "latency"; } && extra=yes
+  [[ $spec == "tcp all" ]] && wanted "latency" && extra=yes
   wanted "$name" || [[ $extra == yes ]] || continue
   start_duetd "$proto" "$off"
   wanted "$name" && run_case "$name" 198.18.151.2 "" "$ap" "$bp"
   statuses[$name]=$(status_lines)  # before the small-packet cases dilute the averages
   if [[ $extra == yes ]]; then
-    wanted "duetd pps" && run_case "duetd udp, 64-byte packets" 198.18.151.2 "-u -b 0 -l 64" "$ap" "$bp"
-    wanted "latency" && latency_case "duetd udp" 198.18.151.2
+    [[ $proto == udp ]] && wanted "duetd pps" && run_case "duetd udp, 64-byte packets" 198.18.151.2 "-u -b 0 -l 64" "$ap" "$bp"
+    wanted "latency" && latency_case "duetd $proto" 198.18.151.2
   fi
   stop
 done
@@ -189,7 +190,7 @@ if [[ -n ${latency[*]+set} ]]; then
   echo
   echo "| ping through the tunnel (ms) | idle, average | under load, average | under load, max |"
   echo "|---|---:|---:|---:|"
-  for name in "duetd udp" "wireguard-go"; do
+  for name in "duetd udp" "duetd tcp" "wireguard-go"; do
     [[ -n ${latency[$name]:-} ]] || continue
     read -r idle avg max <<<"${latency[$name]}"
     echo "| $name | $idle | $avg | $max |"
