@@ -67,7 +67,11 @@ class WgSession;
 
 struct DeviceLimits {
   /// Initiations per second above which the device is "under load" and asks for cookies.
-  std::size_t handshakes_per_second = 64;
+  /// About a quarter of what one core completes here (4 000-6 000 a second, RESULTS.md): a
+  /// flood meets cookies long before the loop saturates, while a server whose 10 000
+  /// peers rekey every two minutes (~80 a second) never makes them pay the cookie round
+  /// trip. (It was 64: such a server asked every handshake for a cookie.)
+  std::size_t handshakes_per_second = 1000;
   /// Packets held per peer while a handshake is under way (WireGuard holds 128).
   std::size_t staged_packets = 128;
   /// Under load, initiations that do carry a valid cookie are processed at most this many
