@@ -290,8 +290,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       if (in.name != m[1]) continue;
       for (auto t = in.start + std::chrono::seconds(1); t < s.duration; t += std::chrono::seconds(1)) {
         at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -I duet" + std::to_string(i) + " -c 1 -W 1 " +
-                          m[2].str() +
-                          " >/dev/null 2>&1 && echo " + m[2].str() + " >> \"$D/" + in.name +
+                          m[2].str() + " >/dev/null 2>&1 && echo " + m[2].str() + " >> \"$D/" + in.name +
                           ".pings\"; echo sent >> \"$D/" + in.name + ".pings-sent\") &");
       }
     }

@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <regex>
 
 #include "testbed.hpp"
 
@@ -14,7 +15,14 @@ using json = nlohmann::json;
 int report(const std::string& path) {
   std::ifstream in(path);
   int agree = 0, disagree = 0, only = 0;
-  std::string rows;
+  std::string rows, moves;
+  // "reconnected to X 841.0 ms after" -> "841 ms"
+  const auto after = [](const json& x, const char* key) -> std::string {
+    static const std::regex ms(R"(([0-9]+)(\.[0-9]+)? ms after)");
+    std::smatch m;
+    const std::string d = x.value(key, "");
+    return std::regex_search(d, m, ms) ? m[1].str() + " ms" : "–";
+  };
   for (std::string line; std::getline(in, line);) {
     auto j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("scenario")) continue;
@@ -33,6 +41,12 @@ int report(const std::string& path) {
                   x["kernel_detail"].get<std::string>() + "); ";
       }
     }
+    for (const auto& x : j["expectations"]) {
+      const std::string sentence = x["sentence"].get<std::string>();
+      if (sentence.find(" reconnects ") == std::string::npos) continue;
+      moves += "| " + file.substr(0, file.find('-')) + " | " + sentence + " | " + after(x, "sim_detail") + " | " +
+               after(x, "kernel_detail") + " |\n";
+    }
     std::string timing;
     for (const auto& i : j["instances"]) {
       timing += i["name"].get<std::string>() + ": sim " + i["sim"].get<std::string>() + ", kernel " +
@@ -49,6 +63,12 @@ int report(const std::string& path) {
          "|---|---|---|---|---|\n"
       << rows << "\n"
       << agree << " agree, " << disagree << " disagree, " << only << " simulator-only.\n";
+  if (!moves.empty()) {
+    std::cout << "\n## Failover side by side\n\nEvery `reconnects` sentence: the time from the fault to the "
+                 "connection it names, in each world.\n\n| scenario | sentence | simulator | kernel |\n"
+                 "|---|---|---:|---:|\n"
+              << moves;
+  }
   return 0;
 }
 
