@@ -218,6 +218,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   }
   // The timeline: instance starts, faults and pings, in time order.
   std::multimap<net::Duration, std::string> at;
+  std::map<std::string, net::Duration> crashed_at;  // per host, its last crash so far
   for (const auto& f : s.faults) {
     const std::string ns = n.ns(f.host);
     std::string cmd;
@@ -236,18 +237,32 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       cmd =
           "run ip -n " + ns + " addr " + (f.action == "add-address" ? "add " : "del ") + prefix_text + " dev " + iface;
     } else if (f.action == "crash") {
+      // A crashed host says nothing: no ICMP port unreachable for the dead daemon's port, no
+      // RST for its connections (as in the simulator). Every route lookup for a packet
+      // leaving it ends in a blackhole rule; the daemons die after it is in place.
+      cmd = "run ip -n " + ns + " -4 rule add pref 5 blackhole; run ip -n " + ns + " -6 rule add pref 5 blackhole; ";
+      crashed_at[f.host] = f.at;
       for (const auto& in : s.instances) {
         if (in.host == f.host) cmd += "kill -9 $(cat \"$D/" + in.name + ".pid\") 2>/dev/null; ";
       }
       cmd += ":";
     } else if (f.action == "restart") {
+      // The host answers again at the restart's time; its daemons are launched early (while
+      // the host is still silent) and start their engines then, as the simulator restarts
+      // them at once: launched at the restart, they listened ~100 ms late.
+      cmd = "run ip -n " + ns + " -4 rule del pref 5; run ip -n " + ns + " -6 rule del pref 5; :";
+      std::string launch;
       for (const auto& in : s.instances) {
         if (in.host == f.host) {
-          cmd += "ip netns exec " + ns + " $DUETD --events \"$D/" + in.name + ".events\" --config \"$D/" + in.name +
-                 ".conf\" >> \"$D/" + in.name + ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"; ";
+          launch += "ip netns exec " + ns + " $DUETD --events \"$D/" + in.name + ".events\" --start-at $((t0 + " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(f.at).count()) +
+                    ")) --config \"$D/" + in.name + ".conf\" >> \"$D/" + in.name +
+                    ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"; ";
         }
       }
-      cmd += ":";
+      const auto crash = crashed_at.find(f.host);
+      const net::Duration earliest = crash == crashed_at.end() ? net::Duration{0} : crash->second;
+      at.emplace(std::max(earliest, f.at - kLaunchEarly), launch + ":");
     } else {
       std::cerr << s.file << ":" << f.line << ": the testbed cannot replay the fault '" << f.action << "'\n";
       return 3;
