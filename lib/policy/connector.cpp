@@ -263,7 +263,27 @@ bool Connector::start_next(net::TimePoint now, Outputs& out) {
       if (others_left && e == s_.last_resort) continue;
       t.tried.push_back(e);
       const std::size_t id = next_attempt_++;
-      attempts_.push_back({id, now + timeout_, true});
+      attempts_.push_back({id, now + timeout_, true, {}});
+      if (delay_.count() == 0) {
+        // In order (racing off), what is left of the block's server-poll-timeout is shared
+        // by the addresses still to try: with both timeouts at their default 120 s, one
+        // address that never answers would otherwise take the whole block and the next
+        // addresses would never be tried.
+        std::size_t left = 1;
+        for (const auto& other : targets_) {
+          for (const auto& x : other.order) {
+            if (std::find(other.tried.begin(), other.tried.end(), x) == other.tried.end()) ++left;
+          }
+        }
+        const auto share = (block_deadline_ - now) / static_cast<net::Duration::rep>(left);
+        if (left > 1 && now + share < attempts_.back().deadline) {
+          attempts_.back().deadline = now + share;
+          attempts_.back().deadline_why =
+              "its share of server-poll-timeout: " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(share).count()) + " s, " +
+              std::to_string(left) + " addresses left";
+        }
+      }
       last_start_ = now;
       out.emplace_back(Start{id, Candidate{e, t.transport, t.via_host, t.via_port}});
       return true;
@@ -359,7 +379,7 @@ Connector::Outputs Connector::on_timer(net::TimePoint now) {
     if (a.running && a.deadline <= now) {
       a.running = false;
       timed_out = true;
-      out.emplace_back(Cancel{a.id, Cancel::Why::timed_out, ""});
+      out.emplace_back(Cancel{a.id, Cancel::Why::timed_out, a.deadline_why});
     }
   }
   if (now >= block_deadline_) {

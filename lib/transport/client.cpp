@@ -242,12 +242,7 @@ void Client::cancelled(const Connector::Cancel& c) {
   auto it = attempts_.find(c.attempt);
   if (it == attempts_.end()) return;
   const Attempt& a = *it->second;
-  if (c.why == Connector::Cancel::Why::timed_out) {
-    emit({.kind = EventKind::attempt_failed,
-          .endpoint = a.candidate.endpoint,
-          .transport = a.candidate.transport,
-          .error = net::errc(std::errc::timed_out)});
-  } else if (c.why == Connector::Cancel::Why::poll_timeout) {
+  if (c.why == Connector::Cancel::Why::timed_out || c.why == Connector::Cancel::Why::poll_timeout) {
     emit({.kind = EventKind::attempt_failed,
           .endpoint = a.candidate.endpoint,
           .transport = a.candidate.transport,

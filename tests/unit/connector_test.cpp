@@ -234,6 +234,32 @@ TEST(Connector, InOrderTriesOneAddressAtATimeUntilItsTimeout) {
        });
 }
 
+// Racing off with the default timeouts (connect-timeout and server-poll-timeout both
+// 120 s): the block's time is shared by the addresses still to try, so an IPv6 address
+// that never answers costs 60 s and IPv4 still gets its turn (before, the block ended
+// with the first attempt and the second address was never tried).
+TEST(Connector, InOrderWithDefaultTimeoutsSharesTheBlocksTimeAmongItsAddresses) {
+  const auto loaded = config::load_text("mode client\nremote vpn.test\nhappy-eyeballs-delay 0\n", "c.conf");
+  ASSERT_TRUE(loaded.ok());
+  Connector c({.config = &loaded.config, .tcp_proxy = std::nullopt, .udp_proxy = std::nullopt, .shuffle = 7});
+  (void)c.start(net::TimePoint{});
+  (void)c.on_resolved(1, std::vector<net::Endpoint>{ep("[fd00::2]:1194")}, net::TimePoint{});
+  (void)c.on_resolved(2, std::vector<net::Endpoint>{ep("198.18.2.2:1194")}, net::TimePoint{});
+  std::vector<std::string> got;
+  const net::TimePoint end(120s);
+  while (auto d = c.next_deadline()) {
+    if (*d > end) break;
+    for (const auto& o : c.on_timer(*d)) {
+      got.push_back(std::to_string(static_cast<long long>(net::to_ms(d->time_since_epoch()))) + " " + show(o));
+      if (const auto* x = std::get_if<Connector::Cancel>(&o)) got.back() += " (" + x->detail + ")";
+    }
+  }
+  const auto has = [&](const std::string& line) { return std::find(got.begin(), got.end(), line) != got.end(); };
+  EXPECT_TRUE(has("60000 cancel#1 connect-timeout (its share of server-poll-timeout: 60 s, 2 addresses left)"))
+      << ::testing::PrintToString(got);
+  EXPECT_TRUE(has("60000 start#2 198.18.2.2:1194")) << "IPv4 gets its turn after 60 s";
+}
+
 TEST(Connector, WhenEverythingFailsTheNextConnectionBlockIsTriedThenTheRoundIsOver) {
   play(
       "mode client\n<connection>\nremote 198.18.2.2 1194 udp\n</connection>\n<connection>\nremote fd00::2 443 "

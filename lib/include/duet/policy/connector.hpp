@@ -88,7 +88,9 @@ public:
     enum class Why { lost_race, timed_out, poll_timeout, block_over };
     std::size_t attempt = 0;
     Why why = Why::lost_race;
-    std::string detail;  ///< poll_timeout: "server-poll-timeout 120 s"
+    /// poll_timeout: "server-poll-timeout 120 s"; timed_out: why the deadline came before
+    /// connect-timeout (in order, a share of the block's time), else empty
+    std::string detail;
     bool operator==(const Cancel&) const = default;
   };
   /// Attempt `attempt` won: the connection is made; the machine is done.
@@ -170,6 +172,7 @@ private:
     std::size_t id = 0;
     net::TimePoint deadline{};
     bool running = true;
+    std::string deadline_why;  ///< set when the deadline is a share of the block's time
   };
 
   void begin_block(std::size_t index, net::TimePoint now, Outputs& out);
