@@ -183,13 +183,23 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   // Instances: keys, and each other as peers (listeners first, so a client's first peer is
   // a server), a TUN address 198.18.250.N, the events file the judge reads.
   std::vector<std::size_t> order;
+  std::vector<config::Config> configs;
   for (std::size_t i = 0; i < s.instances.size(); ++i) {
-    auto r = config::load_text(s.instances[i].config, "x");
-    if (!r.config.listens.empty() || r.config.mode == config::Mode::server)
+    configs.push_back(config::load_text(s.instances[i].config, "x").config);
+    const config::Config& c = configs.back();
+    if (!c.listens.empty() || c.mode == config::Mode::server)
       order.insert(order.begin(), i);
     else
       order.push_back(i);
   }
+  // Instance i's TUN device, and its daemon launched with its engine starting at `at`.
+  const auto dev = [](std::size_t i) { return "duet" + std::to_string(i); };
+  const auto launch = [&](const sim::ScenarioInstance& in, net::Duration at, const char* redirect) {
+    return "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name + ".events\" --start-at $((t0 + " +
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(at).count()) + ")) --config \"$D/" +
+           in.name + ".conf\" " + redirect + " \"$D/" + in.name + ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" +
+           in.name + ".pid\"";
+  };
   for (std::size_t i = 0; i < s.instances.size(); ++i) {
     o << "$DUETD genkey > \"$D/" << s.instances[i].name << ".key\"\npub_" << i << "=$($DUETD pubkey < \"$D/"
       << s.instances[i].name << ".key\")\n";
@@ -198,7 +208,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   o << "pub_spare=$($DUETD genkey | $DUETD pubkey)\n";
   for (std::size_t i = 0; i < s.instances.size(); ++i) {
     const auto& in = s.instances[i];
-    std::string extra = "\ndev duet" + std::to_string(i) + "\nverb 4\ncontrol-socket $D/" + in.name + ".sock\n";
+    std::string extra = "\ndev " + dev(i) + "\nverb 4\ncontrol-socket $D/" + in.name + ".sock\n";
     if (in.config.find("private-key") == std::string::npos) {
       // The TUN's address must not give the host a family it lacks (a server on an
       // IPv6-only host would otherwise see IPv4 and bind it).
@@ -251,18 +261,13 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       // the host is still silent) and start their engines then, as the simulator restarts
       // them at once: launched at the restart, they listened ~100 ms late.
       cmd = "run ip -n " + ns + " -4 rule del pref 5; run ip -n " + ns + " -6 rule del pref 5; :";
-      std::string launch;
+      std::string launches;
       for (const auto& in : s.instances) {
-        if (in.host == f.host) {
-          launch += "ip netns exec " + ns + " $DUETD --events \"$D/" + in.name + ".events\" --start-at $((t0 + " +
-                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(f.at).count()) +
-                    ")) --config \"$D/" + in.name + ".conf\" >> \"$D/" + in.name +
-                    ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"; ";
-        }
+        if (in.host == f.host) launches += launch(in, f.at, ">>") + "; ";
       }
       const auto crash = crashed_at.find(f.host);
       const net::Duration earliest = crash == crashed_at.end() ? net::Duration{0} : crash->second;
-      at.emplace(std::max(earliest, f.at - kLaunchEarly), launch + ":");
+      at.emplace(std::max(earliest, f.at - kLaunchEarly), launches + ":");
     } else {
       std::cerr << s.file << ":" << f.line << ": the testbed cannot replay the fault '" << f.action << "'\n";
       return 3;
@@ -273,7 +278,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   // After the faults: a fault at the same time as a start is part of the world it starts in.
   std::map<net::Duration, int> same_time;
   std::map<net::Duration, int> peers_slot;
-  for (const auto& in : s.instances) {
+  for (std::size_t i = 0; i < s.instances.size(); ++i) {
+    const auto& in = s.instances[i];
     // Each daemon is launched early and starts its engine at the instance's time
     // (--start-at): the simulator starts engines at once, a daemon first opens its TUN.
     // Instances that start together start in file order, 50 ms apart, as the simulator
@@ -282,7 +288,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     // Peer-to-peer peers (each binds and each sends first) start together as in the
     // simulator: 50 ms apart, the first one's hello would find no socket and it would
     // connect only after the other's hello, ~60 ms late, a harness artefact.
-    const auto cfg = config::load_text(in.config, "x").config;
+    const config::Config& cfg = configs[i];
     const bool peer = cfg.mode == config::Mode::p2p && !cfg.connections.empty() && !cfg.listens.empty();
     int slot = 0;
     if (peer && peers_slot.contains(in.start)) {
@@ -291,11 +297,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       slot = same_time[in.start]++;
       if (peer) peers_slot[in.start] = slot;
     }
-    const auto engine_at = std::chrono::duration_cast<std::chrono::milliseconds>(in.start).count() + 50 * slot;
-    at.emplace(in.start - kLaunchEarly, "ip netns exec " + n.ns(in.host) + " $DUETD --events \"$D/" + in.name +
-                                            ".events\" --start-at $((t0 + " + std::to_string(engine_at) +
-                                            ")) --config \"$D/" + in.name + ".conf\" > \"$D/" + in.name +
-                                            ".log\" 2>&1 & pids+=($!); echo $! > \"$D/" + in.name + ".pid\"");
+    at.emplace(in.start - kLaunchEarly, launch(in, in.start + std::chrono::milliseconds(50 * slot), ">"));
   }
   for (const auto& x : s.expectations) {
     std::smatch m;
@@ -304,8 +306,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       const auto& in = s.instances[i];
       if (in.name != m[1]) continue;
       for (auto t = in.start + std::chrono::seconds(1); t < s.duration; t += std::chrono::seconds(1)) {
-        at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -I duet" + std::to_string(i) + " -c 1 -W 1 " +
-                          m[2].str() + " >/dev/null 2>&1 && echo " + m[2].str() + " >> \"$D/" + in.name +
+        at.emplace(t, "(ip netns exec " + n.ns(in.host) + " ping -I " + dev(i) + " -c 1 -W 1 " + m[2].str() +
+                          " >/dev/null 2>&1 && echo " + m[2].str() + " >> \"$D/" + in.name +
                           ".pings\"; echo sent >> \"$D/" + in.name + ".pings-sent\") &");
       }
     }
@@ -327,8 +329,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     const auto end = x.until.value_or(s.duration);
     char interval[32];
     std::snprintf(interval, sizeof interval, "%.3f", static_cast<double>(ms(x.every)) / 1000.0);
-    at.emplace(x.at, "(ip netns exec " + n.ns(from->host) + " ping -I duet" +
-                         std::to_string(from - s.instances.begin()) + " -q -i " + interval + " -w " +
+    at.emplace(x.at, "(ip netns exec " + n.ns(from->host) + " ping -I " +
+                         dev(static_cast<std::size_t>(from - s.instances.begin())) + " -q -i " + interval + " -w " +
                          std::to_string((ms(end - x.at) + 999) / 1000) + " " +
                          (instance_has_v4(s, *to) ? "198.18.250." + j : "fd00:250::" + j) + " > \"$D/" + x.instance +
                          ".stream\" 2>&1) &");
