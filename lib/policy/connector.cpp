@@ -253,13 +253,12 @@ bool Connector::start_next(net::TimePoint now, Outputs& out) {
   bool others_left = resolving();
   for (const auto& t : targets_) {
     for (const auto& e : t.order) {
-      others_left =
-          others_left || (e != s_.last_resort && std::find(t.tried.begin(), t.tried.end(), e) == t.tried.end());
+      others_left = others_left || (e != s_.last_resort && !t.was_tried(e));
     }
   }
   for (auto& t : targets_) {
     for (const auto& e : t.order) {
-      if (std::find(t.tried.begin(), t.tried.end(), e) != t.tried.end()) continue;
+      if (t.was_tried(e)) continue;
       if (others_left && e == s_.last_resort) continue;
       t.tried.push_back(e);
       const std::size_t id = next_attempt_++;
@@ -272,7 +271,7 @@ bool Connector::start_next(net::TimePoint now, Outputs& out) {
         std::size_t left = 1;
         for (const auto& other : targets_) {
           for (const auto& x : other.order) {
-            if (std::find(other.tried.begin(), other.tried.end(), x) == other.tried.end()) ++left;
+            if (!other.was_tried(x)) ++left;
           }
         }
         const auto share = (block_deadline_ - now) / static_cast<net::Duration::rep>(left);
@@ -309,7 +308,7 @@ void Connector::check_exhausted(net::TimePoint now, Outputs& out) {
   if (finished_ || resolving() || running() != 0) return;
   for (const auto& t : targets_) {
     for (const auto& e : t.order) {
-      if (std::find(t.tried.begin(), t.tried.end(), e) == t.tried.end()) return;
+      if (!t.was_tried(e)) return;
     }
   }
   end_block(Cancel::Why::block_over, now, out);
@@ -405,7 +404,7 @@ std::optional<net::TimePoint> Connector::next_deadline() const {
   for (const auto& tg : targets_) {
     if (tg.a_at && !tg.v4_released && tg.v4.state == Lookup::State::answered) consider(*tg.a_at + kResolutionDelay);
     for (const auto& e : tg.order) {
-      untried = untried || std::find(tg.tried.begin(), tg.tried.end(), e) == tg.tried.end();
+      untried = untried || !tg.was_tried(e);
     }
   }
   if (untried && delay_.count() != 0 && last_start_ && running() > 0) consider(*last_start_ + delay_);

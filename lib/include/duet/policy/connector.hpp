@@ -24,6 +24,7 @@
 // (`Exhausted`); policy::retry says how long to wait before the next round.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -167,6 +168,10 @@ private:
     std::vector<net::Endpoint> order;   ///< the same in the order to try (interleaved when racing)
     std::vector<net::Endpoint> tried;
     bool settled_noted = false;
+    /// Whether an attempt to `e` was started in this block.
+    [[nodiscard]] bool was_tried(const net::Endpoint& e) const {
+      return std::find(tried.begin(), tried.end(), e) != tried.end();
+    }
   };
   struct Attempt {
     std::size_t id = 0;
