@@ -72,23 +72,8 @@ Outcome run(std::uint64_t seed) {
   EXPECT_TRUE(server.start(why)) << why;
 
   // The flood: valid mac1 from 64 addresses, 2560 initiations a second, throughout.
-  auto& attacker = w.stack("attacker");
-  std::vector<std::unique_ptr<net::DatagramSocket>> flood;
-  std::vector<Bytes> initiations;
-  const Identity stranger = Identity::from_private(clamp_private_key(Key{10}));
-  for (int i = 2; i < 66; ++i) {
-    flood.push_back(std::move(*attacker.open_datagram(net::Family::v4)));
-    EXPECT_FALSE(flood.back()->bind(ep(("198.18.9." + std::to_string(i) + ":4000").c_str())));
-    InitiatorState st;
-    initiations.push_back(create_initiation(stranger, server_id.public_key, Key{}, static_cast<std::uint32_t>(i),
-                                            tai64n(1000, 0), clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
-  }
-  auto flood_timer = attacker.clock().make_timer();
-  std::function<void()> tick = [&] {
-    for (std::size_t i = 0; i < flood.size(); ++i) (void)flood[i]->send_to(ep("198.18.2.2:1194"), initiations[i]);
-    flood_timer->start(25ms, tick);
-  };
-  tick();
+  InitiationFlood flood(w, "attacker", 64, server_id.public_key, ep("198.18.2.2:1194"));
+  flood.start(25ms);
 
   std::vector<Client> clients(kClients);
   for (int i = 0; i < kClients; ++i) {
@@ -126,7 +111,7 @@ Outcome run(std::uint64_t seed) {
   o.cookie_replies = st.cookie_replies_sent;
   o.handshakes = st.handshakes;
   o.events = w.events_processed();
-  flood_timer->cancel();
+  flood.stop();
   return o;
 }
 

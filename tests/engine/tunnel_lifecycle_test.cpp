@@ -305,19 +305,9 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
 
   // 64 sources send initiations with a valid mac1 (anyone who knows the server's public
   // key can), 2560 a second, for 8 seconds.
-  auto& attacker = w.stack("attacker");
-  std::vector<std::unique_ptr<net::DatagramSocket>> sockets;
-  std::vector<Bytes> initiations;
-  const Identity stranger = Identity::from_private(clamp_private_key(Key{10}));
-  for (int i = 2; i < 66; ++i) {
-    sockets.push_back(std::move(*attacker.open_datagram(net::Family::v4)));
-    ASSERT_FALSE(sockets.back()->bind(ep(("198.18.9." + std::to_string(i) + ":4000").c_str())));
-    InitiatorState st;
-    initiations.push_back(create_initiation(stranger, s.public_key, Key{}, static_cast<std::uint32_t>(i),
-                                            tai64n(1000, 0), clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
-  }
+  InitiationFlood flood(w, "attacker", 64, s.public_key, ep("198.18.2.2:1194"));
   std::size_t cookies_seen = 0;
-  for (auto& sock : sockets) {
+  for (const auto& sock : flood.sockets()) {
     std::function<void()> arm = [&, raw = sock.get()] {
       raw->receive([&, raw](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
         if (!ec && !d.empty() && d[0] == kMessageHandshakeCookie) ++cookies_seen;
@@ -326,13 +316,7 @@ TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
     };
     arm();
   }
-  auto flood_timer = attacker.clock().make_timer();
-  int rounds = 0;
-  std::function<void()> flood = [&] {
-    for (std::size_t i = 0; i < sockets.size(); ++i) (void)sockets[i]->send_to(ep("198.18.2.2:1194"), initiations[i]);
-    if (++rounds < 320) flood_timer->start(25ms, flood);
-  };
-  flood();
+  flood.start(25ms, 320);
   w.run_for(500ms);
   EXPECT_TRUE(server.device.under_load());
 
@@ -363,30 +347,14 @@ TEST(Cookies, AServerBelowTheThresholdAsksNoOneForACookie) {
   const Identity c = Identity::from_private(clamp_private_key(Key{8}));
   Side server(w, "server", "mode server\nproto udp\n", s,
               {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
-  auto& busy = w.stack("busy");
-  std::vector<std::unique_ptr<net::DatagramSocket>> sockets;
-  std::vector<Bytes> initiations;
-  const Identity stranger = Identity::from_private(clamp_private_key(Key{10}));
-  for (int i = 2; i < 66; ++i) {
-    sockets.push_back(std::move(*busy.open_datagram(net::Family::v4)));
-    ASSERT_FALSE(sockets.back()->bind(ep(("198.18.9." + std::to_string(i) + ":4000").c_str())));
-    InitiatorState st;
-    initiations.push_back(create_initiation(stranger, s.public_key, Key{}, static_cast<std::uint32_t>(i),
-                                            tai64n(1000, 0), clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
-  }
-  auto timer = busy.clock().make_timer();
-  int rounds = 0;
-  std::function<void()> tick = [&] {
-    for (std::size_t i = 0; i < sockets.size(); ++i) (void)sockets[i]->send_to(ep("198.18.2.2:1194"), initiations[i]);
-    if (++rounds < 15) timer->start(200ms, tick);
-  };
-  tick();
+  InitiationFlood busy(w, "busy", 64, s.public_key, ep("198.18.2.2:1194"));
+  busy.start(200ms, 15);
   w.run_for(1s);
   Side client(w, "client", "mode client\nremote 198.18.2.2 1194 udp\n", c,
               {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}});
   ASSERT_TRUE(w.run_until([&] { return client.client->connected(); }, 5s));
   w.run_for(2s);
-  EXPECT_EQ(rounds, 15);
+  EXPECT_EQ(busy.rounds(), 15);
   EXPECT_FALSE(server.device.under_load());
   EXPECT_EQ(server.device.cookie_replies_sent(), 0u) << "960 initiations in 3 s: no cookie asked";
   EXPECT_FALSE(client.device.peers()[0].cookie) << "the real client connected in one round trip";

@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
+#include <memory>
 
 #include "duet/config/loader.hpp"
 #include "duet/node/node.hpp"
 #include "duet/sim/tun.hpp"
 #include "duet/sim/world.hpp"
+#include "duet/tunnel/noise.hpp"
 
 namespace duet::test {
 
@@ -23,6 +26,42 @@ inline void add_stranger(sim::SimWorld& w, const std::string& name, int addresse
   for (int i = 2; i < 2 + addresses; ++i) w.add_address(name, "eth0", "198.18.9." + std::to_string(i) + "/24");
   w.add_route(name, "default", sim::RouteVerdict::forward, "eth0");
 }
+
+/// Handshake initiations from every address of add_stranger()'s host `host` (198.18.9.2
+/// onwards, a socket on port 4000 each) to `to`: a valid mac1 for `server` (anyone who
+/// knows a server's public key can make one), from a key the server does not know.
+/// start() sends one from each address at once and then every `period`, `rounds` times
+/// in all (0: until stop()).
+class InitiationFlood {
+public:
+  InitiationFlood(sim::SimWorld& w, const std::string& host, int addresses, const tunnel::Key& server, net::Endpoint to)
+      : to_(to), timer_(w.stack(host).clock().make_timer()) {
+    using namespace tunnel;
+    const Identity stranger = Identity::from_private(clamp_private_key(Key{10}));
+    for (int i = 2; i < 2 + addresses; ++i) {
+      sockets_.push_back(std::move(*w.stack(host).open_datagram(net::Family::v4)));
+      EXPECT_FALSE(sockets_.back()->bind(*net::Endpoint::parse("198.18.9." + std::to_string(i) + ":4000")));
+      InitiatorState st;
+      initiations_.push_back(create_initiation(stranger, server, Key{}, static_cast<std::uint32_t>(i), tai64n(1000, 0),
+                                               clamp_private_key(Key{static_cast<std::uint8_t>(i)}), st));
+    }
+  }
+  void start(net::Duration period, int rounds = 0) {
+    for (std::size_t i = 0; i < sockets_.size(); ++i) (void)sockets_[i]->send_to(to_, initiations_[i]);
+    if (++rounds_ != rounds) timer_->start(period, [this, period, rounds] { start(period, rounds); });
+  }
+  void stop() { timer_->cancel(); }
+  [[nodiscard]] int rounds() const { return rounds_; }
+  /// One per address, for a test that listens to what comes back.
+  [[nodiscard]] const std::vector<std::unique_ptr<net::DatagramSocket>>& sockets() const { return sockets_; }
+
+private:
+  net::Endpoint to_;
+  std::unique_ptr<net::Timer> timer_;
+  std::vector<std::unique_ptr<net::DatagramSocket>> sockets_;
+  std::vector<tunnel::Bytes> initiations_;
+  int rounds_ = 0;
+};
 
 inline tunnel::Bytes ipv4_udp(const char* src, const char* dst, std::uint8_t tag) {
   tunnel::Bytes p(28, 0);
