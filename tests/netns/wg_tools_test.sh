@@ -94,16 +94,21 @@ wait_ping() {  # the first packets wait for the handshake
   for _ in 1 2 3 4 5; do in_a ping -c 1 -W 2 198.19.171.2 > /dev/null 2>&1 && return 0; done
   return 1
 }
-iperf() {  # iperf NAME DEST [iperf3 options]: BYTES from A to B; sets iperf_detail
-  local name=$1 dest=$2
+iperf() {  # iperf NAME DEST [iperf3 options]: BYTES from A to B; sets iperf_detail, and
+  # for UDP tunnel_lost: the percentage of datagrams sent that B's TUN never delivered (lost
+  # by the tunnel: either duetd, the TUN queues or the path), as opposed to those iperf3's
+  # own receiving socket dropped when the receiver fell behind on a busy machine
+  local name=$1 dest=$2 rx0
   shift 2
   in_b iperf3 -s -1 -p 5211 > "$dir/iperf-s.log" 2>&1 &
   local srv=$!
   sleep 0.3
+  rx0=$(in_b cat "/sys/class/net/$DB/statistics/rx_packets")
   if timeout 120 ip netns exec "$A" iperf3 -c "$dest" -p 5211 -n "$bytes" -J "$@" > "$dir/iperf.json" 2> "$dir/iperf.log"; then
-    iperf_lost=$(jq '.end | (.sum_received // .sum).lost_percent // 0 | floor' "$dir/iperf.json" 2> /dev/null || echo 100)
-    iperf_detail=$(jq -r '.end | (.sum_received // .sum) as $s | "\($s.bits_per_second / 1e6 | floor) Mbit/s" + (if $s.lost_percent then ", \($s.lost_percent * 100 | floor / 100)% lost" else "" end)' "$dir/iperf.json" 2> /dev/null)
     wait $srv
+    local rx=$(($(in_b cat "/sys/class/net/$DB/statistics/rx_packets") - rx0))
+    tunnel_lost=$(jq --argjson rx $rx '.end.sum_sent.packets // 0 | if . > 0 then ([. - $rx, 0] | max) * 100 / . else 0 end' "$dir/iperf.json" 2> /dev/null || echo 100)
+    iperf_detail=$(jq -r --argjson t "${tunnel_lost:-100}" '.end | (.sum_received // .sum) as $s | "\($s.bits_per_second / 1e6 | floor) Mbit/s" + (if $s.lost_percent then ", tunnel lost \($t * 100 | floor / 100)%, iperf3 lost \($s.lost_percent * 100 | floor / 100)%" else "" end)' "$dir/iperf.json" 2> /dev/null)
     return 0
   fi
   iperf_detail=$(tail -n 3 "$dir/iperf.log")
@@ -117,8 +122,10 @@ bulk() {  # bulk LABEL: TCP and UDP, both inner families
     [[ $fam == 6 ]] && d=fd00:1711::2
     iperf "$label" "$d"
     report "$label: iperf3 TCP $bytes over inner IPv$fam" $(($? == 0)) "$iperf_detail"
-    iperf "$label" "$d" -u -b "$udp_rate" -l 1300 && [[ $iperf_lost -lt 5 ]]
-    report "$label: iperf3 UDP $bytes at $udp_rate over inner IPv$fam, under 5% lost" $(($? == 0)) "$iperf_detail"
+    # iperf3's own loss counts datagrams its receiving socket dropped while the receiver
+    # waited for a CPU (2 cores, 4 busy processes); the tunnel is judged by what it lost
+    iperf "$label" "$d" -u -b "$udp_rate" -l 1300 && jq -en "$tunnel_lost < 5" > /dev/null
+    report "$label: iperf3 UDP $bytes at $udp_rate over inner IPv$fam, under 5% lost in the tunnel" $(($? == 0)) "$iperf_detail"
   done
 }
 
