@@ -40,7 +40,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   std::shared_ptr<KeypairState> k = it->second;
   const auto now = clock_.now();
   if (now - k->created >= kRejectAfterTime) return;
-  if (const auto path_peer = peer_of(s); path_peer && *path_peer != k->peer) return;  // someone else's path
+  if (!path_open_to(s, k->peer)) return;  // someone else's path
   const auto counter = decrypt_data_into(k->keys, m, open_buffer_);
   if (!counter || !k->replay.accept(*counter)) return;
   const std::span<const std::uint8_t> packet(open_buffer_);
@@ -58,8 +58,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
     if (ps.retransmit_timer) ps.retransmit_timer->cancel();
   }
   // Authenticated: this path is where the peer is now (roaming).
-  bind_peer(s, peer);
-  s.proven_ = true;
+  prove_path(s, peer);
   r.authenticated = true;
   if (ps.active != &s && s.can_send()) make_active(s);
   ps.rx_bytes += m.size();

@@ -143,6 +143,27 @@ void Device::bind_peer(WgSession& s, std::size_t peer) {
   s.generation_ = peers_[peer].generation;
 }
 
+bool Device::path_open_to(const WgSession& s, std::size_t peer) const {
+  const auto holder = peer_of(s);
+  // An initiator's path was made for its configured peer. A responder's source address
+  // follows whoever authenticates from it, as a WireGuard endpoint does, once its holder
+  // has been quiet long enough that a configured peer spoofing its address cannot take a
+  // live peer's path away.
+  return !holder || *holder == peer || (!s.initiator_ && clock_.now() - s.proven_at_ >= kPathHandOverIdle);
+}
+
+void Device::prove_path(WgSession& s, std::size_t peer) {
+  if (const auto holder = peer_of(s); holder && *holder != peer) {
+    // The peer that held it is not there any more: no packet for it goes to that address
+    // (a path opened there would take the address back from the peer that has it now).
+    forget(s);
+    if (peers_[*holder].endpoint == s.remote_) peers_[*holder].endpoint.reset();
+  }
+  bind_peer(s, peer);
+  s.proven_ = true;
+  s.proven_at_ = clock_.now();
+}
+
 std::size_t Device::add_peer(const PeerConfig& config) {
   std::size_t i = peers_.size();
   if (!free_slots_.empty()) {

@@ -54,8 +54,7 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
   });
   if (!in) return;
   auto peer = find_peer(in->peer_static);
-  const auto path_peer = peer_of(s);
-  if (!peer || (path_peer && *peer != *path_peer)) return;  // unknown key, or not who this path talks to
+  if (!peer || !path_open_to(s, *peer)) return;  // unknown key, or not who this path talks to
   auto& ps = peers_[*peer];
   if (in->timestamp <= ps.last_timestamp) return;  // a replayed initiation
   if (ps.last_initiation_consumed && now - *ps.last_initiation_consumed < kHandshakeFloodInterval) return;
@@ -74,8 +73,7 @@ void Device::on_initiation(WgSession& s, std::span<const std::uint8_t> m, transp
     ps.next.erase(ps.next.begin());
   }
   handshake_done(*peer);
-  bind_peer(s, *peer);
-  s.proven_ = true;
+  prove_path(s, *peer);
   r.authenticated = true;
   if (s.can_send()) make_active(s);
 }
@@ -95,7 +93,7 @@ void Device::on_response(WgSession& s, std::span<const std::uint8_t> m, transpor
   handshake_done(peer);
   ps.rekey_since.reset();
   if (ps.retransmit_timer) ps.retransmit_timer->cancel();
-  s.proven_ = true;
+  prove_path(s, peer);
   r.authenticated = true;
   r.answers_hello = s.initiator_;
   if (s.can_send()) make_active(s);

@@ -15,6 +15,9 @@ inline constexpr auto kHandshakeFloodInterval = std::chrono::milliseconds(20);  
 inline constexpr auto kMaxJitter = std::chrono::milliseconds(333);
 /// A keepalive that comes back this soon after ours was an answer (a duet responder's).
 inline constexpr auto kKeepaliveAnswerWindow = std::chrono::seconds(1);
+/// A source address one peer has been silent on this long may be taken by another peer
+/// that authenticates from it (a NAT that gave the port away; a host that reused it).
+inline constexpr auto kPathHandOverIdle = kKeepaliveTimeout;
 inline constexpr auto kReceiveRekeyAge = kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout;  // 165 s
 
 /// One path to a peer (a UDP source address or a TCP connection), as the engine's session.
@@ -97,8 +100,9 @@ private:
   std::optional<std::size_t> peer_;  ///< configured (initiator) or learned (responder); see peer_of()
   std::uint32_t generation_ = 0;     ///< of peer_'s slot when it was set
   bool initiator_;
-  bool proven_ = false;      ///< the peer has authenticated itself on this path
-  bool configured_ = false;  ///< a path to the peer's endpoint: used before it authenticates
+  bool proven_ = false;         ///< the peer has authenticated itself on this path
+  net::TimePoint proven_at_{};  ///< when it last did (see Device::path_open_to)
+  bool configured_ = false;     ///< a path to the peer's endpoint: used before it authenticates
   /// The initiations this path sent that may still be answered: the newest two, so that a
   /// hello said again (the engine repeats it when the peer speaks first) does not make the
   /// answer to the first one useless when both crossed on the wire.

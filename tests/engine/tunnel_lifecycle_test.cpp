@@ -293,6 +293,88 @@ TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
   EXPECT_EQ(server.device.peers()[0].handshakes, 1u) << "no new handshake was needed";
 }
 
+// A NAT (or a host) gives a source port that one client left to another client: the
+// server takes the second client's handshake from it and answers there, as WireGuard does,
+// instead of keeping the source for a peer that is gone (before, never: the second client
+// could not connect from it until the server forgot the path, 180 s later).
+TEST(Roaming, ASourceOnePeerLeftServesTheNextPeerThatAuthenticatesFromIt) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(34);
+  build_three_hosts(w);
+  const Identity s = Identity::from_private(clamp_private_key(Key{5}));
+  const Identity c1 = Identity::from_private(clamp_private_key(Key{6}));
+  const Identity c2 = Identity::from_private(clamp_private_key(Key{9}));
+  Side server(w, "server", "mode server\nproto udp\n", s,
+              {{c1.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}},
+               {c2.public_key, {}, {*net::Prefix::parse("198.18.120.3/32")}}});
+  const auto server_ep = ep("198.18.2.2:1194");
+  auto sock = std::move(*w.stack("client").open_datagram(net::Family::v4));
+  ASSERT_FALSE(sock->bind(ep("198.18.1.2:5000")));
+  // Each client by hand, on the same socket in turn.
+  struct Client {
+    std::vector<Bytes> tun;
+    std::unique_ptr<Device> device;
+    std::unique_ptr<transport::Session> session;
+  };
+  auto make = [&](const Identity& id, std::uint8_t seed) {
+    auto c = std::make_unique<Client>();
+    c->device = std::make_unique<Device>(
+        id, std::vector<PeerConfig>{{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}},
+        w.stack("client").clock(),
+        [raw = c.get()](std::span<const std::uint8_t> p) { raw->tun.emplace_back(p.begin(), p.end()); }, seeded(seed));
+    c->session = c->device->make_initiator(0, server_ep, config::Transport::udp);
+    c->session->attach([&sock, server_ep](std::span<const std::uint8_t> m) { (void)sock->send_to(server_ep, m); });
+    return c;
+  };
+  Client* current = nullptr;
+  std::function<void()> listen = [&] {
+    sock->receive([&](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
+      if (!ec && current != nullptr) {
+        for (const auto& m : current->session->receive(d).send) (void)sock->send_to(server_ep, m);
+      }
+      listen();
+    });
+  };
+  listen();
+
+  auto first = make(c1, 10);
+  current = first.get();
+  (void)sock->send_to(server_ep, first->session->hello());
+  w.run_for(100ms);
+  ASSERT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", 1)));
+  w.run_for(100ms);
+  ASSERT_EQ(first->tun.size(), 1u) << "the first client is connected from 198.18.1.2:5000";
+
+  // Another configured peer from that source while the first is live (a spoofed address):
+  // the path stays the first client's.
+  auto second = make(c2, 11);
+  current = second.get();
+  (void)sock->send_to(server_ep, second->session->hello());
+  w.run_for(100ms);
+  EXPECT_FALSE(server.device.peers()[1].endpoint) << "a live peer's source is not handed over";
+
+  // The first client is gone; after 10 s of its silence the second takes its source port.
+  first.reset();
+  w.run_for(10s);
+  (void)sock->send_to(server_ep, second->session->hello());
+  w.run_for(100ms);
+  ASSERT_TRUE(server.device.peers()[1].endpoint) << "the second client's handshake was answered";
+  EXPECT_EQ(*server.device.peers()[1].endpoint, ep("198.18.1.2:5000"));
+  ASSERT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.3", 2)));
+  w.run_for(100ms);
+  ASSERT_EQ(second->tun.size(), 1u) << "packets for the second client reach it";
+  EXPECT_EQ(second->tun[0][27], 2);
+  // Packets for the first client no longer go to a source that is not its own.
+  const auto sent = server.device.peers()[0].tx_bytes;
+  (void)server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", 3));
+  w.run_for(100ms);
+  EXPECT_EQ(server.device.peers()[0].tx_bytes, sent);
+  EXPECT_FALSE(server.device.peers()[0].endpoint) << "the first client is no longer where it was";
+  ASSERT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.3", 4)));
+  w.run_for(100ms);
+  EXPECT_EQ(second->tun.size(), 2u) << "and the second client keeps the source";
+}
+
 TEST(Cookies, AFloodGetsCookieRepliesAndARealClientStillConnects) {
   ASSERT_TRUE(crypto_init());
   sim::SimWorld w(33);

@@ -207,6 +207,12 @@ private:
   /// A path that is not (or no longer) where its peer's traffic goes.
   [[nodiscard]] bool path_is_stale(const WgSession& s) const;
   void bind_peer(WgSession& s, std::size_t peer);
+  /// Whether `peer` may authenticate on path `s`: a path no one holds, its own, or a
+  /// responder's path (a source address) its peer has been silent on for a while.
+  [[nodiscard]] bool path_open_to(const WgSession& s, std::size_t peer) const;
+  /// `peer` authenticated on `s` now: the path is its own from here on (the peer that held
+  /// it before no longer sends there).
+  void prove_path(WgSession& s, std::size_t peer);
   /// A slot for a new peer: a freed one, else a new one.
   std::size_t add_peer(const PeerConfig& config);
   /// Computes the peers' static-static Diffie-Hellman results a few at a time, one batch
