@@ -236,3 +236,8 @@ std::size_t std::hash<duet::net::Address>::operator()(const duet::net::Address& 
   h ^= a.scope_id();
   return static_cast<std::size_t>(h);
 }
+
+std::size_t std::hash<duet::net::Endpoint>::operator()(const duet::net::Endpoint& e) const noexcept {
+  const std::uint64_t h = std::hash<duet::net::Address>{}(e.address);
+  return static_cast<std::size_t>((h ^ e.port) * 1099511628211ull);
+}

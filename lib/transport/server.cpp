@@ -3,6 +3,8 @@
 #include "duet/net/error.hpp"
 #include "duet/policy/bind_plan.hpp"
 
+#include <unordered_map>
+
 namespace duet::transport {
 
 namespace {
@@ -33,7 +35,9 @@ struct Server::UdpListener {
   };
   std::unique_ptr<net::DatagramSocket> socket;
   net::Family family;
-  std::map<net::Endpoint, Peer> peers;
+  /// Every source that has authenticated (thousands on a big server: looked up by hash
+  /// for each datagram, not by walking a tree).
+  std::unordered_map<net::Endpoint, Peer> peers;
 };
 
 struct Server::TcpListener {

@@ -58,6 +58,9 @@ namespace {
 /// the hashing), and each call only re-keys.
 struct Hashers {
   EVP_MD_CTX* digest = EVP_MD_CTX_new();
+  // Fetched explicitly: EVP_blake2s256() is a legacy handle that OpenSSL 3 looks up by
+  // name (an implicit fetch) on every EVP_DigestInit_ex.
+  EVP_MD* blake2s = EVP_MD_fetch(nullptr, "BLAKE2S-256", nullptr);
   EVP_MAC* hmac_alg = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC* keyed_alg = EVP_MAC_fetch(nullptr, "BLAKE2SMAC", nullptr);
   EVP_MAC_CTX* hmac = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : nullptr;
@@ -68,7 +71,8 @@ struct Hashers {
     OSSL_PARAM h[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
                       OSSL_PARAM_construct_end()};
     OSSL_PARAM k[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
-    if (!digest || !hmac || !keyed || EVP_MAC_CTX_set_params(hmac, h) != 1 || EVP_MAC_CTX_set_params(keyed, k) != 1) {
+    if (!digest || !blake2s || !hmac || !keyed || EVP_MAC_CTX_set_params(hmac, h) != 1 ||
+        EVP_MAC_CTX_set_params(keyed, k) != 1) {
       throw std::runtime_error("OpenSSL lacks BLAKE2s, HMAC or BLAKE2SMAC");
     }
   }
@@ -78,6 +82,7 @@ struct Hashers {
     EVP_MAC_free(hmac_alg);
     EVP_MAC_free(keyed_alg);
     EVP_MD_CTX_free(digest);
+    EVP_MD_free(blake2s);
   }
   Hashers(const Hashers&) = delete;
   Hashers& operator=(const Hashers&) = delete;
@@ -101,10 +106,11 @@ void evp_mac(EVP_MAC_CTX* ctx, const char* algorithm, std::span<const std::uint8
 }  // namespace
 
 Key hash(std::initializer_list<std::span<const std::uint8_t>> parts) {
-  EVP_MD_CTX* ctx = hashers().digest;
+  Hashers& h = hashers();
+  EVP_MD_CTX* ctx = h.digest;
   Key out;
   unsigned len = 0;
-  bool ok = EVP_DigestInit_ex(ctx, EVP_blake2s256(), nullptr) == 1;
+  bool ok = EVP_DigestInit_ex(ctx, h.blake2s, nullptr) == 1;
   for (const auto& p : parts) ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
   ok = ok && EVP_DigestFinal_ex(ctx, out.data(), &len) == 1 && len == 32;
   if (!ok) throw std::runtime_error("BLAKE2s failed");

@@ -146,4 +146,8 @@ template <>
 struct std::hash<duet::net::Address> {
   std::size_t operator()(const duet::net::Address& a) const noexcept;
 };
+template <>
+struct std::hash<duet::net::Endpoint> {
+  std::size_t operator()(const duet::net::Endpoint& e) const noexcept;
+};
 /// \endcond
