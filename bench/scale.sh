@@ -8,7 +8,8 @@
 #     duetd with 1 and with PEERS configured, idle peers;
 #   - handshakes a second: duet-loadgen plays PEERS peers from 1000 IPv6 /64s (so the
 #     per-source limit under load is not what is measured), duetd pinned to one core and
-#     the load generator to the other; RSS once every peer holds keys;
+#     the load generator to the other; once with keepalives confirming the keys, once with
+#     an ICMP echo through the tunnel from every peer; RSS once every peer holds keys;
 #   - a SIGHUP reload of the file with one peer changed, and `duetctl status` times;
 #   - iperf3 through duetd with PEERS configured peers against one configured peer.
 # Usage: bench/scale.sh BUILD_DIR [PEERS]   (default 10000)
@@ -63,19 +64,28 @@ echo "RSS idle: 1 peer $rss_one KiB, $n peers $rss_many KiB: $(( (rss_many - rss
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # clock ticks
 hs() { ip netns exec "$S" "$duetctl" status --json --socket "$dir/server.sock" | grep -o '"handshakes": [0-9]*' | tr -dc 0-9; }
-c0=$(cpu "$spid"); h0=$(hs)
-u0=$(awk '{print $14}' "/proc/$spid/stat"); s0=$(awk '{print $15}' "/proc/$spid/stat")
-[[ -n ${PERF_OUT:-} ]] && { perf record -g -o "$PERF_OUT" -p "$spid" > /dev/null 2>&1 & perf_pid=$!; }
-# Offered at RATE initiations a second (new peers, each once; WireGuard's 5 s resend after).
-ip netns exec "$L" taskset -c 1 "$loadgen" run "[fd00:161::1]:1194" "$spub" "$n" 7 198.19.255.254 --sources "$sources" \
-  --rate "${RATE:-5000}" --timeout 120 > "$dir/loadgen.out" 2>&1
-c1=$(cpu "$spid"); h1=$(hs)
-[[ -n ${PERF_OUT:-} ]] && kill "$perf_pid" 2>/dev/null
-echo "load generator (offered ${RATE:-5000}/s): $(cat "$dir/loadgen.out")"
-u1=$(awk '{print $14}' "/proc/$spid/stat"); s1=$(awk '{print $15}' "/proc/$spid/stat")
-echo "duetd CPU: user $((u1 - u0)) ticks, system $((s1 - s0)) ticks"
-echo "duetd: $((h1 - h0)) handshakes in $(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}') CPU s:" \
-  "$(awk -v h=$((h1 - h0)) -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", h/(t/hz)}') handshakes per CPU second"
+# handshake_phase LABEL [loadgen options]: PEERS new peers offered at RATE initiations a
+# second (each once; WireGuard's 5 s resend after), duetd's CPU time per handshake.
+handshake_phase() {
+  local label=$1; shift
+  local c0 h0 u0 s0 c1 h1 u1 s1 perf_pid=
+  c0=$(cpu "$spid"); h0=$(hs)
+  u0=$(awk '{print $14}' "/proc/$spid/stat"); s0=$(awk '{print $15}' "/proc/$spid/stat")
+  [[ -n ${PERF_OUT:-} ]] && { perf record -g -o "$PERF_OUT.$label" -p "$spid" > /dev/null 2>&1 & perf_pid=$!; }
+  ip netns exec "$L" taskset -c 1 "$loadgen" run "[fd00:161::1]:1194" "$spub" "$n" 7 198.19.255.254 --sources "$sources" \
+    --rate "${RATE:-5000}" --timeout 120 "$@" > "$dir/loadgen.out" 2> "$dir/loadgen.err"
+  c1=$(cpu "$spid"); h1=$(hs)
+  [[ -n $perf_pid ]] && kill "$perf_pid" 2>/dev/null
+  u1=$(awk '{print $14}' "/proc/$spid/stat"); s1=$(awk '{print $15}' "/proc/$spid/stat")
+  echo "$label: load generator (offered ${RATE:-5000}/s): $(cat "$dir/loadgen.out")"
+  echo "  duetd CPU: user $((u1 - u0)) ticks, system $((s1 - s0)) ticks;" \
+    "$((h1 - h0)) handshakes in $(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}') CPU s:" \
+    "$(awk -v h=$((h1 - h0)) -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", h/(t/hz)}') handshakes per CPU second"
+}
+# First the handshakes alone (each confirmed by a keepalive), then again from new sockets
+# with every peer's ICMP echo through the TUN and back (the keys replaced by new ones).
+handshake_phase handshakes --keepalive
+handshake_phase "handshakes + echo"
 sleep 1
 rss_live=$(rss "$spid")
 echo "RSS with every peer's keys: $rss_live KiB: $(( (rss_live - rss_one) * 1024 / n )) bytes per peer with live keys"
