@@ -132,13 +132,15 @@ Key hmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) 
 std::vector<Key> kdf(const Key& key, std::span<const std::uint8_t> input, int n) {
   const Key t0 = hmac(key, input);
   std::vector<Key> out;
-  Bytes prev;
+  out.reserve(static_cast<std::size_t>(std::max(n, 0)));
+  // T(i) = HMAC(T0, T(i-1) || i), T(0) empty: the previous output and a counter byte.
+  std::array<std::uint8_t, 33> in{};
+  std::size_t len = 0;
   for (int i = 1; i <= n; ++i) {
-    Bytes in = prev;
-    in.push_back(static_cast<std::uint8_t>(i));
-    const Key ti = hmac(t0, in);
-    out.push_back(ti);
-    prev.assign(ti.begin(), ti.end());
+    in[len] = static_cast<std::uint8_t>(i);
+    out.push_back(hmac(t0, std::span<const std::uint8_t>(in).first(len + 1)));
+    std::copy(out.back().begin(), out.back().end(), in.begin());
+    len = 32;
   }
   return out;
 }

@@ -47,6 +47,27 @@ TEST_F(Tunnel, Blake2sMatchesRfc7693) {
   EXPECT_EQ(kdf(Key{}, abc, 3)[0], kdf(Key{}, abc, 1)[0]);
 }
 
+// WireGuard's KDF_n is HKDF over HMAC-BLAKE2s: T0 = HMAC(key, input), then
+// T1 = HMAC(T0, 0x1), Ti = HMAC(T0, T(i-1) || i).
+TEST_F(Tunnel, KdfIsHkdfOverHmacBlake2s) {
+  const std::uint8_t input[] = {'d', 'u', 'e', 't'};
+  const Key key{7, 1, 2};
+  const Key t0 = hmac(key, input);
+  const std::uint8_t one[] = {1};
+  const Key t1 = hmac(t0, one);
+  Bytes in(t1.begin(), t1.end());
+  in.push_back(2);
+  const Key t2 = hmac(t0, in);
+  in.assign(t2.begin(), t2.end());
+  in.push_back(3);
+  const Key t3 = hmac(t0, in);
+  const auto out = kdf(key, input, 3);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0], t1);
+  EXPECT_EQ(out[1], t2);
+  EXPECT_EQ(out[2], t3);
+}
+
 TEST_F(Tunnel, KeysInWireguardBase64) {
   const Key k = generate_private_key();
   const auto text = key_to_base64(k);
