@@ -26,16 +26,31 @@ std::uint64_t get_le64(const std::uint8_t* p) {
   return v;
 }
 
+/// A value that depends only on one public key, kept for the last key asked: a responder
+/// always asks with its own, so its handshakes stop recomputing hashes of constants. Each
+/// call site (its own `compute` type) has its own slot, per thread.
+template <typename Compute>
+Key per_key(const Key& public_key, Compute compute) {
+  struct Slot {
+    Key key{};
+    Key value{};
+    bool set = false;
+  };
+  thread_local Slot slot;
+  if (!slot.set || slot.key != public_key) slot = {public_key, compute(), true};
+  return slot.value;
+}
+
 /// HASH(construction), HASH(. || identifier), HASH(. || responder's static): the start
 /// both sides share.
 void initial_state(const Key& responder_static, Key& chaining, Key& h) {
-  chaining = hash({bytes_of(kConstruction)});
-  h = hash({chaining, bytes_of(kIdentifier)});
-  h = hash({h, responder_static});
+  static const Key c0 = hash({bytes_of(kConstruction)});
+  static const Key h0 = hash({c0, bytes_of(kIdentifier)});
+  chaining = c0;
+  h = per_key(responder_static, [&] { return hash({h0, responder_static}); });
 }
 
 Key mac1_key(const Key& receiver_public) { return hash({bytes_of(kLabelMac1), receiver_public}); }
-
 void mix_key(Key& chaining, Span input) { chaining = kdf(chaining, input, 1)[0]; }
 
 Key mix_key_and_get(Key& chaining, Span input) {
@@ -78,7 +93,9 @@ std::size_t mac1_offset(Span message) {
   if (message.size() == kResponseLength && message[0] == kMessageHandshakeResponse) return 60;
   return 0;
 }
-Key cookie_key(const Key& responder_public) { return hash({bytes_of(kLabelCookie), responder_public}); }
+Key cookie_key(const Key& responder_public) {
+  return per_key(responder_public, [&] { return hash({bytes_of(kLabelCookie), responder_public}); });
+}
 }  // namespace
 
 std::optional<Mac> mac1_of(Span message) {
@@ -124,7 +141,9 @@ std::optional<Mac> consume_cookie_reply(const Key& peer_public, Span reply, cons
 bool mac1_valid(const Key& receiver_public, Span message) {
   const std::size_t mac1_at = mac1_offset(message);
   if (mac1_at == 0) return false;
-  const Mac expected = mac(mac1_key(receiver_public), message.first(mac1_at));
+  // Checked with one's own key: kept (writing uses the peer's, which changes).
+  const Key key = per_key(receiver_public, [&] { return mac1_key(receiver_public); });
+  const Mac expected = mac(key, message.first(mac1_at));
   return std::memcmp(expected.data(), message.data() + mac1_at, 16) == 0;
 }
 
