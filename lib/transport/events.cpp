@@ -148,7 +148,8 @@ std::string_view to_string(EventLevel l) {
 void log_event(spdlog::logger& logger, const Event& e) {
   static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
                                                           spdlog::level::warn, spdlog::level::err};
-  logger.log(kLevels[static_cast<int>(level_of(e.kind))], "{}", e.describe());
+  const auto level = kLevels[static_cast<int>(level_of(e.kind))];
+  if (logger.should_log(level)) logger.log(level, "{}", e.describe());  // no text made for nothing
 }
 
 }  // namespace duet::transport
