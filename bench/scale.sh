@@ -69,7 +69,7 @@ hs() { ip netns exec "$S" "$duetctl" status --json --socket "$dir/server.sock" |
 handshake_phase() {
   local label=$1; shift
   local c0 h0 u0 s0 c1 h1 u1 s1 perf_pid=
-  c0=$(cpu "$spid"); h0=$(hs)
+  h0=$(hs); c0=$(cpu "$spid")  # the status call (a 3 MB answer) outside the measured time
   u0=$(awk '{print $14}' "/proc/$spid/stat"); s0=$(awk '{print $15}' "/proc/$spid/stat")
   [[ -n ${PERF_OUT:-} ]] && { perf record -g -o "$PERF_OUT.$label" -p "$spid" > /dev/null 2>&1 & perf_pid=$!; }
   ip netns exec "$L" taskset -c 1 "$loadgen" run "[fd00:161::1]:1194" "$spub" "$n" 7 198.19.255.254 --sources "$sources" \
