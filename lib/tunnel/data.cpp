@@ -47,7 +47,9 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   const std::size_t peer = k->peer;
   auto& ps = peers_[peer];
   // The initiator used a keypair we answered with: it becomes the one we send with.
-  if (auto n = std::find(ps.next.begin(), ps.next.end(), k); n != ps.next.end()) {
+  const auto n = std::find(ps.next.begin(), ps.next.end(), k);
+  const bool confirms = n != ps.next.end();
+  if (confirms) {
     ps.next.erase(n);
     for (auto& other : ps.next) retire(other);
     ps.next.clear();
@@ -66,7 +68,10 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   if (k == ps.current && k->keys.initiator && now - k->created >= kReceiveRekeyAge) begin_handshake(peer, false);
   if (packet.empty()) {
     // A keepalive. A responder answers it: the engine's keepalive checks the path with it.
-    if (!s.initiator_) {
+    // Not the one that confirms a handshake we just answered (what an initiator with nothing
+    // to send does after each handshake, every 2 minutes per peer): its sender has just had
+    // our response, and no probe waits for an answer to it.
+    if (!s.initiator_ && !(confirms && now - k->created < kKeepaliveAnswerWindow)) {
       if (auto reply = seal(peer, {})) r.send.emplace_back(reply->begin(), reply->end());
     } else if (limits_.peers_may_answer_keepalives && now - ps.keepalive_sent < kKeepaliveAnswerWindow) {
       ps.answers_keepalives = true;  // path health may probe it with keepalives, not handshakes
