@@ -136,10 +136,20 @@ std::vector<Key> kdf(const Key& key, std::span<const std::uint8_t> input, int n)
   // T(i) = HMAC(T0, T(i-1) || i), T(0) empty: the previous output and a counter byte.
   std::array<std::uint8_t, 33> in{};
   std::size_t len = 0;
+  // Every T(i) is keyed with T0: the context is keyed once, and each further output only
+  // restarts it (a null key re-uses the last one, HMAC_Init_ex(3)), which saves the two
+  // padded-key blocks a keying hashes.
+  EVP_MAC_CTX* ctx = hashers().hmac;
   for (int i = 1; i <= n; ++i) {
     in[len] = static_cast<std::uint8_t>(i);
-    out.push_back(hmac(t0, std::span<const std::uint8_t>(in).first(len + 1)));
-    std::copy(out.back().begin(), out.back().end(), in.begin());
+    Key ti;
+    std::size_t written = 0;
+    const bool ok = EVP_MAC_init(ctx, i == 1 ? t0.data() : nullptr, i == 1 ? t0.size() : 0, nullptr) == 1 &&
+                    EVP_MAC_update(ctx, in.data(), len + 1) == 1 &&
+                    EVP_MAC_final(ctx, ti.data(), &written, ti.size()) == 1 && written == ti.size();
+    if (!ok) throw std::runtime_error("HMAC-BLAKE2s failed");
+    out.push_back(ti);
+    std::copy(ti.begin(), ti.end(), in.begin());
     len = 32;
   }
   return out;
