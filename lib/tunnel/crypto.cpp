@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace duet::tunnel {
@@ -93,11 +94,13 @@ Hashers& hashers() {
   return h;
 }
 
-/// `out_len` bytes of MAC(key, data) with a context keyed afresh.
-void evp_mac(EVP_MAC_CTX* ctx, const char* algorithm, std::span<const std::uint8_t> key,
+/// `out.size()` bytes of MAC(key, data), the context keyed afresh; without a key, restarted
+/// with the key it was last given (a null key re-uses the last one, HMAC_Init_ex(3)), which
+/// saves hashing the padded key again.
+void evp_mac(EVP_MAC_CTX* ctx, const char* algorithm, std::optional<std::span<const std::uint8_t>> key,
              std::span<const std::uint8_t> data, std::span<std::uint8_t> out) {
   std::size_t written = 0;
-  const bool ok = EVP_MAC_init(ctx, key.data(), key.size(), nullptr) == 1 &&
+  const bool ok = EVP_MAC_init(ctx, key ? key->data() : nullptr, key ? key->size() : 0, nullptr) == 1 &&
                   EVP_MAC_update(ctx, data.data(), data.size()) == 1 &&
                   EVP_MAC_final(ctx, out.data(), &written, out.size()) == 1 && written == out.size();
   if (!ok) throw std::runtime_error(std::string(algorithm) + " failed");
@@ -136,18 +139,13 @@ std::vector<Key> kdf(const Key& key, std::span<const std::uint8_t> input, int n)
   // T(i) = HMAC(T0, T(i-1) || i), T(0) empty: the previous output and a counter byte.
   std::array<std::uint8_t, 33> in{};
   std::size_t len = 0;
-  // Every T(i) is keyed with T0: the context is keyed once, and each further output only
-  // restarts it (a null key re-uses the last one, HMAC_Init_ex(3)), which saves the two
-  // padded-key blocks a keying hashes.
+  // Every T(i) is keyed with T0: the context is keyed once, then only restarted.
   EVP_MAC_CTX* ctx = hashers().hmac;
   for (int i = 1; i <= n; ++i) {
     in[len] = static_cast<std::uint8_t>(i);
     Key ti;
-    std::size_t written = 0;
-    const bool ok = EVP_MAC_init(ctx, i == 1 ? t0.data() : nullptr, i == 1 ? t0.size() : 0, nullptr) == 1 &&
-                    EVP_MAC_update(ctx, in.data(), len + 1) == 1 &&
-                    EVP_MAC_final(ctx, ti.data(), &written, ti.size()) == 1 && written == ti.size();
-    if (!ok) throw std::runtime_error("HMAC-BLAKE2s failed");
+    evp_mac(ctx, "HMAC-BLAKE2s", i == 1 ? std::optional(std::span<const std::uint8_t>(t0)) : std::nullopt,
+            std::span<const std::uint8_t>(in).first(len + 1), ti);
     out.push_back(ti);
     std::copy(ti.begin(), ti.end(), in.begin());
     len = 32;
