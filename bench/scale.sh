@@ -62,25 +62,25 @@ start_server "$dir/many.conf"; sleep 1; rss_many=$(rss "$spid")
 echo "start-up with $n peers: $startup_ms ms (to the control socket)"
 echo "RSS idle: 1 peer $rss_one KiB, $n peers $rss_many KiB: $(( (rss_many - rss_one) * 1024 / (n - 1) )) bytes per idle configured peer"
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # clock ticks
 hs() { ip netns exec "$S" "$duetctl" status --json --socket "$dir/server.sock" | grep -o '"handshakes": [0-9]*' | tr -dc 0-9; }
 # handshake_phase LABEL [loadgen options]: PEERS new peers offered at RATE initiations a
 # second (each once; WireGuard's 5 s resend after), duetd's CPU time per handshake.
 handshake_phase() {
   local label=$1; shift
-  local c0 h0 u0 s0 c1 h1 u1 s1 perf_pid=
-  h0=$(hs); c0=$(cpu "$spid")  # the status call (a 3 MB answer) outside the measured time
-  u0=$(awk '{print $14}' "/proc/$spid/stat"); s0=$(awk '{print $15}' "/proc/$spid/stat")
+  local c h0 u0 s0 h1 u1 s1 perf_pid=
+  h0=$(hs)  # the status call (a 3 MB answer) outside the measured time
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$spid/stat")  # user, system clock ticks
   [[ -n ${PERF_OUT:-} ]] && { perf record -g -o "$PERF_OUT.$label" -p "$spid" > /dev/null 2>&1 & perf_pid=$!; }
   ip netns exec "$L" taskset -c 1 "$loadgen" run "[fd00:161::1]:1194" "$spub" "$n" 7 198.19.255.254 --sources "$sources" \
     --rate "${RATE:-5000}" --timeout 120 "$@" > "$dir/loadgen.out" 2> "$dir/loadgen.err"
-  c1=$(cpu "$spid"); h1=$(hs)
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$spid/stat")
+  h1=$(hs)
   [[ -n $perf_pid ]] && kill "$perf_pid" 2>/dev/null
-  u1=$(awk '{print $14}' "/proc/$spid/stat"); s1=$(awk '{print $15}' "/proc/$spid/stat")
+  c=$((u1 - u0 + s1 - s0))
   echo "$label: load generator (offered ${RATE:-5000}/s): $(cat "$dir/loadgen.out")"
   echo "  duetd CPU: user $((u1 - u0)) ticks, system $((s1 - s0)) ticks;" \
-    "$((h1 - h0)) handshakes in $(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}') CPU s:" \
-    "$(awk -v h=$((h1 - h0)) -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", h/(t/hz)}') handshakes per CPU second"
+    "$((h1 - h0)) handshakes in $(awk -v t=$c -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}') CPU s:" \
+    "$(awk -v h=$((h1 - h0)) -v t=$c -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", h/(t/hz)}') handshakes per CPU second"
 }
 # First the handshakes alone (each confirmed by a keepalive), then again from new sockets
 # with every peer's ICMP echo through the TUN and back (the keys replaced by new ones).
