@@ -125,8 +125,12 @@ std::string status_text(const nlohmann::ordered_json& j) {
            " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
     if (d.value("tun_read_pauses", 0) > 0) {
       out += "  backpressure: TUN reads paused " + std::to_string(d["tun_read_pauses"].get<std::uint64_t>()) +
-             " times for a full TCP stream; " + std::to_string(d.value("stuck_stream_overrides", 0)) +
-             " times resumed past a stream that did not drain\n";
+             " times for a full TCP stream or UDP socket; " + std::to_string(d.value("stuck_stream_overrides", 0)) +
+             " times resumed past one that did not drain\n";
+    }
+    if (d.value("udp_send_dropped", 0) > 0) {
+      out += "  udp: " + std::to_string(d["udp_send_dropped"].get<std::uint64_t>()) +
+             " datagrams dropped (the kernel refused them, or more waited than the socket's queue holds)\n";
     }
   }
   {

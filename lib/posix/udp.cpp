@@ -5,8 +5,10 @@
 // receive() call, in a loop rather than one trip through the io_context each.
 // Sending: send_soon() queues into one byte arena; at the end of the turn the queue goes
 // out in sendmmsg calls, runs of equal-sized datagrams to one destination as one UDP GSO
-// message. EAGAIN waits for the socket to be writable; a kernel that refuses GSO (EIO:
-// the route's device cannot checksum) gets plain datagrams from then on.
+// message. EAGAIN waits for the socket to be writable, and tells the on_blocked() handler
+// (backpressure: the node stops reading its TUN) until everything held has gone; past
+// kMaxQueuedDatagrams more is dropped. A kernel that refuses GSO (EIO: the route's device
+// cannot checksum) gets plain datagrams from then on.
 // Addresses: receive_to() turns on IP_PKTINFO / IPV6_RECVPKTINFO and reports where each
 // datagram arrived; send_soon_from() puts the chosen source in an IP_PKTINFO /
 // IPV6_PKTINFO message (an IPv4 one on a dual-stack socket as IPv4-mapped, which the
@@ -22,6 +24,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <tuple>
 
 #include "asio_glue.hpp"
 
@@ -35,7 +38,6 @@ constexpr std::size_t kMaxGsoSegments = 64;
 constexpr std::size_t kMaxGsoBytes = 65000;
 constexpr std::size_t kMaxQueuedDatagrams = 4096;
 constexpr std::size_t kMessagesPerCall = 64;
-constexpr int kSocketBuffer = 4 << 20;
 // Room for UDP_GRO / UDP_SEGMENT and a packet-info message side by side.
 constexpr std::size_t kControlBytes = CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo));
 
@@ -96,10 +98,13 @@ public:
     if (!ec) state_->socket.non_blocking(true, ec);
     if (ec) return to_std(ec);
     const int fd = state_->socket.native_handle();
-    // Room for bursts of super-packets; the FORCE variants pass the sysctl caps as root.
-    for (auto [force, plain] : {std::pair{SO_SNDBUFFORCE, SO_SNDBUF}, std::pair{SO_RCVBUFFORCE, SO_RCVBUF}}) {
-      if (::setsockopt(fd, SOL_SOCKET, force, &kSocketBuffer, sizeof kSocketBuffer) != 0) {
-        (void)::setsockopt(fd, SOL_SOCKET, plain, &kSocketBuffer, sizeof kSocketBuffer);
+    // Room for bursts of super-packets (4 MiB unless set); the FORCE variants pass the
+    // sysctl caps as root.
+    const auto& o = state_->options;
+    for (auto [force, plain, size] : {std::tuple{SO_SNDBUFFORCE, SO_SNDBUF, o.udp_send_buffer},
+                                      std::tuple{SO_RCVBUFFORCE, SO_RCVBUF, o.udp_receive_buffer}}) {
+      if (::setsockopt(fd, SOL_SOCKET, force, &size, sizeof size) != 0) {
+        (void)::setsockopt(fd, SOL_SOCKET, plain, &size, sizeof size);
       }
     }
     auto& c = *state_->counters;
@@ -232,8 +237,13 @@ public:
     start_receive(s);
   }
 
+  void on_blocked(std::function<void(bool)> handler) override { state_->blocked_handler = std::move(handler); }
+
   void close() override {
     auto& s = *state_;
+    if (s.blocked && s.blocked_handler) s.blocked_handler(false);  // nothing is held any more
+    s.blocked = false;
+    s.blocked_handler = nullptr;
     s.handler = nullptr;
     s.handler_to = nullptr;
     s.ready.clear();
@@ -281,6 +291,8 @@ private:
     std::vector<Queued> queue;
     std::size_t sent = 0;  ///< queue entries already sent
     bool flush_posted = false, waiting_writable = false;
+    bool blocked = false;  ///< the kernel refused some of the queue (EAGAIN), not all of it has gone
+    std::function<void(bool)> blocked_handler;
   };
 
   static void start_receive(const std::shared_ptr<State>& s) {
@@ -448,6 +460,8 @@ private:
       const int e = errno;
       if (e == EAGAIN || e == EWOULDBLOCK) {  // the socket buffer is full: come back when there is room
         s.waiting_writable = true;
+        s.blocked = true;
+        if (s.blocked_handler) s.blocked_handler(true);
         s.socket.async_wait(udp::socket::wait_write,
                             [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
                               auto p = weak.lock();
@@ -488,6 +502,10 @@ private:
     s.queue.clear();
     s.arena.clear();
     s.sent = 0;
+    if (s.blocked) {
+      s.blocked = false;
+      if (s.blocked_handler) s.blocked_handler(false);
+    }
   }
 
   Family family_;

@@ -52,13 +52,14 @@ struct Client::Attempt {
   net::TimePoint hello_at{};  ///< when the first hello went
   int hellos = 0;             ///< how many went (one: its answer times the path)
   net::Duration hello_interval = kHelloInterval;
-  FlowControl* flow = nullptr;  ///< told when the stream is too full (see flow.hpp)
+  FlowControl* flow = nullptr;  ///< told when the stream or socket is too full (see flow.hpp)
 
   Attempt() = default;
   Attempt(const Attempt&) = delete;
   Attempt& operator=(const Attempt&) = delete;
   ~Attempt() {
     if (flow != nullptr && tcp) flow->forget(*tcp);
+    if (flow != nullptr && udp) flow->forget(*udp);
   }
 
   net::DatagramSocket* datagram() { return udp ? udp.get() : shared_udp; }
@@ -320,6 +321,9 @@ void Client::begin_udp(Attempt& a) {
                                           : sockets_.open_datagram_via(f, a.candidate.via_host, a.candidate.via_port);
     if (!s) return attempt_failed(a, s.error());
     a.udp = std::move(*s);
+    if (a.flow != nullptr) {
+      a.udp->on_blocked([flow = a.flow, socket = a.udp.get()](bool blocked) { flow->blocked(*socket, blocked); });
+    }
     if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
       if (f == net::Family::v6) (void)a.udp->set_v6only(true);
       if (auto ec = a.udp->bind(plan->local)) {

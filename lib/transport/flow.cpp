@@ -4,12 +4,16 @@
 
 namespace duet::transport {
 
-void FlowControl::queued(const net::StreamSocket& stream) {
-  if (stream.queued() < kStreamHighWater) return;
-  if (std::find(congested_.begin(), congested_.end(), &stream) != congested_.end()) return;
-  congested_.push_back(&stream);
+bool FlowControl::add(const void* outlet) {
+  if (std::find(congested_.begin(), congested_.end(), outlet) != congested_.end()) return false;
+  congested_.push_back(outlet);
   ++episodes_;
   if (congested_.size() == 1 && listener_) listener_(true);
+  return true;
+}
+
+void FlowControl::queued(const net::StreamSocket& stream) {
+  if (stream.queued() >= kStreamHighWater) add(&stream);
 }
 
 void FlowControl::wrote(const net::StreamSocket& stream) {
@@ -20,8 +24,19 @@ void FlowControl::wrote(const net::StreamSocket& stream) {
   if (stream.queued() <= kStreamLowWater) remove(static_cast<std::size_t>(it - congested_.begin()));
 }
 
-void FlowControl::forget(const net::StreamSocket& stream) {
-  const auto it = std::find(congested_.begin(), congested_.end(), &stream);
+void FlowControl::blocked(const net::DatagramSocket& socket, bool blocked) {
+  if (blocked) {
+    if (!add(&socket)) ++progress_;  // refused again after a wait: the kernel took some meanwhile
+    return;
+  }
+  const auto it = std::find(congested_.begin(), congested_.end(), &socket);
+  if (it == congested_.end()) return;
+  ++progress_;
+  remove(static_cast<std::size_t>(it - congested_.begin()));
+}
+
+void FlowControl::forget_outlet(const void* outlet) {
+  const auto it = std::find(congested_.begin(), congested_.end(), outlet);
   if (it != congested_.end()) remove(static_cast<std::size_t>(it - congested_.begin()));
 }
 

@@ -69,7 +69,10 @@ Server::Server(net::NetworkStack& stack, const config::Config& config, SessionFa
       events_(std::move(events)),
       sweep_timer_(stack.clock().make_timer()) {}
 
-Server::~Server() = default;
+Server::~Server() {
+  if (flow_ == nullptr) return;
+  for (const auto& l : udp_) flow_->forget(*l->socket);
+}
 
 void Server::emit(Event e) {
   e.time = stack_.clock().now();
@@ -158,6 +161,10 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
   auto l = std::make_unique<UdpListener>();
   l->socket = std::move(*s);
   l->family = local.family();
+  // Backpressure (see flow.hpp): every peer on this socket waits while the kernel refuses it.
+  l->socket->on_blocked([this, socket = l->socket.get()](bool blocked) {
+    if (flow_ != nullptr) flow_->blocked(*socket, blocked);
+  });
   udp_.push_back(std::move(l));
   receive(*udp_.back());
 }

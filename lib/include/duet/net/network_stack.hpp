@@ -113,6 +113,13 @@ public:
         [h = std::move(handler), any = Address::any(family())](
             std::error_code ec, const Endpoint& from, std::span<const std::uint8_t> data) { h(ec, from, any, data); });
   }
+  /// Backpressure for send_soon(): `handler(true)` each time the kernel refuses datagrams
+  /// the stack then holds (EAGAIN: the socket's send buffer is full, e.g. behind a slow
+  /// interface queue) until the socket is writable again; `handler(false)` once it has
+  /// handed the kernel every datagram it held. Between the two, what send_soon() adds
+  /// waits too, up to the stack's cap (past it datagrams are dropped and counted). A
+  /// stack that never holds datagrams (the simulator's, the default) never calls it.
+  virtual void on_blocked(std::function<void(bool blocked)> handler) { (void)handler; }
   /// Closes the socket; a pending receive is dropped.
   virtual void close() = 0;
 };

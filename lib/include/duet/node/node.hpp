@@ -89,7 +89,7 @@ struct Status {
   std::string last_error;
   std::string tun_offloads;
   net::TunCounters tun_counters;
-  std::uint64_t streams_congested = 0;  ///< times an outer TCP stream filled up (TUN reads paused)
+  std::uint64_t streams_congested = 0;  ///< times an outer TCP stream or UDP socket filled up (TUN reads paused)
   std::uint64_t stuck_overrides = 0;    ///< times reading resumed past a stream that did not drain
 };
 

@@ -14,10 +14,12 @@ class io_context;
 
 namespace duet::posix {
 
-/// The kernel's UDP offloads a PosixStack may use on its datagram sockets.
+/// The kernel's UDP offloads a PosixStack may use on its datagram sockets, and their buffers.
 struct StackOptions {
-  bool udp_gso = true;  ///< UDP_SEGMENT: equal-sized datagrams to one peer in one send
-  bool udp_gro = true;  ///< UDP_GRO: datagrams of one peer received together
+  bool udp_gso = true;               ///< UDP_SEGMENT: equal-sized datagrams to one peer in one send
+  bool udp_gro = true;               ///< UDP_GRO: datagrams of one peer received together
+  int udp_send_buffer = 4 << 20;     ///< SO_SNDBUF of UDP sockets (the kernel doubles it)
+  int udp_receive_buffer = 4 << 20;  ///< SO_RCVBUF of UDP sockets
 };
 
 /// What the stack's datagram sockets did: which offloads are in use, and how many

@@ -59,8 +59,8 @@ public:
   [[nodiscard]] std::uint64_t moves_back() const { return moves_back_; }
   /// Sends one session message on the current connection; false when there is none.
   bool send(std::span<const std::uint8_t> message);
-  /// Where TCP connections report that they are too full (nullptr: nobody listens, and
-  /// a full stream drops at the high water mark). Set before start().
+  /// Where TCP connections and UDP sockets report that they are too full (nullptr: nobody
+  /// listens, and a full stream drops at the high water mark). Set before start().
   void set_flow(FlowControl* flow) { flow_ = flow; }
 
   /// Probes sent into a silence before the path is declared dead.

@@ -52,7 +52,8 @@ public:
   /// any path there): what it sends leaves from the listening port, and what `remote`
   /// sends comes to it. False when no UDP socket of that family is open.
   bool open_path(const net::Endpoint& remote, std::unique_ptr<Session> session);
-  /// Where TCP connections report that they are too full (see Client::set_flow).
+  /// Where TCP connections and UDP sockets report that they are too full (see
+  /// Client::set_flow).
   void set_flow(FlowControl* flow) { flow_ = flow; }
 
 private:
