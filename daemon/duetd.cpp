@@ -128,7 +128,10 @@ int run(const daemon::Invocation& inv, const std::function<void()>& ready = {}) 
   }
 
   boost::asio::io_context io;
-  posix::PosixStack stack(io, posix::StackOptions{cfg.offload.gso, cfg.offload.gro});
+  posix::StackOptions stack_options{.udp_gso = cfg.offload.gso, .udp_gro = cfg.offload.gro};
+  if (cfg.sndbuf != 0) stack_options.udp_send_buffer = cfg.sndbuf;
+  if (cfg.rcvbuf != 0) stack_options.udp_receive_buffer = cfg.rcvbuf;
+  posix::PosixStack stack(io, stack_options);
   auto tun = posix::LinuxTun::open(io, cfg.dev, cfg.offload.tun);
   if (!tun) {
     log->error("cannot open TUN device '{}': {} (needs CAP_NET_ADMIN and /dev/net/tun)", cfg.dev,

@@ -388,6 +388,16 @@ const Spec kSpecs[] = {
        if (auto v = l.number(d, 0, 0, 4294967295LL, "'fwmark'")) r.fwmark = Set<long long>{*v, d.where};
      },
      "fwmark MARK"},
+    {"sndbuf", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (auto v = l.number(d, 0, 4096, 1 << 30, "'sndbuf'")) r.sndbuf = Set<int>{static_cast<int>(*v), d.where};
+     },
+     "sndbuf BYTES"},
+    {"rcvbuf", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (auto v = l.number(d, 0, 4096, 1 << 30, "'rcvbuf'")) r.rcvbuf = Set<int>{static_cast<int>(*v), d.where};
+     },
+     "rcvbuf BYTES"},
     {"max-clients", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto v = l.number(d, 0, 1, 10'000'000, "'max-clients'")) r.max_clients = Set<long long>{*v, d.where};

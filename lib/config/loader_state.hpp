@@ -49,6 +49,7 @@ struct Raw {
   Opt<int> tun_mtu;
   Opt<long long> max_clients;
   Opt<long long> fwmark;
+  Opt<int> sndbuf, rcvbuf;
   Opt<Config::Offloads> offload;
   Opt<int> verb;
   SourceLocation where;

@@ -40,6 +40,8 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections, const 
   if (top.tun_mtu) cfg.tun_mtu = top.tun_mtu->value;
   if (top.max_clients) cfg.max_clients = static_cast<std::size_t>(top.max_clients->value);
   if (top.fwmark) cfg.fwmark = static_cast<std::uint32_t>(top.fwmark->value);
+  if (top.sndbuf) cfg.sndbuf = top.sndbuf->value;
+  if (top.rcvbuf) cfg.rcvbuf = top.rcvbuf->value;
   if (top.offload) cfg.offload = top.offload->value;
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;
   if (top.socks_proxy) cfg.socks_proxy = top.socks_proxy->value;

@@ -47,6 +47,8 @@ ReloadOutcome Node::reload(const config::Config& next_config) {
     fixed.emplace_back("the peer list's presence");
   if (!(next_config.offload == now.offload)) fixed.emplace_back("offload");
   if (next_config.tun_mtu != now.tun_mtu) fixed.emplace_back("tun-mtu");
+  if (next_config.sndbuf != now.sndbuf) fixed.emplace_back("sndbuf");
+  if (next_config.rcvbuf != now.rcvbuf) fixed.emplace_back("rcvbuf");
   for (const auto& f : fixed) out.restart_needed += (out.restart_needed.empty() ? "" : ", ") + f;
   if (!fixed.empty()) return out;
 

@@ -146,6 +146,41 @@ case_ "udp over IPv4, offload none" "connected to 198.18.131.2:1194/udp" "remote
 EXTRA="tun-mtu 1500"
 case_ "udp over IPv4, messages larger than the path MTU" "connected to 198.18.131.2:1194/udp" "remote 198.18.131.2 1194 udp"
 BULK=0 EXTRA=""
+
+# A slow uplink (tbf, 100 Mbit/s, with a queue deep enough that the client's socket fills
+# before it drops) and a 256 KiB send buffer, filled by eight inner TCP streams: the kernel
+# refuses the client's sends (EAGAIN), and duetd must stop reading its TUN until the socket
+# drains instead of dropping tunnel packets. (Without that: ~350 datagrams dropped and as
+# many inner retransmissions in 5 s here, bench/RESULTS.md.)
+slow_uplink() {
+  rm -f "$dir"/*.log
+  tb_client_conf "$dir" "remote 198.18.131.2 1194 udp" "sndbuf 262144"
+  ip netns exec "$S" "$duetd" --config "$dir/server.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
+  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
+  local ok=0 st="" json="" mbit=0 bytes=0 retrans=-1
+  if tb_ping_tunnel; then
+    c tc qdisc add dev eth0 root tbf rate 100mbit burst 64kb limit 64mb
+    ip netns exec "$S" iperf3 -s -1 -D >/dev/null 2>&1; sleep 0.3
+    ip netns exec "$C" iperf3 -c 198.18.140.1 -t 5 -P 8 -J > "$dir/iperf.json" 2>/dev/null
+    c tc qdisc del dev eth0 root
+    local sent; sent=$(grep -A8 '"sum_sent"' "$dir/iperf.json" | tail -n 9)
+    bytes=$(grep -m1 '"bytes"' <<<"$sent" | tr -dc 0-9)
+    retrans=$(grep -m1 '"retransmits"' <<<"$sent" | tr -dc 0-9)
+    mbit=$(grep -A6 '"sum_received"' "$dir/iperf.json" | grep -m1 '"bits_per_second"' | tr -dc '0-9.' | awk '{printf "%d", $1 / 1e6}')
+    json=$(ip netns exec "$C" "$duetctl" status --json --socket "$dir/client.sock")
+    st=$(ip netns exec "$C" "$duetctl" status --socket "$dir/client.sock")
+    # The inner TCP lost (almost) nothing: retransmissions under 0.5 % of the segments sent.
+    [[ ${mbit:-0} -gt 50 && -n $retrans && $((retrans * 200 * 1448)) -lt ${bytes:-0} ]] \
+      && grep -q "backpressure: TUN reads paused [1-9]" <<<"$st" \
+      && grep -qE '"udp_send_dropped": 0([^0-9]|$)' <<<"$json" && ok=1
+  fi
+  [[ $ok -eq 1 ]] || { echo "--- duetctl status (client)"; echo "$st"; grep -E '"(udp_send_dropped|tun_read_pauses)"' <<<"$json"; }
+  report "udp over a slow uplink: TUN reads pause while the socket is full, no datagram dropped" $ok \
+    "iperf3 -P 8 ${mbit:-0} Mbit/s through 100 Mbit/s, ${retrans} inner retransmissions in $((${bytes:-0} / 1448)) segments; $(grep -o 'TUN reads paused [0-9]* times' <<<"$st")"
+  tb_stop
+}
+slow_uplink
+
 r ip -6 route add blackhole fd00:131::2/128
 case_ "dual stack, IPv6 blackholed: over IPv4 at once" "connected to 198.18.131.2:1194/udp over IPv4 after [0-9]{1,3} ms" \
   "remote fd00:131::2 1194 udp" "remote 198.18.131.2 1194 udp"

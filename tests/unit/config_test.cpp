@@ -444,6 +444,14 @@ TEST(Loader, PeersForBigServersAndTheirBadInput) {
   EXPECT_NE(errors(load("mode server\nmax-clients 0\n")).find("'max-clients' must be a whole number from 1"),
             std::string::npos);
   EXPECT_EQ(load("mode server\nmax-clients 5000\n").config.max_clients, 5000u);
+  // sndbuf / rcvbuf (OpenVPN's names): bytes, 4096 or more; unset stays the default (0).
+  const auto buffers = load("mode server\nsndbuf 262144\nrcvbuf 1048576\n");
+  EXPECT_EQ(buffers.config.sndbuf, 262144);
+  EXPECT_EQ(buffers.config.rcvbuf, 1048576);
+  EXPECT_EQ(load("mode server\n").config.sndbuf, 0);
+  EXPECT_NE(errors(load("mode server\nsndbuf 100\n")).find("test.conf:2"), std::string::npos);
+  EXPECT_NE(errors(load("mode server\nsndbuf 100\n")).find("'sndbuf' must be a whole number from 4096"),
+            std::string::npos);
   // 100 000 prefixes on one 'peer' line is 1.7 MB: past the 4096-character line (and the
   // 1 MiB file) a configuration may have, said plainly. (The device itself takes that
   // many: Device.HundredThousandPrefixesOnOnePeer.)

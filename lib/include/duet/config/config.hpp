@@ -133,6 +133,10 @@ struct Config {
   std::size_t max_clients = 0;
   /// fwmark N: the mark on the tunnel's UDP sockets (SO_MARK), for policy routing (0: none).
   std::uint32_t fwmark = 0;
+  /// sndbuf / rcvbuf BYTES: SO_SNDBUF / SO_RCVBUF of the tunnel's UDP sockets (0: duetd's
+  /// default, 4 MiB each). A smaller send buffer makes a slow uplink push back sooner
+  /// (the TUN pauses instead of a deep queue building in the kernel).
+  int sndbuf = 0, rcvbuf = 0;
   /// The kernel offloads the daemon may use (`offload`): each one is used only where the
   /// kernel grants it; turning one off is for measuring and for working around a driver.
   struct Offloads {
