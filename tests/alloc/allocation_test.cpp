@@ -3,15 +3,23 @@
 // replaced by a counting one for this binary. After a warm-up (handshake, buffers grown
 // to their working size), packets are routed through the tunnel in bursts the way a TUN
 // read hands them over, and every allocation made meanwhile, by the engine, the
-// transports and PosixStack alike, is counted per packet.
+// transports and PosixStack alike, is counted per packet. The proxied transports go
+// through a relaying HTTP CONNECT or SOCKS5 proxy (tests/support/fake_proxy.hpp) on a
+// thread and event loop of its own, whose allocations are not counted: a proxy is another
+// process in real use.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <new>
+#include <optional>
+#include <thread>
 
 #include "../support/driver.hpp"
+#include "../support/fake_proxy.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/node/node.hpp"
 #include "duet/node/uapi.hpp"
@@ -19,7 +27,7 @@
 
 namespace {
 std::atomic<std::uint64_t> g_allocations{0};
-bool g_counting = true;  ///< off while the test itself allocates
+thread_local bool g_counting = true;  ///< off while the test itself (or the proxy's thread) allocates
 }  // namespace
 
 // Sanitizers bring their own operator new; the count is taken in plain builds only.
@@ -91,12 +99,58 @@ std::vector<std::uint8_t> inner_packet(std::size_t size) {
   return p;
 }
 
+/// A relaying proxy on its own thread and PosixStack, listening on 127.0.0.1.
+class ProxyThread {
+public:
+  explicit ProxyThread(test::FakeProxy::Kind kind) {
+    std::promise<net::Endpoint> where;
+    auto listening = where.get_future();
+    thread_ = std::thread([this, kind, &where] {
+      g_counting = false;
+      auto guard = boost::asio::make_work_guard(io_);
+      posix::PosixStack stack(io_);
+      test::FakeProxy proxy(stack, kind, *net::Endpoint::parse("127.0.0.1:0"));
+      where.set_value(proxy.local());
+      io_.run();
+      connections_ = proxy.connections;
+    });
+    endpoint_ = listening.get();
+  }
+  ~ProxyThread() { stop(); }
+  /// Stops the proxy's loop; returns how many connections it took.
+  int stop() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    return connections_;
+  }
+  ProxyThread(const ProxyThread&) = delete;
+  ProxyThread& operator=(const ProxyThread&) = delete;
+  [[nodiscard]] const net::Endpoint& endpoint() const { return endpoint_; }
+
+private:
+  boost::asio::io_context io_;
+  std::thread thread_;
+  net::Endpoint endpoint_;
+  int connections_ = 0;
+};
+
 struct Measured {
   double per_packet = 0;
   std::uint64_t delivered = 0;
+  int proxied_connections = 0;  ///< connections the proxy relayed
 };
 
-[[maybe_unused]] Measured measure(const std::string& proto) {
+/// `transport`: "udp", "tcp", or "tcp via http" / "tcp via socks" (through a proxy).
+[[maybe_unused]] Measured measure(const std::string& transport) {
+  const std::string proto = transport.substr(0, 3);
+  std::optional<ProxyThread> proxy;
+  std::string via;
+  if (transport != proto) {
+    const bool http = transport.ends_with("http");
+    proxy.emplace(http ? test::FakeProxy::Kind::http : test::FakeProxy::Kind::socks);
+    via = std::string(http ? "http-proxy" : "socks-proxy") + " 127.0.0.1 " + std::to_string(proxy->endpoint().port) +
+          "\n";
+  }
   test::PosixDriver d;
   const auto port = node::uapi::free_port(d.stack());
   EXPECT_TRUE(port);
@@ -108,7 +162,7 @@ struct Measured {
                                           "\nprivate-key " + config::key_to_base64(server_key) + "\npeer " +
                                           config::key_to_base64(client_pub) + " 198.18.190.2/32\n",
                                       "server.conf");
-  auto client_cfg = config::load_text("mode client\nremote 127.0.0.1 " + p + " " + proto + "\nprivate-key " +
+  auto client_cfg = config::load_text("mode client\nremote 127.0.0.1 " + p + " " + proto + "\n" + via + "private-key " +
                                           config::key_to_base64(client_key) + "\npeer " +
                                           config::key_to_base64(server_pub) + " 198.18.190.0/24\n",
                                       "client.conf");
@@ -146,6 +200,7 @@ struct Measured {
   Measured m;
   m.delivered = server_tun.counters().packets_written - before;
   m.per_packet = m.delivered == 0 ? 1e9 : static_cast<double>(allocations) / static_cast<double>(m.delivered);
+  if (proxy) m.proxied_connections = proxy->stop();
   return m;
 }
 
@@ -157,6 +212,9 @@ TEST_P(Allocations, SteadyStateDataPathPerPacket) {
 #else
   ASSERT_TRUE(tunnel::crypto_init());
   const Measured m = measure(GetParam());
+  if (GetParam().find(" via ") != std::string::npos) {
+    EXPECT_EQ(m.proxied_connections, 1) << "the tunnel crossed the proxy";
+  }
   EXPECT_EQ(m.delivered, 16000u);
   RecordProperty("allocations_per_packet", std::to_string(m.per_packet));
   std::printf("%s: %.4f allocations per packet over %llu packets\n", GetParam().c_str(), m.per_packet,
@@ -167,7 +225,11 @@ TEST_P(Allocations, SteadyStateDataPathPerPacket) {
 #endif
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, Allocations, ::testing::Values("udp", "tcp"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Transports, Allocations, ::testing::Values("udp", "tcp", "tcp via http", "tcp via socks"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), ' ', '_');
+                           return name;
+                         });
 
 }  // namespace

@@ -31,6 +31,8 @@ public:
     listener_ = std::move(*stack.listen(listen, {false, 16}));
     accept();
   }
+  /// Where it listens (the port the kernel chose for port 0).
+  [[nodiscard]] net::Endpoint local() const { return *listener_->local_endpoint(); }
   int connections = 0;
   std::vector<std::string> requests;  ///< HTTP request heads; SOCKS: "host:port" asked for
 
