@@ -22,6 +22,10 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
                                                      : json(std::round(net::to_ms(s.path->smoothed_rtt) * 10) / 10);
     pj["paths_declared_dead"] = s.path->declared_dead;
     pj["moves_back"] = s.path->moves_back;
+    pj["standby"] = s.path->standby ? json(s.path->standby->to_string()) : json(nullptr);
+    pj["standby_checked_s_ago"] =
+        s.path->standby ? json(std::llround(net::to_ms(s.path->standby_age) / 1000)) : json(nullptr);
+    pj["standby_moves"] = s.path->standby_moves;
     j["path"] = pj;
   }
   j["peers"] = json::array();
@@ -107,6 +111,11 @@ std::string status_text(const nlohmann::ordered_json& j) {
            p["family"].get<std::string>() + "), " + rtt + "; " +
            std::to_string(p["paths_declared_dead"].get<std::uint64_t>()) + " silent paths left, " +
            std::to_string(p["moves_back"].get<std::uint64_t>()) + " moves back\n";
+    if (p.contains("standby") && !p["standby"].is_null()) {
+      out += "  standby: " + p["standby"].get<std::string>() + ", answered a path check " +
+             std::to_string(p["standby_checked_s_ago"].get<long long>()) + " s ago; " +
+             std::to_string(p.value("standby_moves", 0)) + " failovers straight to a standby\n";
+    }
   } else if (j.contains("connected")) {
     out += "  path: not connected\n";
   }

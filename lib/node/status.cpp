@@ -15,6 +15,11 @@ Status Node::status(const PeerSelection& which) const {
     if (auto r = client_->remote()) {
       s.path = Status::Path{*r, client_->transport().value_or(config::Transport::udp), client_->smoothed_rtt(),
                             client_->paths_declared_dead(), client_->moves_back()};
+      if (const auto& standby = client_->standby()) {
+        s.path->standby = standby->candidate.endpoint;
+        s.path->standby_age = stack_.clock().now() - standby->checked;
+      }
+      s.path->standby_moves = client_->standby_moves();
     }
   }
   if (device_) {

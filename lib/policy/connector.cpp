@@ -124,6 +124,14 @@ void Connector::begin_block(std::size_t index, net::TimePoint now, Outputs& out)
   advance(now, false, out);
 }
 
+std::vector<Candidate> Connector::candidates() const {
+  std::vector<Candidate> out;
+  for (const auto& t : targets_) {
+    for (const auto& e : t.order) out.push_back(Candidate{e, t.transport, t.via_host, t.via_port});
+  }
+  return out;
+}
+
 Connector::Target* Connector::target_of_query(std::size_t query, Lookup** lookup) {
   for (auto& t : targets_) {
     for (Lookup* l : {&t.v6, &t.v4}) {

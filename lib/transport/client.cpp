@@ -28,6 +28,15 @@ constexpr net::Duration kFailbackMax = 10s;
 constexpr net::Duration kNeverWorkedMax = 60s;  // a preferred address that lost the race: rarer checks
 constexpr net::Duration kFailbackPenaltyMax = 60s;
 constexpr net::Duration kFlapWindow = 60s;  // a path moved back to that dies this soon: penalty
+// A standby: checked first this long after connecting, then at most once per interval and
+// only while the session carries traffic (an idle one costs what its keepalive costs).
+// One that answered within kStandbyFresh is moved to at once when the active path dies;
+// the move gives up after kMinMoveTimeout (or three of its round trips), then the race.
+constexpr net::Duration kFirstStandbyCheck = 1s;
+constexpr net::Duration kStandbyCheckInterval = 15s;
+constexpr net::Duration kStandbyFresh = 60s;
+constexpr net::Duration kMinStandbyCheckTimeout = 1s;
+constexpr net::Duration kMinMoveTimeout = 300ms;
 constexpr net::Duration kMinCheckTimeout = 1500ms;
 constexpr net::Duration kCheckHelloInterval = 500ms;  // three hellos per check: loss does not fail it
 
@@ -86,7 +95,10 @@ Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::C
       retry_timer_(stack.clock().make_timer()),
       health_timer_(stack.clock().make_timer()),
       failback_timer_(stack.clock().make_timer()),
-      failback_first_(kFailbackFirst) {
+      failback_first_(kFailbackFirst),
+      standby_timer_(stack.clock().make_timer()),
+      check_timer_(stack.clock().make_timer()),
+      move_timer_(stack.clock().make_timer()) {
   if (shared_)
     shared_->set_datagram_hook(
         [this](const net::Endpoint& from, std::span<const std::uint8_t> d) { return offer(from, d); });
@@ -277,6 +289,14 @@ void Client::begin_attempt(std::size_t id, const policy::Candidate& candidate) {
 
 void Client::attempt_failed(Attempt& a, std::error_code ec, const std::string& why) {
   const std::size_t id = a.id;
+  if (&a == check_.get()) {
+    stack_.clock().post([this, id] { standby_checked(id, false); });
+    return;
+  }
+  if (&a == move_.get()) {
+    stack_.clock().post([this, id] { move_over(id, false); });
+    return;
+  }
   if (&a == trial_.get()) {
     stack_.clock().post([this, id, ec, why] {
       if (!trial_ || trial_->id != id) return;
@@ -312,34 +332,35 @@ static std::vector<net::Endpoint> literal_locals(const config::Connection& c) {
   return out;
 }
 
-void Client::begin_udp(Attempt& a) {
+std::error_code Client::open_udp(Attempt& a) {
   const config::Connection& c = block();
   const net::Family f = a.candidate.endpoint.family();
   if (shared_ != nullptr && a.candidate.via_host.empty()) a.shared_udp = shared_->udp_socket(f);
-  if (a.shared_udp == nullptr) {
-    auto s = a.candidate.via_host.empty() ? sockets_.open_datagram(f, a.candidate.endpoint)
-                                          : sockets_.open_datagram_via(f, a.candidate.via_host, a.candidate.via_port);
-    if (!s) return attempt_failed(a, s.error());
-    a.udp = std::move(*s);
-    if (a.flow != nullptr) {
-      a.udp->on_blocked([flow = a.flow, socket = a.udp.get()](bool blocked) { flow->blocked(*socket, blocked); });
-    }
-    if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
-      if (f == net::Family::v6) (void)a.udp->set_v6only(true);
-      if (auto ec = a.udp->bind(plan->local)) {
-        emit({.kind = EventKind::bind_failed,
-              .endpoint = plan->local,
-              .transport = config::Transport::udp,
-              .error = ec});
-        return attempt_failed(a, ec);
-      }
-      auto bound = a.udp->local_endpoint();
-      emit({.kind = EventKind::bind_ok, .endpoint = bound ? *bound : plan->local, .transport = config::Transport::udp});
-    }
-    // Connected, so the kernel reports ICMP errors (refused, prohibited) to us.
-    if (auto ec = a.udp->connect(a.candidate.endpoint)) return attempt_failed(a, ec);
-    udp_receive(a);
+  if (a.shared_udp != nullptr) return {};
+  auto s = a.candidate.via_host.empty() ? sockets_.open_datagram(f, a.candidate.endpoint)
+                                        : sockets_.open_datagram_via(f, a.candidate.via_host, a.candidate.via_port);
+  if (!s) return s.error();
+  a.udp = std::move(*s);
+  if (a.flow != nullptr) {
+    a.udp->on_blocked([flow = a.flow, socket = a.udp.get()](bool blocked) { flow->blocked(*socket, blocked); });
   }
+  if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
+    if (f == net::Family::v6) (void)a.udp->set_v6only(true);
+    if (auto ec = a.udp->bind(plan->local)) {
+      emit({.kind = EventKind::bind_failed, .endpoint = plan->local, .transport = config::Transport::udp, .error = ec});
+      return ec;
+    }
+    auto bound = a.udp->local_endpoint();
+    emit({.kind = EventKind::bind_ok, .endpoint = bound ? *bound : plan->local, .transport = config::Transport::udp});
+  }
+  // Connected, so the kernel reports ICMP errors (refused, prohibited) to us.
+  if (auto ec = a.udp->connect(a.candidate.endpoint)) return ec;
+  udp_receive(a);
+  return {};
+}
+
+void Client::begin_udp(Attempt& a) {
+  if (auto ec = open_udp(a)) return attempt_failed(a, ec);
   auto hello = a.session->hello();
   if (auto* d = a.datagram()) {
     if (auto ec = d->send_to(a.candidate.endpoint, hello)) return attempt_failed(a, ec);
@@ -452,6 +473,21 @@ void Client::on_message(Attempt& a, std::span<const std::uint8_t> message) {
     }
     return;
   }
+  if (&a == check_.get()) {
+    if (reply.answers_check) {
+      const std::size_t id = a.id;
+      stack_.clock().post([this, id] { standby_checked(id, true); });
+    }
+    return;
+  }
+  if (&a == move_.get()) {
+    // The peer answered under the keys we kept (or, without usable ones, our handshake).
+    if (reply.authenticated || reply.answers_hello) {
+      const std::size_t id = a.id;
+      stack_.clock().post([this, id] { move_over(id, true); });
+    }
+    return;
+  }
   if (!reply.answers_hello && !a.nudged && a.candidate.transport == config::Transport::udp) {
     // The peer spoke on this path, so it is up now: if our hello reached it before it was
     // (p2p peers starting together), say it again at once instead of after a second.
@@ -473,6 +509,7 @@ void Client::on_message(Attempt& a, std::span<const std::uint8_t> message) {
 void Client::established(std::size_t id) {
   active_ = std::move(attempts_[id]);
   active_block_ = connector_->block();
+  known_ = connector_->candidates();
   if (active_->hello_timer) active_->hello_timer->cancel();
   attempts_.clear();
   lookups_.clear();
@@ -516,8 +553,13 @@ void Client::activate(net::TimePoint now, net::Duration elapsed, std::string det
         .detail = std::move(detail)});
   active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
     a->send(m);
+    last_traffic_ = stack_.clock().now();
     on_sent();
   });
+  // A new path has its own standby, checked soon (and then now and then).
+  standby_.reset();
+  standby_checked_since_connect_ = false;
+  standby_timer_->start(kFirstStandbyCheck, [this] { check_standby(); });
   keepalive_tick();  // at once: its answer times the path
 }
 
@@ -570,6 +612,17 @@ void Client::lost(std::error_code ec, const std::string& why, bool demote) {
     avoid_.reset();
   use_cache_ = demote;
   preferred_.reset();
+  standby_timer_->cancel();
+  check_timer_->cancel();
+  lost_at_ = now;
+  if (check_) stack_.clock().post([gone = std::shared_ptr<Attempt>(std::move(check_))] {});
+  // A standby that answered lately: go there at once, keeping the tunnel keys; the race
+  // runs only if it does not answer either.
+  if (demote && move_to_standby(why)) {
+    stack_.clock().post(
+        [dead = std::shared_ptr<Attempt>(std::move(active_)), trial = std::shared_ptr<Attempt>(std::move(trial_))] {});
+    return;
+  }
   // The socket may be the one whose callback we are in: let go of it on a clean stack.
   stack_.clock().post([this, dead = std::shared_ptr<Attempt>(std::move(active_)),
                        trial = std::shared_ptr<Attempt>(std::move(trial_)), demote] {
@@ -659,6 +712,147 @@ void Client::health_check() {
   if (flow_ != nullptr) health_.progress = flow_->progress();
   active_->send(probe);
   health_timer_->start(probe_interval(), [this] { health_check(); });
+}
+
+// --- a standby, checked ahead of need -------------------------------------------------------
+
+std::optional<policy::Candidate> Client::standby_candidate() const {
+  if (!active_ || active_->candidate.transport != config::Transport::udp || !active_->candidate.via_host.empty())
+    return std::nullopt;
+  // Another address the winning round knew, the other family first (the likelier to
+  // survive what broke this one); never the active one.
+  const net::Endpoint& now = active_->candidate.endpoint;
+  std::optional<policy::Candidate> same_family;
+  for (const auto& c : known_) {
+    if (c.transport != config::Transport::udp || !c.via_host.empty() || c.endpoint == now) continue;
+    if (c.endpoint.family() != now.family()) return c;
+    if (!same_family) same_family = c;
+  }
+  return same_family;
+}
+
+void Client::check_standby() {
+  if (!active_ || shared_ != nullptr) return;  // (p2p shares the listening socket: not built there)
+  const auto now = stack_.clock().now();
+  standby_timer_->start(kStandbyCheckInterval, [this] { check_standby(); });
+  if (check_ || move_) return;
+  // While a failover's left path is being checked to move back to, that is the check.
+  if (preferred_) return;
+  // Once after connecting, then only while the session carries traffic.
+  if (standby_checked_since_connect_ && now - last_traffic_ > kStandbyCheckInterval) return;
+  const auto candidate = standby_candidate();
+  if (!candidate) return;
+  auto a = std::make_unique<Attempt>();
+  a->id = next_trial_id_++;
+  a->candidate = *candidate;
+  a->session = sessions_.create(candidate->endpoint, candidate->transport);
+  auto ask = a->session->path_check();
+  if (ask.empty()) {  // this peer cannot be asked without moving the session (WireGuard)
+    standby_timer_->cancel();
+    return;
+  }
+  standby_checked_since_connect_ = true;
+  check_ = std::move(a);
+  const std::size_t id = check_->id;
+  if (auto ec = open_udp(*check_)) {
+    stack_.clock().post([this, id] { standby_checked(id, false); });
+    return;
+  }
+  check_->hello_at = now;
+  ++standby_checks_;
+  check_->send(ask);
+  check_timer_->start(std::max(kMinStandbyCheckTimeout, 4 * rto()), [this, id] { standby_checked(id, false); });
+}
+
+void Client::standby_checked(std::size_t id, bool answered) {
+  if (!check_ || check_->id != id) return;
+  check_timer_->cancel();
+  const auto now = stack_.clock().now();
+  const policy::Candidate c = check_->candidate;
+  if (answered) {
+    const bool news = !standby_ || standby_->candidate != c;
+    standby_ = Standby{c, now, now - check_->hello_at};
+    if (news) {
+      emit({.kind = EventKind::standby,
+            .endpoint = c.endpoint,
+            .transport = c.transport,
+            .detail = "answers (" + std::to_string(static_cast<long long>(net::to_ms(standby_->rtt))) +
+                      " ms): a failover goes there at once"});
+    }
+  } else if (standby_ && standby_->candidate == c) {
+    standby_.reset();
+    emit({.kind = EventKind::standby,
+          .endpoint = c.endpoint,
+          .transport = c.transport,
+          .error = net::errc(std::errc::timed_out),
+          .detail = "no longer answers: a failover races the addresses"});
+  }
+  // Its socket may be the one whose callback we are in.
+  stack_.clock().post([gone = std::shared_ptr<Attempt>(std::move(check_))] {});
+}
+
+bool Client::move_to_standby(const std::string& why) {
+  const auto now = stack_.clock().now();
+  if (!standby_ || now - standby_->checked > kStandbyFresh || move_ || shared_ != nullptr) return false;
+  if (active_ && standby_->candidate == active_->candidate) return false;
+  auto a = std::make_unique<Attempt>();
+  a->id = next_trial_id_++;
+  a->flow = flow_;
+  a->candidate = standby_->candidate;
+  a->session = sessions_.create(a->candidate.endpoint, a->candidate.transport);
+  move_ = std::move(a);
+  Attempt& m = *move_;
+  const std::size_t id = m.id;
+  emit({.kind = EventKind::reconnecting,
+        .detail = "moving to the standby " + m.candidate.endpoint.to_string() + " (answered " +
+                  std::to_string(static_cast<long long>(net::to_ms(now - standby_->checked))) +
+                  " ms ago), keeping the tunnel keys" + (why.empty() ? "" : " after: " + why)});
+  if (auto ec = open_udp(m)) {
+    stack_.clock().post([this, id] { move_over(id, false); });
+    return true;
+  }
+  // Under the keys the session has: the peer moves its side to where this comes from.
+  m.hello_at = now;
+  m.hellos = 1;
+  m.send(m.session->keepalive());
+  const net::Duration give_up = std::max(kMinMoveTimeout, 3 * standby_->rtt);
+  move_timer_->start(give_up / 2, [this, id, give_up] {
+    if (!move_ || move_->id != id) return;
+    ++move_->hellos;
+    move_->send(move_->session->keepalive());
+    move_timer_->start(give_up - give_up / 2, [this, id] { move_over(id, false); });
+  });
+  return true;
+}
+
+void Client::move_over(std::size_t id, bool answered) {
+  if (!move_ || move_->id != id) return;
+  move_timer_->cancel();
+  const auto now = stack_.clock().now();
+  if (!answered) {
+    emit({.kind = EventKind::standby,
+          .endpoint = move_->candidate.endpoint,
+          .transport = move_->candidate.transport,
+          .error = net::errc(std::errc::timed_out),
+          .detail = "did not answer the move: racing the addresses"});
+    standby_.reset();
+    stack_.clock().post([this, gone = std::shared_ptr<Attempt>(std::move(move_))] {
+      emit({.kind = EventKind::reconnecting, .detail = "trying the other addresses of the last lookup, this one last"});
+      begin_round();
+    });
+    return;
+  }
+  active_ = std::move(move_);
+  standby_moves_ += 1;
+  // As after a race won elsewhere: the path that died is checked now and then, to move back.
+  if (avoid_ && active_->candidate != *avoid_) {
+    preferred_ = avoid_;
+    preferred_worked_ = true;
+    schedule_failback(failback_first_);
+  }
+  avoid_.reset();
+  use_cache_ = false;
+  activate(now, now - lost_at_, "moved to the standby, tunnel keys kept");
 }
 
 // --- moving back --------------------------------------------------------------------------

@@ -48,6 +48,8 @@ std::string_view to_string(EventKind k) {
       return "probing";
     case EventKind::path_check:
       return "path-check";
+    case EventKind::standby:
+      return "standby";
   }
   return "?";
 }
@@ -103,6 +105,8 @@ std::string Event::describe() const {
     case EventKind::path_check:
       return error ? "path left behind " + where + " still fails: " + (err.empty() ? detail : err)
                    : detail + ": " + where;
+    case EventKind::standby:
+      return "standby " + where + ": " + (err.empty() ? detail : detail + " (" + err + ")");
   }
   return detail;
 }
@@ -114,6 +118,7 @@ EventLevel level_of(EventKind k) {
     case EventKind::bind_ok:
     case EventKind::probing:
     case EventKind::path_check:
+    case EventKind::standby:
       return EventLevel::debug;
     case EventKind::attempt_failed:
     case EventKind::bind_remote_warning:

@@ -95,6 +95,38 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   if (to_tun_) to_tun_(packet.first(h->total_length));
 }
 
+Bytes Device::path_message(std::size_t peer, MessageType type) {
+  auto& ps = peers_[peer];
+  if (ps.removed || !usable(ps.current)) return {};
+  KeypairState& k = *ps.current;
+  Bytes m;
+  encrypt_data_into(k.keys, k.send_counter++, {}, m, 0, type);
+  ps.tx_bytes += m.size();
+  return m;
+}
+
+void Device::on_path_message(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
+  (void)s;  // any path may be checked: it is neither bound to the peer nor made active
+  const auto type = static_cast<MessageType>(m[0]);
+  auto idx = receiver_index(m);
+  if (!idx) return;
+  auto it = by_index_.find(*idx);
+  if (it == by_index_.end()) return;
+  std::shared_ptr<KeypairState> k = it->second;
+  if (clock_.now() - k->created >= kRejectAfterTime) return;
+  const auto counter = decrypt_data_into(k->keys, m, open_buffer_, type);
+  if (!counter || !k->replay.accept(*counter)) return;  // forged or replayed: no answer
+  auto& ps = peers_[k->peer];
+  ps.rx_bytes += m.size();
+  if (type == kMessageDuetPathAnswer) {
+    r.answers_check = true;
+    return;
+  }
+  // Answered from where it came, as big as it was: no amplification, and only for a
+  // message under this peer's keys, each counter once.
+  if (auto answer = path_message(k->peer, kMessageDuetPathAnswer); !answer.empty()) r.send.push_back(std::move(answer));
+}
+
 bool Device::route(std::span<const std::uint8_t> packet) {
   const auto h = net::parse_ip_header(packet);
   if (!h || !net::fits(*h, packet)) return false;

@@ -267,13 +267,14 @@ std::optional<Keypair> consume_response(const Identity& me, const InitiatorState
   return keys;
 }
 
-void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out, std::size_t mtu) {
+void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out, std::size_t mtu,
+                       MessageType type) {
   // Padded to a multiple of 16, but never past the MTU (the whitepaper, 5.4.6): a full-size
   // packet's message must still fit the outer path (1420 + 80 = 1500 over IPv6).
   std::size_t padded = (packet.size() + 15) & ~std::size_t{15};
   if (mtu != 0 && padded > mtu) padded = std::max(mtu, packet.size());
   out.resize(kDataHeaderLength + padded + 16);
-  out[0] = kMessageData;
+  out[0] = type;
   out[1] = out[2] = out[3] = 0;
   put_le32(&out[4], keys.remote_index);
   put_le64(&out[8], counter);
@@ -289,8 +290,8 @@ Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, Span packet) {
   return msg;
 }
 
-std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, Span m, Bytes& out) {
-  if (m.size() < kDataMinLength || m[0] != kMessageData || m[1] || m[2] || m[3]) return std::nullopt;
+std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, Span m, Bytes& out, MessageType type) {
+  if (m.size() < kDataMinLength || m[0] != type || m[1] || m[2] || m[3]) return std::nullopt;
   if (get_le32(&m[4]) != keys.local_index) return std::nullopt;
   const std::uint64_t counter = get_le64(&m[8]);
   if (counter >= kRejectAfterMessages) return std::nullopt;
@@ -309,7 +310,10 @@ std::optional<Decrypted> decrypt_data(const Keypair& keys, Span m) {
 }
 
 std::optional<std::uint32_t> receiver_index(Span m) {
-  if (m.size() >= kDataHeaderLength && m[0] == kMessageData) return get_le32(&m[4]);
+  if (m.size() >= kDataHeaderLength &&
+      (m[0] == kMessageData || m[0] == kMessageDuetPathCheck || m[0] == kMessageDuetPathAnswer)) {
+    return get_le32(&m[4]);
+  }
   if (m.size() == kResponseLength && m[0] == kMessageHandshakeResponse) return get_le32(&m[8]);
   if (m.size() == kCookieReplyLength && m[0] == kMessageHandshakeCookie) return get_le32(&m[4]);
   return std::nullopt;

@@ -50,6 +50,10 @@ public:
       case kMessageData:
         d_.on_data(*this, m, r);
         break;
+      case kMessageDuetPathCheck:
+      case kMessageDuetPathAnswer:
+        d_.on_path_message(*this, m, r);
+        break;
       default:
         break;
     }
@@ -72,6 +76,14 @@ public:
     const auto peer = d_.peer_of(*this);
     if (peer && d_.peers_[*peer].answers_keepalives) return keepalive();
     return hello();
+  }
+
+  /// Only to a peer that has answered a keepalive at once: a duet peer (WireGuard answers
+  /// none, and would drop the check).
+  std::vector<std::uint8_t> path_check() override {
+    const auto peer = d_.peer_of(*this);
+    if (!peer || !d_.peers_[*peer].answers_keepalives) return {};
+    return d_.path_message(*peer, kMessageDuetPathCheck);
   }
 
   [[nodiscard]] bool keepalive_answered() const override {

@@ -37,6 +37,12 @@ struct TwoHosts {
 
 struct Pair : TwoHosts, ::testing::Test {
   void SetUp() override { ASSERT_TRUE(crypto_init()); }
+  /// As a node in client mode sets them: its peer may be a duet server that answers keepalives.
+  static DeviceLimits client_limits() {
+    DeviceLimits l;
+    l.peers_may_answer_keepalives = true;
+    return l;
+  }
   Identity cid = Identity::from_private(clamp_private_key(Key{1}));
   Identity sid = Identity::from_private(clamp_private_key(Key{2}));
   std::vector<Bytes> client_tun, server_tun;
@@ -44,7 +50,8 @@ struct Pair : TwoHosts, ::testing::Test {
                 {{sid.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}},
                 w.stack("c").clock(),
                 [this](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); },
-                seeded(1)};
+                seeded(1),
+                client_limits()};
   Device server{sid,
                 {{cid.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
                 w.stack("s").clock(),
@@ -210,6 +217,43 @@ TEST_F(Pair, APeerThatMovesIsFollowedAfterItsFirstAuthenticatedPacket) {
   EXPECT_FALSE(attacker.session->receive(captured).authenticated);
   EXPECT_EQ(*server.peers()[0].endpoint, ep("198.18.1.2:6000"));
   EXPECT_EQ(server_tun.size(), 2u);
+}
+
+// duet's path check: a client asks from another address whether that path works; the
+// server answers from where it came, keeps no state for it and does not move the peer
+// (WireGuard's rules would, for a handshake or data there). Replayed or forged checks get
+// nothing, and a peer not known to be duet's is never asked.
+TEST_F(Pair, APathCheckIsAnsweredFromAnotherAddressWithoutMovingThePeer) {
+  Path c = connect();
+  Path s = responder("198.18.1.2:5000");
+  pump(c, s);
+  auto standby = client.make_initiator(0, ep("198.18.2.3:1194"), config::Transport::udp);
+  EXPECT_TRUE(standby->path_check().empty()) << "not yet seen answering a keepalive: maybe WireGuard";
+  c.out.push_back(c.session->keepalive());
+  pump(c, s);
+  ASSERT_TRUE(client.peers()[0].answers_keepalives);
+  const Bytes ask = standby->path_check();
+  ASSERT_EQ(ask.size(), 32u) << "as small as a keepalive";
+  EXPECT_EQ(ask[0], 0xd0);
+  Path other = responder("198.18.3.2:5000");  // the client's other address, as the server sees it
+  auto r = other.session->receive(ask);
+  EXPECT_FALSE(r.authenticated) << "no state kept for the path";
+  ASSERT_EQ(r.send.size(), 1u);
+  EXPECT_EQ(r.send[0].size(), 32u) << "no amplification";
+  EXPECT_EQ(*server.peers()[0].endpoint, ep("198.18.1.2:5000")) << "the peer was not moved";
+  const auto back = standby->receive(r.send[0]);
+  EXPECT_TRUE(back.answers_check);
+  EXPECT_FALSE(back.authenticated);
+  EXPECT_TRUE(back.send.empty());
+  // A replay, and a check with one bit changed, get nothing.
+  EXPECT_TRUE(other.session->receive(ask).send.empty());
+  Bytes forged = standby->path_check();
+  forged.back() ^= 1;
+  EXPECT_TRUE(other.session->receive(forged).send.empty());
+  // Traffic still goes where it went.
+  ASSERT_TRUE(server.route(ipv4_udp("198.18.120.1", "198.18.120.2", 1)));
+  EXPECT_EQ(s.out.size(), 1u);
+  EXPECT_TRUE(other.out.empty());
 }
 
 class RekeyOver : public ::testing::TestWithParam<const char*> {

@@ -100,16 +100,24 @@ struct Side {
     }
     return t;
   }
-  static node::NodeOptions options(tunnel::DeviceLimits limits) {
+  node::NodeOptions options(tunnel::DeviceLimits limits) {
     node::NodeOptions o;
     o.limits = limits;
+    o.events = [this](const transport::Event& e) { events.push_back(e); };
     return o;
+  }
+  /// Every event, one line each (for failure messages).
+  [[nodiscard]] std::string log() const {
+    std::string s;
+    for (const auto& e : events) s += e.describe() + "\n";
+    return s;
   }
   static tunnel::Device& started(node::Node& n) {
     std::string why;
     EXPECT_TRUE(n.start(why)) << why;
     return *n.device();
   }
+  std::vector<transport::Event> events;  ///< what the node said, in order
   config::LoadResult loaded;
   sim::SimTun sim_tun;
   node::Node node;

@@ -33,6 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (consume_initiation(f.responder, m)) std::abort();
   if (consume_response(f.initiator, f.state, m)) std::abort();
   if (decrypt_data(f.keys, m)) std::abort();
+  Bytes out;
+  if (decrypt_data_into(f.keys, m, out, kMessageDuetPathCheck)) std::abort();
+  if (decrypt_data_into(f.keys, m, out, kMessageDuetPathAnswer)) std::abort();
   (void)receiver_index(m);
   (void)mac1_valid(f.responder.public_key, m);
   ReplayWindow w;

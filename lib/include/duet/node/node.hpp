@@ -79,6 +79,9 @@ struct Status {
     config::Transport transport = config::Transport::udp;
     net::Duration smoothed_rtt{0};  ///< 0: not measured yet
     std::uint64_t declared_dead = 0, moves_back = 0;
+    std::optional<net::Endpoint> standby;  ///< another address that answered a path check
+    net::Duration standby_age{0};          ///< since it last answered
+    std::uint64_t standby_moves = 0;       ///< failovers straight to a checked standby
   };
   std::optional<Path> path;
   std::vector<PeerStatus> peers;                     ///< as asked (every peer, none, or one)

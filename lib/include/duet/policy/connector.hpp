@@ -147,6 +147,9 @@ public:
   [[nodiscard]] bool finished() const { return finished_; }
   /// The <connection> block being tried (index into the configuration's).
   [[nodiscard]] std::size_t block() const { return block_; }
+  /// Every address this block has released so far (answered lookups and literals), in the
+  /// order they are tried: what a client knows of its peer's other paths once connected.
+  [[nodiscard]] std::vector<Candidate> candidates() const;
 
 private:
   struct Lookup {

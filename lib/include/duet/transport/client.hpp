@@ -57,6 +57,18 @@ public:
   [[nodiscard]] std::uint64_t paths_declared_dead() const { return paths_dead_; }
   /// Moves back to a path that had died once it answered again.
   [[nodiscard]] std::uint64_t moves_back() const { return moves_back_; }
+  /// A standby: another address of the peer, checked ahead of need (see check_standby).
+  struct Standby {
+    policy::Candidate candidate;
+    net::TimePoint checked{};  ///< when it last answered a check
+    net::Duration rtt{0};      ///< that check's round trip
+  };
+  /// The standby known to work now, if any.
+  [[nodiscard]] const std::optional<Standby>& standby() const { return standby_; }
+  /// Path checks sent to standbys so far.
+  [[nodiscard]] std::uint64_t standby_checks() const { return standby_checks_; }
+  /// Failovers that went straight to a known standby, keeping the tunnel keys.
+  [[nodiscard]] std::uint64_t standby_moves() const { return standby_moves_; }
   /// Sends one session message on the current connection; false when there is none.
   bool send(std::span<const std::uint8_t> message);
   /// Where TCP connections and UDP sockets report that they are too full (nullptr: nobody
@@ -113,6 +125,13 @@ private:
   void try_failback();
   void trial_over(std::size_t id);
   void promote_trial(std::size_t id);
+  // A standby checked ahead of need, and the move to it when the active path dies.
+  [[nodiscard]] std::optional<policy::Candidate> standby_candidate() const;
+  std::error_code open_udp(Attempt& a);
+  void check_standby();
+  void standby_checked(std::size_t id, bool answered);
+  bool move_to_standby(const std::string& why);
+  void move_over(std::size_t id, bool answered);
   bool offer(const net::Endpoint& from, std::span<const std::uint8_t> data);
   [[nodiscard]] const config::Connection& block() const;
   void emit(Event e);
@@ -151,6 +170,15 @@ private:
   net::Duration failback_wait_{0}, failback_first_{0};
   std::optional<net::TimePoint> moved_back_at_;
   std::size_t next_trial_id_ = std::size_t{1} << 40;  ///< apart from the connector's attempt ids
+  std::unique_ptr<Attempt> check_;                    ///< a standby check in flight
+  std::unique_ptr<Attempt> move_;                     ///< a move to the standby in flight
+  std::optional<Standby> standby_;
+  std::vector<policy::Candidate> known_;  ///< the winning round's addresses (standby candidates)
+  std::unique_ptr<net::Timer> standby_timer_, check_timer_, move_timer_;
+  net::TimePoint last_traffic_{};  ///< the session last sent on the active path
+  net::TimePoint lost_at_{};       ///< the active path was declared dead
+  std::uint64_t standby_checks_ = 0, standby_moves_ = 0;
+  bool standby_checked_since_connect_ = false;
   int failed_rounds_ = 0;
   std::optional<net::TimePoint> resolve_failing_since_;  ///< for resolv-retry
   bool gave_up_ = false;

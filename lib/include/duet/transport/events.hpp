@@ -38,6 +38,7 @@ enum class EventKind {
   framing_error,        ///< endpoint, detail: why a TCP connection was closed
   probing,              ///< endpoint, transport, detail: the active path went quiet after we sent
   path_check,           ///< endpoint, transport; error when the path left behind still fails
+  standby,              ///< endpoint, transport, detail: a standby path became known good, or stopped being
 };
 
 std::string_view to_string(EventKind k);

@@ -23,6 +23,7 @@ public:
 
   struct Reply {
     bool answers_hello = false;  ///< completes our own hello: connected
+    bool answers_check = false;  ///< answers our path_check(): the path works
     /// The message proved who the peer is (a valid handshake, authenticated data). A
     /// listener keeps state for a new source address only then: spoofed or garbage
     /// datagrams cost no memory and cannot crowd out real peers.
@@ -37,6 +38,10 @@ public:
   /// something (path health): the keepalive unless the peer is known not to answer it.
   /// Empty: this session cannot probe.
   virtual std::vector<std::uint8_t> probe() { return keepalive(); }
+  /// A message that asks the peer whether this path works without moving the session to
+  /// it (a standby checked ahead of need): answered by one whose Reply::answers_check is
+  /// set. Empty: this session cannot ask (its peer would take any message as a move).
+  virtual std::vector<std::uint8_t> path_check() { return {}; }
   /// Whether the peer answers keepalive() (then a keepalive unanswered for a few round
   /// trips is a sign of a dead path, and idle sessions are watched at no extra cost).
   [[nodiscard]] virtual bool keepalive_answered() const { return true; }

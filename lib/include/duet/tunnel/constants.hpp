@@ -20,6 +20,11 @@ enum MessageType : std::uint8_t {
   kMessageHandshakeResponse = 2,
   kMessageHandshakeCookie = 3,
   kMessageData = 4,
+  // duet's own, never sent to a peer not known to be duet's (WireGuard drops unknown types):
+  // a data message's format, empty, under the current keys, that asks whether a path works
+  // (check) or says it does (answer) without moving the session there (roaming would).
+  kMessageDuetPathCheck = 0xd0,
+  kMessageDuetPathAnswer = 0xd1,
 };
 
 inline constexpr std::size_t kKeyLength = 32;

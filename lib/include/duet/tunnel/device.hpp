@@ -227,6 +227,11 @@ private:
   void on_response(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
   void on_cookie(WgSession& s, std::span<const std::uint8_t> m);
   void on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
+  /// duet's path check and its answer: authenticated like data, but the path is not bound
+  /// to the peer and the session does not move to it.
+  void on_path_message(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
+  /// A path check or answer for `peer` under its current keys; empty without usable keys.
+  Bytes path_message(std::size_t peer, MessageType type);
   /// A data message for `peer` with its current keypair (empty packet: a keepalive);
   /// nullopt when there is no usable keypair. Starts a rekey when one is due. The message
   /// lives in the device's buffer until the next seal (send it, or copy it).

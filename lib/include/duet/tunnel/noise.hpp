@@ -115,9 +115,11 @@ std::optional<Decrypted> decrypt_data(const Keypair& keys, std::span<const std::
 /// whose capacity is reused from packet to packet, so a warm path allocates nothing.
 /// decrypt_data_into returns the message's counter. encrypt_data_into pads to a multiple
 /// of 16 but not past `mtu` (the TUN's; 0: no limit), as WireGuard does.
+/// `type`: kMessageData, or one of duet's path messages in the same format.
 void encrypt_data_into(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet, Bytes& out,
-                       std::size_t mtu);
-std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, std::span<const std::uint8_t> message, Bytes& out);
+                       std::size_t mtu, MessageType type = kMessageData);
+std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, std::span<const std::uint8_t> message, Bytes& out,
+                                               MessageType type = kMessageData);
 
 /// The receiver index of a data or response message (to find the keypair), if long enough.
 std::optional<std::uint32_t> receiver_index(std::span<const std::uint8_t> message);
