@@ -70,8 +70,10 @@ Server::Server(net::NetworkStack& stack, const config::Config& config, SessionFa
       sweep_timer_(stack.clock().make_timer()) {}
 
 Server::~Server() {
-  if (flow_ == nullptr) return;
-  for (const auto& l : udp_) flow_->forget(*l->socket);
+  for (const auto& l : udp_) {
+    l->socket->on_blocked(nullptr);  // it reports nothing more to a server that is going
+    if (flow_ != nullptr) flow_->forget(*l->socket);
+  }
 }
 
 void Server::emit(Event e) {

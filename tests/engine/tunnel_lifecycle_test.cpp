@@ -287,6 +287,19 @@ TEST_P(RekeyOver, SevenMinutesOfTrafficCrossThreeRekeysWithoutLossOrReconnect) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, RekeyOver, ::testing::Values("udp", "tcp"));
 
+/// A client side by hand, for the roaming tests: its device (what reaches its TUN is kept
+/// in `tun`) and one initiator session to the server at 198.18.2.2:1194, not yet attached.
+struct HandClient {
+  HandClient(sim::SimWorld& w, const Identity& me, const Key& server, std::uint64_t seed)
+      : device(
+            me, {{server, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("client").clock(),
+            [this](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, seeded(seed)),
+        session(device.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp)) {}
+  std::vector<Bytes> tun;
+  Device device;
+  std::unique_ptr<transport::Session> session;
+};
+
 TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
   ASSERT_TRUE(crypto_init());
   sim::SimWorld w(32);
@@ -296,11 +309,8 @@ TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
   Side server(w, "server", "mode server\nproto udp\n", s,
               {{c.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
   // The client side by hand: one session, and two sockets standing for a NAT's mappings.
-  std::vector<Bytes> client_tun;
-  Device client(
-      c, {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}, w.stack("client").clock(),
-      [&](std::span<const std::uint8_t> p) { client_tun.emplace_back(p.begin(), p.end()); }, seeded(8));
-  auto session = client.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp);
+  HandClient client(w, c, s.public_key, 8);
+  auto& session = client.session;
   std::vector<std::unique_ptr<net::DatagramSocket>> nat;
   for (const char* local : {"198.18.1.2:5000", "198.18.1.2:6000"}) {
     nat.push_back(std::move(*w.stack("client").open_datagram(net::Family::v4)));
@@ -326,14 +336,14 @@ TEST(Roaming, AServerFollowsAClientWhoseSourcePortChanges) {
   EXPECT_EQ(*server.device.peers()[0].endpoint, ep("198.18.1.2:5000"));
 
   via(*nat[1]);  // the mapping changes
-  ASSERT_TRUE(client.route(ipv4_udp("198.18.120.2", "198.18.120.1", 1)));
+  ASSERT_TRUE(client.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", 1)));
   w.run_for(100ms);
   ASSERT_EQ(server.tun.size(), 1u);
   EXPECT_EQ(*server.device.peers()[0].endpoint, ep("198.18.1.2:6000"));
   ASSERT_TRUE(server.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", 2)));
   w.run_for(100ms);
-  ASSERT_EQ(client_tun.size(), 1u) << "the answer reached the client at its new address";
-  EXPECT_EQ(client_tun[0][27], 2);
+  ASSERT_EQ(client.tun.size(), 1u) << "the answer reached the client at its new address";
+  EXPECT_EQ(client.tun[0][27], 2);
   EXPECT_EQ(server.device.peers()[0].handshakes, 1u) << "no new handshake was needed";
 }
 
@@ -355,22 +365,12 @@ TEST(Roaming, ASourceOnePeerLeftServesTheNextPeerThatAuthenticatesFromIt) {
   auto sock = std::move(*w.stack("client").open_datagram(net::Family::v4));
   ASSERT_FALSE(sock->bind(ep("198.18.1.2:5000")));
   // Each client by hand, on the same socket in turn.
-  struct Client {
-    std::vector<Bytes> tun;
-    std::unique_ptr<Device> device;
-    std::unique_ptr<transport::Session> session;
-  };
   auto make = [&](const Identity& id, std::uint8_t seed) {
-    auto c = std::make_unique<Client>();
-    c->device = std::make_unique<Device>(
-        id, std::vector<PeerConfig>{{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}},
-        w.stack("client").clock(),
-        [raw = c.get()](std::span<const std::uint8_t> p) { raw->tun.emplace_back(p.begin(), p.end()); }, seeded(seed));
-    c->session = c->device->make_initiator(0, server_ep, config::Transport::udp);
+    auto c = std::make_unique<HandClient>(w, id, s.public_key, seed);
     c->session->attach([&sock, server_ep](std::span<const std::uint8_t> m) { (void)sock->send_to(server_ep, m); });
     return c;
   };
-  Client* current = nullptr;
+  HandClient* current = nullptr;
   std::function<void()> listen = [&] {
     sock->receive([&](std::error_code ec, const net::Endpoint&, std::span<const std::uint8_t> d) {
       if (!ec && current != nullptr) {
