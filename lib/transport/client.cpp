@@ -332,7 +332,7 @@ static std::vector<net::Endpoint> literal_locals(const config::Connection& c) {
   return out;
 }
 
-std::error_code Client::open_udp(Attempt& a) {
+std::error_code Client::open_udp(Attempt& a, bool bind) {
   const config::Connection& c = block();
   const net::Family f = a.candidate.endpoint.family();
   if (shared_ != nullptr && a.candidate.via_host.empty()) a.shared_udp = shared_->udp_socket(f);
@@ -344,7 +344,7 @@ std::error_code Client::open_udp(Attempt& a) {
   if (a.flow != nullptr) {
     a.udp->on_blocked([flow = a.flow, socket = a.udp.get()](bool blocked) { flow->blocked(*socket, blocked); });
   }
-  if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
+  if (auto plan = bind ? policy::client_bind(c, config_.mode, f, literal_locals(c)) : std::nullopt) {
     if (f == net::Family::v6) (void)a.udp->set_v6only(true);
     if (auto ec = a.udp->bind(plan->local)) {
       emit({.kind = EventKind::bind_failed, .endpoint = plan->local, .transport = config::Transport::udp, .error = ec});
@@ -754,7 +754,7 @@ void Client::check_standby() {
   standby_checked_since_connect_ = true;
   check_ = std::move(a);
   const std::size_t id = check_->id;
-  if (auto ec = open_udp(*check_)) {
+  if (auto ec = open_udp(*check_, false)) {  // from an ephemeral port: the check binds nothing
     stack_.clock().post([this, id] { standby_checked(id, false); });
     return;
   }

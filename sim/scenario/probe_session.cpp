@@ -22,6 +22,8 @@ std::vector<std::uint8_t> ProbeSession::hello() { return text("HELLO " + std::to
 
 std::vector<std::uint8_t> ProbeSession::keepalive() { return text("PING " + std::to_string(++pings_)); }
 
+std::vector<std::uint8_t> ProbeSession::path_check() { return text("CHECK " + std::to_string(id_)); }
+
 std::vector<std::uint8_t> ProbeSession::data(std::uint64_t n) { return text("DATA " + std::to_string(n)); }
 
 transport::Session::Reply ProbeSession::receive(std::span<const std::uint8_t> message) {
@@ -38,7 +40,11 @@ transport::Session::Reply ProbeSession::receive(std::span<const std::uint8_t> me
     r.authenticated = true;
     r.send.push_back(text("PONG " + std::to_string(n)));
   } else if (parse(m, "PONG", n)) {
-    // alive
+    r.authenticated = true;  // the peer is there (a move to a standby waits for this)
+  } else if (parse(m, "CHECK", n)) {
+    r.send.push_back(text("CHECKED " + std::to_string(n)));  // no state kept: not authenticated
+  } else if (parse(m, "CHECKED", n)) {
+    r.answers_check = n == id_;
   } else if (parse(m, "DATA", n)) {
     ++stats_.data_received;
     r.authenticated = true;

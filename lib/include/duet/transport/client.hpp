@@ -127,7 +127,9 @@ private:
   void promote_trial(std::size_t id);
   // A standby checked ahead of need, and the move to it when the active path dies.
   [[nodiscard]] std::optional<policy::Candidate> standby_candidate() const;
-  std::error_code open_udp(Attempt& a);
+  /// The attempt's UDP socket, bound as the configuration says unless `bind` is false (a
+  /// standby check: `--bind` binds only the family being connected over).
+  std::error_code open_udp(Attempt& a, bool bind = true);
   void check_standby();
   void standby_checked(std::size_t id, bool answered);
   bool move_to_standby(const std::string& why);

@@ -1,7 +1,8 @@
 // ProbeSession: the smallest session that lets the engine be exercised end to end until
 // the WireGuard-compatible data channel exists. Text messages: "HELLO id" is answered
-// "WELCOME id"; "PING n" is answered "PONG n"; "DATA n" is counted. Anything else is
-// counted as garbage and ignored.
+// "WELCOME id"; "PING n" is answered "PONG n"; "CHECK id" (a path check: the client's
+// standby) is answered "CHECKED id" and keeps no state; "DATA n" is counted. Anything
+// else is counted as garbage and ignored.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@ public:
   std::vector<std::uint8_t> hello() override;
   Reply receive(std::span<const std::uint8_t> message) override;
   std::vector<std::uint8_t> keepalive() override;
+  std::vector<std::uint8_t> path_check() override;
   /// "DATA n"
   static std::vector<std::uint8_t> data(std::uint64_t n);
 
