@@ -518,6 +518,11 @@ void Client::established(std::size_t id) {
   failed_rounds_ = 0;
   resolve_failing_since_.reset();
   const auto now = stack_.clock().now();
+  watch_path_left();
+  activate(now, now - round_started_, "");
+}
+
+void Client::watch_path_left() {
   // A failover landed elsewhere than the address that died, or the race was won by another
   // address than the first one tried (its packets were lost, or it is broken): check that
   // one now and then, and move back to it when it answers.
@@ -532,7 +537,6 @@ void Client::established(std::size_t id) {
   }
   first_tried_.reset();
   avoid_.reset();
-  activate(now, now - round_started_, "");
 }
 
 void Client::activate(net::TimePoint now, net::Duration elapsed, std::string detail) {
@@ -615,22 +619,21 @@ void Client::lost(std::error_code ec, const std::string& why, bool demote) {
   standby_timer_->cancel();
   check_timer_->cancel();
   lost_at_ = now;
-  if (check_) stack_.clock().post([gone = std::shared_ptr<Attempt>(std::move(check_))] {});
+  // The socket may be the one whose callback we are in: let go of it on a clean stack.
+  stack_.clock().post([dead = std::shared_ptr<Attempt>(std::move(active_)),
+                       trial = std::shared_ptr<Attempt>(std::move(trial_)),
+                       check = std::shared_ptr<Attempt>(std::move(check_))] {});
   // A standby that answered lately: go there at once, keeping the tunnel keys; the race
   // runs only if it does not answer either.
-  if (demote && move_to_standby(why)) {
-    stack_.clock().post(
-        [dead = std::shared_ptr<Attempt>(std::move(active_)), trial = std::shared_ptr<Attempt>(std::move(trial_))] {});
-    return;
-  }
-  // The socket may be the one whose callback we are in: let go of it on a clean stack.
-  stack_.clock().post([this, dead = std::shared_ptr<Attempt>(std::move(active_)),
-                       trial = std::shared_ptr<Attempt>(std::move(trial_)), demote] {
-    emit({.kind = EventKind::reconnecting,
-          .detail = demote ? "trying the other addresses of the last lookup, this one last"
-                           : "resolving again and walking the list again"});
-    begin_round();
-  });
+  if (demote && move_to_standby(why)) return;
+  stack_.clock().post([this, demote] { reconnect(demote); });
+}
+
+void Client::reconnect(bool demote) {
+  emit({.kind = EventKind::reconnecting,
+        .detail = demote ? "trying the other addresses of the last lookup, this one last"
+                         : "resolving again and walking the list again"});
+  begin_round();
 }
 
 // --- path health ------------------------------------------------------------------------
@@ -794,7 +797,6 @@ void Client::standby_checked(std::size_t id, bool answered) {
 bool Client::move_to_standby(const std::string& why) {
   const auto now = stack_.clock().now();
   if (!standby_ || now - standby_->checked > kStandbyFresh || move_ || shared_ != nullptr) return false;
-  if (active_ && standby_->candidate == active_->candidate) return false;
   auto a = std::make_unique<Attempt>();
   a->id = next_trial_id_++;
   a->flow = flow_;
@@ -836,21 +838,13 @@ void Client::move_over(std::size_t id, bool answered) {
           .error = net::errc(std::errc::timed_out),
           .detail = "did not answer the move: racing the addresses"});
     standby_.reset();
-    stack_.clock().post([this, gone = std::shared_ptr<Attempt>(std::move(move_))] {
-      emit({.kind = EventKind::reconnecting, .detail = "trying the other addresses of the last lookup, this one last"});
-      begin_round();
-    });
+    // lost() set the round up as a failover's (the last lookup's answers, the dead path last).
+    stack_.clock().post([this, gone = std::shared_ptr<Attempt>(std::move(move_))] { reconnect(true); });
     return;
   }
   active_ = std::move(move_);
   standby_moves_ += 1;
-  // As after a race won elsewhere: the path that died is checked now and then, to move back.
-  if (avoid_ && active_->candidate != *avoid_) {
-    preferred_ = avoid_;
-    preferred_worked_ = true;
-    schedule_failback(failback_first_);
-  }
-  avoid_.reset();
+  watch_path_left();  // as after a race won elsewhere: the path that died, to move back to
   use_cache_ = false;
   activate(now, now - lost_at_, "moved to the standby, tunnel keys kept");
 }

@@ -105,6 +105,11 @@ private:
   void cancelled(const policy::Connector::Cancel& c);
   void round_failed(bool resolved_any);
   void established(std::size_t id);
+  /// Once connected elsewhere than the address a failover left (avoid_) or the race tried
+  /// first: checks that one now and then, to move back (see try_failback).
+  void watch_path_left();
+  /// A new round after the active path was lost (`demote`: as a failover's, see lost()).
+  void reconnect(bool demote);
   /// active_ is the path from now on (a race won, or a move back): its health starts
   /// afresh, `connected` is said, the session sends on it and its first keepalive goes.
   void activate(net::TimePoint now, net::Duration elapsed, std::string detail);
