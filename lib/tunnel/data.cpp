@@ -32,14 +32,18 @@ void Device::flush_staged(std::size_t peer) {
   if (ps.staged && ps.staged->empty()) ps.staged.reset();  // a peer that waits no more holds nothing
 }
 
+std::shared_ptr<KeypairState> Device::keypair_for(std::span<const std::uint8_t> m) const {
+  const auto idx = receiver_index(m);
+  if (!idx) return nullptr;
+  const auto it = by_index_.find(*idx);
+  if (it == by_index_.end() || clock_.now() - it->second->created >= kRejectAfterTime) return nullptr;
+  return it->second;
+}
+
 void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
-  auto idx = receiver_index(m);
-  if (!idx) return;
-  auto it = by_index_.find(*idx);
-  if (it == by_index_.end()) return;
-  std::shared_ptr<KeypairState> k = it->second;
+  std::shared_ptr<KeypairState> k = keypair_for(m);
+  if (!k) return;
   const auto now = clock_.now();
-  if (now - k->created >= kRejectAfterTime) return;
   if (!path_open_to(s, k->peer)) return;  // someone else's path
   const auto counter = decrypt_data_into(k->keys, m, open_buffer_);
   if (!counter || !k->replay.accept(*counter)) return;
@@ -108,12 +112,8 @@ Bytes Device::path_message(std::size_t peer, MessageType type) {
 void Device::on_path_message(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r) {
   (void)s;  // any path may be checked: it is neither bound to the peer nor made active
   const auto type = static_cast<MessageType>(m[0]);
-  auto idx = receiver_index(m);
-  if (!idx) return;
-  auto it = by_index_.find(*idx);
-  if (it == by_index_.end()) return;
-  std::shared_ptr<KeypairState> k = it->second;
-  if (clock_.now() - k->created >= kRejectAfterTime) return;
+  const std::shared_ptr<KeypairState> k = keypair_for(m);
+  if (!k) return;
   const auto counter = decrypt_data_into(k->keys, m, open_buffer_, type);
   if (!counter || !k->replay.accept(*counter)) return;  // forged or replayed: no answer
   auto& ps = peers_[k->peer];

@@ -226,6 +226,8 @@ private:
   void on_initiation(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
   void on_response(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
   void on_cookie(WgSession& s, std::span<const std::uint8_t> m);
+  /// The keypair a data-format message names by its receiver index, unless too old to use.
+  [[nodiscard]] std::shared_ptr<KeypairState> keypair_for(std::span<const std::uint8_t> m) const;
   void on_data(WgSession& s, std::span<const std::uint8_t> m, transport::Session::Reply& r);
   /// duet's path check and its answer: authenticated like data, but the path is not bound
   /// to the peer and the session does not move to it.
