@@ -6,6 +6,8 @@
 // (on_blocked(false)): what the node uses to stop reading its TUN instead of dropping.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "../support/driver.hpp"
 #include "../support/topology.hpp"
 
@@ -60,18 +62,28 @@ struct Receiver {
   bool out_of_order = false;
 };
 
-bool skip(std::string& why) { return !Netns::available(why); }
+/// Both ends on the slow loopback: a receiver that reads everything, and a sender.
+class UdpBackpressure : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string why;
+    if (!Netns::available(why)) GTEST_SKIP() << why;
+    slow.emplace();  // first: the sockets are made in its namespace
+    d.emplace();
+    r.emplace(d->stack());
+    sender = std::move(*d->stack().open_datagram(net::Family::v4));
+    to = *r->socket->local_endpoint();
+  }
+  std::optional<SlowLoopback> slow;
+  std::optional<PosixDriver> d;
+  std::optional<Receiver> r;
+  std::unique_ptr<net::DatagramSocket> sender;
+  net::Endpoint to;
+};
 
 /// A sender that stops while the socket is blocked loses nothing: every datagram arrives,
 /// in order, none is dropped by the stack, and the socket says when it has drained.
-TEST(UdpBackpressure, ASenderThatWaitsWhileBlockedLosesNothing) {
-  std::string why;
-  if (skip(why)) GTEST_SKIP() << why;
-  SlowLoopback slow;
-  PosixDriver d;
-  Receiver r(d.stack());
-  auto sender = std::move(*d.stack().open_datagram(net::Family::v4));
-  const net::Endpoint to = *r.socket->local_endpoint();
+TEST_F(UdpBackpressure, ASenderThatWaitsWhileBlockedLosesNothing) {
   bool blocked = false;
   int blocks = 0, unblocks = 0;
   sender->on_blocked([&](bool b) {
@@ -82,48 +94,41 @@ TEST(UdpBackpressure, ASenderThatWaitsWhileBlockedLosesNothing) {
   // 16 MB: twice what the kernel lets one socket have in flight (4 MiB asked, 8 MiB given).
   constexpr std::uint32_t kTotal = 12000;
   std::uint32_t sent = 0;
-  const bool done = d.run_until(
+  const bool done = d->run_until(
       [&] {
         // One turn's worth at a time, as a TUN reader's batch, and none while blocked.
         for (int i = 0; i < 64 && !blocked && sent < kTotal; ++i) sender->send_soon(to, numbered(sent++));
-        return sent == kTotal && !blocked && r.received == kTotal;
+        return sent == kTotal && !blocked && r->received == kTotal;
       },
       std::chrono::seconds(20));
-  EXPECT_TRUE(done) << "sent " << sent << ", received " << r.received << ", blocked " << blocked;
+  EXPECT_TRUE(done) << "sent " << sent << ", received " << r->received << ", blocked " << blocked;
   EXPECT_GE(blocks, 1) << "the kernel's send buffer filled: the stack must have said so";
   EXPECT_EQ(blocks, unblocks) << "every block ended with the queue handed over";
-  EXPECT_FALSE(r.out_of_order);
-  EXPECT_EQ(d.posix_stack().udp_counters().send_dropped, 0u);
+  EXPECT_FALSE(r->out_of_order);
+  EXPECT_EQ(d->posix_stack().udp_counters().send_dropped, 0u);
 }
 
 /// A sender that ignores it is cut at the stack's cap: the datagrams past it are dropped
 /// and counted, what was held still goes, and the socket still says when it has drained.
-TEST(UdpBackpressure, ASenderThatIgnoresItIsCutAtTheCap) {
-  std::string why;
-  if (skip(why)) GTEST_SKIP() << why;
-  SlowLoopback slow;
-  PosixDriver d;
-  Receiver r(d.stack());
-  auto sender = std::move(*d.stack().open_datagram(net::Family::v4));
-  const net::Endpoint to = *r.socket->local_endpoint();
+TEST_F(UdpBackpressure, ASenderThatIgnoresItIsCutAtTheCap) {
   bool blocked = false;
   sender->on_blocked([&](bool b) { blocked = b; });
   constexpr std::uint32_t kTotal = 20000;
   std::uint32_t sent = 0;
   std::uint64_t dropped_while_blocked = 0;
-  d.run_until(
+  d->run_until(
       [&] {
         for (int i = 0; i < 256 && sent < kTotal; ++i) sender->send_soon(to, numbered(sent++));
-        if (blocked) dropped_while_blocked = d.posix_stack().udp_counters().send_dropped;
+        if (blocked) dropped_while_blocked = d->posix_stack().udp_counters().send_dropped;
         return sent == kTotal && !blocked;
       },
       std::chrono::seconds(20));
   EXPECT_FALSE(blocked) << "the held datagrams went, and the socket said so";
-  const auto dropped = d.posix_stack().udp_counters().send_dropped;
+  const auto dropped = d->posix_stack().udp_counters().send_dropped;
   EXPECT_GT(dropped, 0u) << "more than the cap waited";
   EXPECT_GT(dropped_while_blocked, 0u) << "the drops came while the socket was blocked";
-  d.run_until([&] { return r.received + dropped >= kTotal; }, std::chrono::seconds(5));
-  EXPECT_EQ(r.received + dropped, kTotal) << "every datagram was either delivered or counted as dropped";
+  d->run_until([&] { return r->received + dropped >= kTotal; }, std::chrono::seconds(5));
+  EXPECT_EQ(r->received + dropped, kTotal) << "every datagram was either delivered or counted as dropped";
 }
 
 }  // namespace
