@@ -8,7 +8,8 @@
 //         with the simulator's judge, runs the simulator on the same file, and prints both
 //         side by side (with --json, one JSON object).
 //   dns   serves the scenario's DNS answers in a namespace (the plan starts one per host);
-//   link  is the link emulator between the two ends of a scenario's link (one per link).
+//   link  is the link emulator between the two ends of a scenario's link (one per link);
+//   stream, sleep-until keep the plan's actions on the scenario's instants (stream.cpp).
 // A scenario the kernel cannot replay faithfully (link loss, jitter or bandwidth without
 // netem, partitions, an answer order glibc would change, probe-session data) is reported
 // as simulator-only with the reason.
@@ -27,7 +28,9 @@ constexpr const char* kUsage =
     "       duet-testbed why-not SCENARIO   (empty output: the testbed can run it)\n"
     "       duet-testbed report RUN.jsonl     (bench/FIDELITY.md from testbed/run --json)\n"
     "       duet-testbed dns SCENARIO         (the scenario's DNS answers on 127.0.0.1:53)\n"
-    "       duet-testbed link SCENARIO INDEX END_A END_B SEED   (link INDEX between two interfaces)\n";
+    "       duet-testbed link SCENARIO INDEX END_A END_B SEED   (link INDEX between two interfaces)\n"
+    "       duet-testbed stream DEVICE ADDRESS START EVERY_MS END   (echo requests at START + k * EVERY_MS)\n"
+    "       duet-testbed sleep-until UNIX_MS\n";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,6 +48,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (a[0] == "report") return testbed::report(a[1]);
+  // Times are Unix milliseconds (the plan's t0 + the scenario's instant).
+  if (a[0] == "sleep-until") return testbed::sleep_until(std::stoll(a[1]));
+  if (a[0] == "stream" && a.size() == 6)
+    return testbed::stream(a[1], a[2], std::stoll(a[3]), std::stoll(a[4]), std::stoll(a[5]));
   std::vector<sim::ScenarioError> errors;
   auto s = sim::load_scenario(a[1], errors);
   if (!s) {

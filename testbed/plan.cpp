@@ -315,8 +315,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   // A stream of test messages ([[send]] with `every`) is a stream of pings through the
   // tunnel to the first other instance (the simulator sends probe-session data instead):
   // traffic that path health watches. A one-off [[send]] has no kernel counterpart.
-  // Instances on one host have TUN addresses in one /24: each ping is bound to its own
-  // instance's device (-I), or every instance's stream would take the first one's tunnel.
+  // Instances on one host have TUN addresses in one /24: each stream is bound to its own
+  // instance's device, or every instance's stream would take the first one's tunnel.
   for (const auto& x : s.sends) {
     if (x.every.count() == 0) continue;
     const auto from = std::find_if(s.instances.begin(), s.instances.end(),
@@ -327,21 +327,20 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     const auto j = std::to_string(to - s.instances.begin() + 1);
     const auto ms = [](net::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
     const auto end = x.until.value_or(s.duration);
-    char interval[32];
-    std::snprintf(interval, sizeof interval, "%.3f", static_cast<double>(ms(x.every)) / 1000.0);
-    at.emplace(x.at, "(ip netns exec " + n.ns(from->host) + " ping -I " +
-                         dev(static_cast<std::size_t>(from - s.instances.begin())) + " -q -i " + interval + " -w " +
-                         std::to_string((ms(end - x.at) + 999) / 1000) + " " +
-                         (instance_has_v4(s, *to) ? "198.18.250." + j : "fd00:250::" + j) + " > \"$D/" + x.instance +
-                         ".stream\" 2>&1) &");
+    // Launched early, it sends at the scenario's instants itself (see stream.cpp).
+    at.emplace(std::max(net::Duration{0}, x.at - kLaunchEarly),
+               "(ip netns exec " + n.ns(from->host) + " \"$TESTBED\" stream " +
+                   dev(static_cast<std::size_t>(from - s.instances.begin())) + " " +
+                   (instance_has_v4(s, *to) ? "198.18.250." + j : "fd00:250::" + j) + " $((t0 + " +
+                   std::to_string(ms(x.at)) + ")) " + std::to_string(ms(x.every)) + " $((t0 + " + std::to_string(ms(end)) +
+                   ")) > \"$D/" + x.instance + ".stream\" 2>&1) &");
   }
   at.emplace(s.duration, "kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null");
   // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
   // open their TUN before their engines start together.
   o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()
     << " ))\necho $t0 > \"$D/start\"\n";
-  o << "sleep_until() { local now; now=$(date +%s%3N); local d=$(( t0 + $1 - now )); (( d > 0 )) && sleep \"$(printf "
-       "'%d.%03d' $((d / 1000)) $((d % 1000)))\"; return 0; }\n";
+  o << "sleep_until() { \"$TESTBED\" sleep-until $((t0 + $1)); }\n";
   for (const auto& [t, cmd] : at) {
     o << "sleep_until " << std::chrono::duration_cast<std::chrono::milliseconds>(t).count() << "\n" << cmd << "\n";
   }

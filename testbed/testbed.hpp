@@ -3,7 +3,8 @@
 //   plan.cpp     the bash that builds a scenario on network namespaces and runs duetd;
 //   dns_server.cpp the scenario's DNS answers, served in each namespace;
 //   judge.cpp    what the daemons did, judged by the simulator's judge, side by side;
-//   report.cpp   bench/FIDELITY.md from a run's JSON lines.
+//   report.cpp   bench/FIDELITY.md from a run's JSON lines;
+//   stream.cpp   the timeline's clock: echo streams and waits at absolute instants.
 #pragma once
 
 #include <string>
@@ -27,5 +28,13 @@ int report(const std::string& path);
 /// carry them (delay, jitter, loss, duplication, reordering, rate), until SIGTERM.
 int link_emulator(const sim::Scenario& s, std::size_t index, const std::string& end_a, const std::string& end_b,
                   std::uint64_t seed);
+
+/// Waits until `unix_ms` (CLOCK_REALTIME, absolute); 0.
+int sleep_until(long long unix_ms);
+/// Sends an ICMP echo request through `device` to `destination` at every `start_ms` +
+/// k * `every_ms` before `end_ms` (Unix milliseconds), counts the answers and prints
+/// "N sent, M answered"; 0, or 1/2 when it cannot send or the arguments are wrong.
+int stream(const std::string& device, const std::string& destination, long long start_ms, long long every_ms,
+           long long end_ms);
 
 }  // namespace duet::testbed
