@@ -276,28 +276,39 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
     at.emplace(f.at.count() == 0 ? -2 * kLaunchEarly : f.at, cmd);
   }
   // After the faults: a fault at the same time as a start is part of the world it starts in.
-  std::map<net::Duration, int> same_time;
-  std::map<net::Duration, int> peers_slot;
-  for (std::size_t i = 0; i < s.instances.size(); ++i) {
-    const auto& in = s.instances[i];
-    // Each daemon is launched early and starts its engine at the instance's time
-    // (--start-at): the simulator starts engines at once, a daemon first opens its TUN.
-    // Instances that start together start in file order, 50 ms apart, as the simulator
-    // runs them in file order within an instant (a server's sockets exist before a client
-    // that starts with it sends anything: a server needs a few ms from start to listening).
-    // Peer-to-peer peers (each binds and each sends first) start together as in the
-    // simulator: 50 ms apart, the first one's hello would find no socket and it would
-    // connect only after the other's hello, ~60 ms late, a harness artefact.
-    const config::Config& cfg = configs[i];
-    const bool peer = cfg.mode == config::Mode::p2p && !cfg.connections.empty() && !cfg.listens.empty();
-    int slot = 0;
-    if (peer && peers_slot.contains(in.start)) {
-      slot = peers_slot[in.start];
-    } else {
-      slot = same_time[in.start]++;
-      if (peer) peers_slot[in.start] = slot;
+  // Each daemon is launched early and starts its engine at the instance's time
+  // (--start-at): the simulator starts engines at once, a daemon first opens its TUN.
+  // The simulator starts instances that start together in file order within one instant:
+  // a server named first listens before a client named after it sends anything. A server
+  // needs a few ms from start to listening, so on the kernel the servers that come before
+  // the group's first client start before the instant, 50 ms apart, and the clients start
+  // at the instant itself, together (they do not wait for each other), keeping the
+  // simulator's timeline: started 50 ms late, a client's failovers, retries and hello grids
+  // all fell 50 ms after the simulator's, and a server's restart met them in another phase.
+  // A server named after a client starts 50 ms after it (and clients after that server
+  // 50 ms after it too), as the file's order says. Peer-to-peer peers (each binds and each
+  // sends first) count as clients: started apart, the first one's hello would find no
+  // socket and it would connect only after the other's hello, ~60 ms late.
+  std::map<net::Duration, std::vector<std::size_t>> groups;
+  for (std::size_t i = 0; i < s.instances.size(); ++i) groups[s.instances[i].start].push_back(i);
+  for (const auto& [when, members] : groups) {
+    const auto listens_only = [&](std::size_t i) { return configs[i].connections.empty(); };
+    std::size_t leading = 0;
+    while (leading < members.size() && listens_only(members[leading])) ++leading;
+    if (leading == members.size()) leading = members.size() - 1;  // servers alone: the last at the instant
+    int phase = 0;
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      const std::size_t i = members[k];
+      if (k < leading) {
+        phase = -static_cast<int>(leading - k);
+      } else if (k > leading && listens_only(i)) {
+        phase = std::max(phase, 0) + 1;
+      } else {
+        phase = std::max(phase, 0);
+      }
+      const net::Duration start = when + std::chrono::milliseconds(50 * phase);
+      at.emplace(start - kLaunchEarly, launch(s.instances[i], start, ">"));
     }
-    at.emplace(in.start - kLaunchEarly, launch(in, in.start + std::chrono::milliseconds(50 * slot), ">"));
   }
   for (const auto& x : s.expectations) {
     std::smatch m;

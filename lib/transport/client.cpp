@@ -368,16 +368,23 @@ void Client::begin_udp(Attempt& a) {
   a.hello_at = stack_.clock().now();
   a.hellos = 1;
   a.hello_timer = stack_.clock().make_timer();
+  // The hellos keep to a grid from the first (hello_at + n intervals) rather than each
+  // coming an interval after the last one fired: a late wake-up does not delay the rest.
+  // It matters where a round's attempts meet: in a failover round the second attempt starts
+  // one interval after the first, so their hellos coincide, and they go in the round's
+  // order in both worlds (re-armed from each firing, the kernel's timers drifted by a few
+  // microseconds per re-arm and the later attempt, re-armed fewer times, went first).
   struct Resend {
-    static void arm(Attempt& at) {
-      at.hello_timer->start(at.hello_interval, [&at] {
+    static void arm(net::Clock& clock, Attempt& at, int n) {
+      const auto due = at.hello_at + at.hello_interval * n;
+      at.hello_timer->start(std::max(net::Duration{0}, due - clock.now()), [&clock, &at, n] {
         if (auto* d = at.datagram()) (void)d->send_to(at.candidate.endpoint, at.session->hello());
         ++at.hellos;
-        arm(at);
+        arm(clock, at, n + 1);
       });
     }
   };
-  Resend::arm(a);
+  Resend::arm(stack_.clock(), a, 1);
 }
 
 void Client::udp_receive(Attempt& a) {

@@ -30,7 +30,8 @@ config::Severity severity_of(EventKind k) {
 
 namespace {
 
-const transport::Event* first(const Observed& in, EventKind k, net::TimePoint after = {}) {
+// By default from any time: the testbed starts a server a little before the scenario's 0.
+const transport::Event* first(const Observed& in, EventKind k, net::TimePoint after = net::TimePoint::min()) {
   for (const auto& s : in.events) {
     if (s.event.kind == k && s.event.time >= after) return &s.event;
   }
