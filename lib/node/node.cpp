@@ -108,6 +108,7 @@ bool Node::start(std::string& why) {
     limits.mtu = static_cast<std::size_t>(cfg.tun_mtu);
     if (cfg.max_clients != 0) limits.max_clients = cfg.max_clients;
     limits.peers_may_answer_keepalives = cfg.mode == config::Mode::client;
+    limits.peers_may_answer_path_checks = cfg.mode == config::Mode::p2p;
     device_ = std::make_unique<tunnel::Device>(
         tunnel::Identity::from_private(key.value_or(config::Key{})), std::move(initial_peers_), stack_.clock(),
         [this](std::span<const std::uint8_t> p) { tun_->write(p); },

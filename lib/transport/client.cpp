@@ -409,9 +409,12 @@ bool Client::offer(const net::Endpoint& from, std::span<const std::uint8_t> data
       return true;
     }
   }
-  if (trial_ && trial_->shared_udp && trial_->candidate.endpoint == from) {
-    on_message(*trial_, data);
-    return true;
+  // A p2p peer's standby is checked, and moved to, through the listening sockets too.
+  for (Attempt* a : {trial_.get(), check_.get(), move_.get()}) {
+    if (a != nullptr && a->shared_udp && a->candidate.endpoint == from) {
+      on_message(*a, data);
+      return true;
+    }
   }
   return false;
 }
@@ -489,7 +492,7 @@ void Client::on_message(Attempt& a, std::span<const std::uint8_t> message) {
   }
   if (&a == move_.get()) {
     // The peer answered under the keys we kept (or, without usable ones, our handshake).
-    if (reply.authenticated || reply.answers_hello) {
+    if (reply.authenticated || reply.answers_hello || reply.answers_check) {
       const std::size_t id = a.id;
       stack_.clock().post([this, id] { move_over(id, true); });
     }
@@ -742,7 +745,7 @@ std::optional<policy::Candidate> Client::standby_candidate() const {
 }
 
 void Client::check_standby() {
-  if (!active_ || shared_ != nullptr) return;  // (p2p shares the listening socket: not built there)
+  if (!active_) return;
   const auto now = stack_.clock().now();
   standby_timer_->start(kStandbyCheckInterval, [this] { check_standby(); });
   if (check_ || move_) return;
@@ -803,7 +806,7 @@ void Client::standby_checked(std::size_t id, bool answered) {
 
 bool Client::move_to_standby(const std::string& why) {
   const auto now = stack_.clock().now();
-  if (!standby_ || now - standby_->checked > kStandbyFresh || move_ || shared_ != nullptr) return false;
+  if (!standby_ || now - standby_->checked > kStandbyFresh || move_) return false;
   auto a = std::make_unique<Attempt>();
   a->id = next_trial_id_++;
   a->flow = flow_;
@@ -820,10 +823,13 @@ bool Client::move_to_standby(const std::string& why) {
     stack_.clock().post([this, id] { move_over(id, false); });
     return true;
   }
-  // Under the keys the session has: the peer moves its side to where this comes from.
+  // Under the keys the session has: the peer moves its side to where this comes from. With
+  // it a path check, which a duet peer answers whatever its role (a p2p peer's session may
+  // be the initiator's, and an initiator does not answer keepalives).
   m.hello_at = now;
   m.hellos = 1;
   m.send(m.session->keepalive());
+  if (auto ask = m.session->path_check(); !ask.empty()) m.send(ask);
   const net::Duration give_up = std::max(kMinMoveTimeout, 3 * standby_->rtt);
   move_timer_->start(give_up / 2, [this, id, give_up] {
     if (!move_ || move_->id != id) return;

@@ -120,6 +120,7 @@ void Device::on_path_message(WgSession& s, std::span<const std::uint8_t> m, tran
   ps.rx_bytes += m.size();
   if (type == kMessageDuetPathAnswer) {
     r.answers_check = true;
+    ps.answers_path_checks = true;
     return;
   }
   // Answered from where it came, as big as it was: no amplification, and only for a

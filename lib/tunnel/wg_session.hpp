@@ -78,12 +78,18 @@ public:
     return hello();
   }
 
-  /// Only to a peer that has answered a keepalive at once: a duet peer (WireGuard answers
-  /// none, and would drop the check).
+  /// Only to a peer known to be duet: one that has answered a keepalive at once, or a path
+  /// check (WireGuard answers neither and drops the check). Between p2p peers, where
+  /// keepalives prove nothing, the first two checks find out.
   std::vector<std::uint8_t> path_check() override {
     const auto peer = d_.peer_of(*this);
-    if (!peer || !d_.peers_[*peer].answers_keepalives) return {};
-    return d_.path_message(*peer, kMessageDuetPathCheck);
+    if (!peer) return {};
+    auto& p = d_.peers_[*peer];
+    const bool trying = d_.limits_.peers_may_answer_path_checks && p.path_checks_asked < 2;
+    if (!p.answers_keepalives && !p.answers_path_checks && !trying) return {};
+    auto m = d_.path_message(*peer, kMessageDuetPathCheck);
+    if (!m.empty() && !p.answers_path_checks) ++p.path_checks_asked;
+    return m;
   }
 
   [[nodiscard]] bool keepalive_answered() const override {

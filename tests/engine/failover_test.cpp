@@ -187,6 +187,48 @@ TEST(Failover, AStandbyThatBrokeSinceItsCheckCostsAFractionOfASecondThenTheRaceR
 
 namespace {
 
+/// p2p peers check each other's other family through their listening sockets (path checks:
+/// keepalives prove nothing between p2p peers), and when IPv6 between them dies each moves
+/// to the checked standby with the keys it has: no handshake, no race.
+TEST(Failover, P2pPeersMoveToTheirCheckedStandbyKeepingTheKeys) {
+  ASSERT_TRUE(crypto_init());
+  sim::SimWorld w(29);
+  FailoverWorld::build(w);
+  const Identity a = Identity::from_private(generate_private_key());
+  const Identity b = Identity::from_private(generate_private_key());
+  Side left(w, "client", "proto udp\nremote fd00:2::2\nremote 198.18.2.2\n", a,
+            {{b.public_key, {}, {*net::Prefix::parse("198.18.120.1/32")}}});
+  Side right(w, "server", "proto udp\nremote fd00:1::2\nremote 198.18.1.2\n", b,
+             {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
+  ASSERT_TRUE(w.run_until([&] { return left.client->connected() && right.client->connected(); }, 2s));
+  // Traffic both ways, one packet each every 50 ms.
+  const auto start = w.now().time_since_epoch();
+  for (int n = 0; n < 400; ++n) {
+    w.at(start + n * 50ms, [&, n] {
+      left.device.route(ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(n)));
+      right.device.route(ipv4_udp("198.18.120.1", "198.18.120.2", static_cast<std::uint8_t>(n)));
+    });
+  }
+  w.run_for(2s);
+  for (Side* s : {&left, &right}) {
+    ASSERT_TRUE(s->client->standby()) << s->log();
+    EXPECT_TRUE(s->client->standby()->candidate.endpoint.address.is_v4());
+    EXPECT_TRUE(s->device.peers()[0].answers_path_checks);
+  }
+  const auto handshakes = left.device.peers()[0].handshakes + right.device.peers()[0].handshakes;
+  w.add_route("router", "fd00:2::2/128", sim::RouteVerdict::blackhole);
+  w.add_route("router", "fd00:1::2/128", sim::RouteVerdict::blackhole);
+  const auto cut = w.now();
+  const auto on_v4 = [](Side& s) { return s.client->remote() && s.client->remote()->address.is_v4(); };
+  ASSERT_TRUE(w.run_until([&] { return on_v4(left) && on_v4(right); }, 5s)) << left.log() << right.log();
+  EXPECT_LT(w.now() - cut, 1s);
+  EXPECT_EQ(left.client->standby_moves() + right.client->standby_moves(), 2u) << left.log() << right.log();
+  const std::size_t delivered = left.tun.size() + right.tun.size();
+  w.run_for(1s);
+  EXPECT_GE(left.tun.size() + right.tun.size(), delivered + 30) << "both ways again";
+  EXPECT_EQ(left.device.peers()[0].handshakes + right.device.peers()[0].handshakes, handshakes) << "keys kept";
+}
+
 TEST(Failover, IdleP2pPeersNeitherProbeWithHandshakesNorDropThePath) {
   ASSERT_TRUE(crypto_init());
   sim::SimWorld w(23);

@@ -256,6 +256,50 @@ TEST_F(Pair, APathCheckIsAnsweredFromAnotherAddressWithoutMovingThePeer) {
   EXPECT_TRUE(other.out.empty());
 }
 
+// Between p2p peers keepalives prove nothing (each side sends its own), so a p2p node asks
+// its peer path checks before knowing it is duet's: twice at most while none is answered
+// (WireGuard drops the unknown type), and without limit once one is.
+TEST_F(Pair, AP2pPeerIsAskedTwiceUntilItAnswersAPathCheck) {
+  DeviceLimits p2p_limits;
+  p2p_limits.peers_may_answer_path_checks = true;
+  std::vector<Bytes> tun;
+  const auto p2p_device = [&] {
+    return std::make_unique<Device>(
+        cid, std::vector<PeerConfig>{{sid.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}},
+        w.stack("c").clock(), [&](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); },
+        seeded(3), p2p_limits);
+  };
+  const auto connected = [&](Device& d) {
+    w.run_for(1s);  // a newer initiation than the last one the server took (its replay rule)
+    Path c{d.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp), {}};
+    c.attach();
+    c.out.push_back(c.session->hello());
+    Path s = responder("198.18.1.2:5000");
+    pump(c, s);
+    c.out.push_back(c.session->keepalive());  // confirms the responder's keys, as the engine's first keepalive
+    pump(c, s);
+    return d.make_initiator(0, ep("198.18.2.3:1194"), config::Transport::udp);
+  };
+  {  // A peer that never answers (its checks lost here): asked twice, then no more.
+    auto d = p2p_device();
+    auto standby = connected(*d);
+    ASSERT_FALSE(d->peers()[0].answers_keepalives);
+    EXPECT_FALSE(standby->path_check().empty());
+    EXPECT_FALSE(standby->path_check().empty());
+    EXPECT_TRUE(standby->path_check().empty()) << "two unanswered: perhaps WireGuard";
+  }
+  {  // A peer that answers: asked as often as the engine likes.
+    auto d = p2p_device();
+    auto standby = connected(*d);
+    Path other = responder("198.18.3.2:5000");
+    auto r = other.session->receive(standby->path_check());
+    ASSERT_EQ(r.send.size(), 1u);
+    EXPECT_TRUE(standby->receive(r.send[0]).answers_check);
+    EXPECT_TRUE(d->peers()[0].answers_path_checks);
+    for (int i = 0; i < 5; ++i) EXPECT_FALSE(standby->path_check().empty());
+  }
+}
+
 class RekeyOver : public ::testing::TestWithParam<const char*> {
 protected:
   void SetUp() override { ASSERT_TRUE(crypto_init()); }

@@ -92,6 +92,10 @@ struct DeviceLimits {
   /// one). Between p2p peers, whose keepalive timers run side by side, a keepalive of the
   /// peer's own would look like an answer.
   bool peers_may_answer_keepalives = false;
+  /// Peers may be asked a path check before one is known to answer it: p2p, where a peer
+  /// is as likely a duet node (which answers) as WireGuard (which drops the unknown type).
+  /// Such a peer is asked twice at most until it answers once.
+  bool peers_may_answer_path_checks = false;
 };
 
 class Device {
@@ -141,6 +145,8 @@ public:
     net::TimePoint last_initiation_sent{};
     net::TimePoint keepalive_sent{};            ///< the engine's last keepalive or probe to it
     bool answers_keepalives = false;            ///< answered one at once (a duet responder; WireGuard does not)
+    bool answers_path_checks = false;           ///< answered a path check: a duet peer, whatever its role
+    std::uint8_t path_checks_asked = 0;         ///< path checks sent before one was answered (at most 2)
     std::unique_ptr<std::deque<Bytes>> staged;  ///< made when a packet first has to wait
     std::unique_ptr<net::Timer> retransmit_timer, keepalive_timer, erase_timer;
     std::unique_ptr<net::Timer> persistent_timer;  ///< persistent keepalive
