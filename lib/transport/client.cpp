@@ -61,6 +61,9 @@ struct Client::Attempt {
   net::TimePoint hello_at{};  ///< when the first hello went
   int hellos = 0;             ///< how many went (one: its answer times the path)
   net::Duration hello_interval = kHelloInterval;
+  /// What a TCP attempt sends once connected when it is not a hello: a standby's check, or
+  /// a move's keepalive (the stream exists only then).
+  std::vector<std::vector<std::uint8_t>> opening;
   FlowControl* flow = nullptr;  ///< told when the stream or socket is too full (see flow.hpp)
 
   Attempt() = default;
@@ -419,14 +422,15 @@ bool Client::offer(const net::Endpoint& from, std::span<const std::uint8_t> data
   return false;
 }
 
-void Client::begin_tcp(Attempt& a) {
+void Client::begin_tcp(Attempt& a, bool bind) {
   const config::Connection& c = block();
   const net::Family f = a.candidate.endpoint.family();
   auto s = a.candidate.via_host.empty() ? sockets_.open_stream(f, a.candidate.endpoint)
                                         : sockets_.open_stream_via(f, a.candidate.via_host, a.candidate.via_port);
   if (!s) return attempt_failed(a, s.error());
   a.tcp = std::move(*s);
-  if (auto plan = policy::client_bind(c, config_.mode, f, literal_locals(c))) {
+  const auto plan = bind ? policy::client_bind(c, config_.mode, f, literal_locals(c)) : std::nullopt;
+  if (plan) {
     if (auto ec = a.tcp->bind(plan->local)) {
       emit({.kind = EventKind::bind_failed, .endpoint = plan->local, .transport = config::Transport::tcp, .error = ec});
       return attempt_failed(a, ec);
@@ -436,7 +440,9 @@ void Client::begin_tcp(Attempt& a) {
   a.tcp->connect(a.candidate.endpoint, c.connect_timeout, [this, &a](std::error_code ec) {
     if (ec) return attempt_failed(a, ec, a.tcp->error_detail());
     a.tcp_connected = true;
-    a.tcp->write(frame(a.session->hello()), [](std::error_code) {});
+    if (a.opening.empty()) a.opening.push_back(a.session->hello());
+    for (const auto& m : a.opening) a.tcp->write(frame(m), [](std::error_code) {});
+    a.opening.clear();
     a.hello_at = stack_.clock().now();
     a.hellos = 1;
     tcp_read(a);
@@ -730,14 +736,15 @@ void Client::health_check() {
 // --- a standby, checked ahead of need -------------------------------------------------------
 
 std::optional<policy::Candidate> Client::standby_candidate() const {
-  if (!active_ || active_->candidate.transport != config::Transport::udp || !active_->candidate.via_host.empty())
-    return std::nullopt;
-  // Another address the winning round knew, the other family first (the likelier to
-  // survive what broke this one); never the active one.
+  // Not through a proxy: what it reaches is the proxy's business.
+  if (!active_ || !active_->candidate.via_host.empty()) return std::nullopt;
+  // Another address of the same transport the winning round knew, the other family first
+  // (the likelier to survive what broke this one); never the active one.
   const net::Endpoint& now = active_->candidate.endpoint;
+  const config::Transport transport = active_->candidate.transport;
   std::optional<policy::Candidate> same_family;
   for (const auto& c : known_) {
-    if (c.transport != config::Transport::udp || !c.via_host.empty() || c.endpoint == now) continue;
+    if (c.transport != transport || !c.via_host.empty() || c.endpoint == now) continue;
     if (c.endpoint.family() != now.family()) return c;
     if (!same_family) same_family = c;
   }
@@ -767,13 +774,20 @@ void Client::check_standby() {
   standby_checked_since_connect_ = true;
   check_ = std::move(a);
   const std::size_t id = check_->id;
-  if (auto ec = open_udp(*check_, false)) {  // from an ephemeral port: the check binds nothing
-    stack_.clock().post([this, id] { standby_checked(id, false); });
-    return;
-  }
   check_->hello_at = now;
   ++standby_checks_;
-  check_->send(ask);
+  // From an ephemeral port: the check binds nothing (--bind is for the path in use).
+  if (check_->candidate.transport == config::Transport::tcp) {
+    // A connection of its own that carries the check, closed once answered: its round
+    // trip is timed from the connection (hello_at is set then), as the move will need one.
+    check_->opening.push_back(std::move(ask));
+    begin_tcp(*check_, false);
+  } else if (auto ec = open_udp(*check_, false)) {
+    stack_.clock().post([this, id] { standby_checked(id, false); });
+    return;
+  } else {
+    check_->send(ask);
+  }
   check_timer_->start(std::max(kMinStandbyCheckTimeout, 4 * rto()), [this, id] { standby_checked(id, false); });
 }
 
@@ -819,18 +833,27 @@ bool Client::move_to_standby(const std::string& why) {
         .detail = "moving to the standby " + m.candidate.endpoint.to_string() + " (answered " +
                   std::to_string(static_cast<long long>(net::to_ms(now - standby_->checked))) +
                   " ms ago), keeping the tunnel keys" + (why.empty() ? "" : " after: " + why)});
-  if (auto ec = open_udp(m)) {
-    stack_.clock().post([this, id] { move_over(id, false); });
-    return true;
-  }
   // Under the keys the session has: the peer moves its side to where this comes from. With
   // it a path check, which a duet peer answers whatever its role (a p2p peer's session may
-  // be the initiator's, and an initiator does not answer keepalives).
+  // be the initiator's, and an initiator does not answer keepalives). Over TCP the server
+  // follows the session to the new connection as it follows a UDP peer to a new address.
   m.hello_at = now;
   m.hellos = 1;
-  m.send(m.session->keepalive());
-  if (auto ask = m.session->path_check(); !ask.empty()) m.send(ask);
-  const net::Duration give_up = std::max(kMinMoveTimeout, 3 * standby_->rtt);
+  m.opening.push_back(m.session->keepalive());
+  if (auto ask = m.session->path_check(); !ask.empty()) m.opening.push_back(std::move(ask));
+  if (m.candidate.transport == config::Transport::tcp) {
+    begin_tcp(m);
+  } else if (auto ec = open_udp(m)) {
+    stack_.clock().post([this, id] { move_over(id, false); });
+    return true;
+  } else {
+    for (const auto& x : m.opening) m.send(x);
+    m.opening.clear();
+  }
+  // Over TCP the standby's round trip was timed from its connection: add one for this one's.
+  const net::Duration rtt =
+      m.candidate.transport == config::Transport::tcp ? 2 * standby_->rtt : standby_->rtt;
+  const net::Duration give_up = std::max(kMinMoveTimeout, 3 * rtt);
   move_timer_->start(give_up / 2, [this, id, give_up] {
     if (!move_ || move_->id != id) return;
     ++move_->hellos;

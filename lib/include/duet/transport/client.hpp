@@ -96,7 +96,9 @@ private:
   void note(const policy::Connector::Note& n);
   void begin_attempt(std::size_t id, const policy::Candidate& candidate);
   void begin_udp(Attempt& a);
-  void begin_tcp(Attempt& a);
+  /// Connects a TCP attempt and sends its opening (its hello unless the attempt has other
+  /// messages to open with); `bind` as open_udp's.
+  void begin_tcp(Attempt& a, bool bind = true);
   void udp_receive(Attempt& a);
   void tcp_read(Attempt& a);
   void on_message(Attempt& a, std::span<const std::uint8_t> message);
