@@ -112,13 +112,7 @@ bool Node::start(std::string& why) {
     device_ = std::make_unique<tunnel::Device>(
         tunnel::Identity::from_private(key.value_or(config::Key{})), std::move(initial_peers_), stack_.clock(),
         [this](std::span<const std::uint8_t> p) { tun_->write(p); },
-        [this](std::span<std::uint8_t> out) {
-          for (std::size_t i = 0; i < out.size(); i += 8) {
-            const std::uint64_t r = stack_.random();
-            for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j)
-              out[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
-          }
-        },
+        [this](std::span<std::uint8_t> out) { stack_.random_fill(out); },
         limits);
     if (!key) device_->set_identity(std::nullopt);  // until the configuration protocol sets one
     device_->set_path_needed([this](std::size_t peer) { open_path(peer); });

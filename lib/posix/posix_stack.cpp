@@ -68,4 +68,13 @@ std::uint64_t PosixStack::random() {
   return v;
 }
 
+void PosixStack::random_fill(std::span<std::uint8_t> out) {
+  // Up to 256 bytes come whole from one call; longer spans (or a signal) may come in parts.
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = getrandom(out.data() + done, out.size() - done, 0);
+    if (n > 0) done += static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace duet::posix

@@ -216,6 +216,15 @@ public:
   /// A random 64-bit value: the kernel's getrandom() on PosixStack, the world's seeded
   /// generator in the simulator, so that engine choices stay reproducible there.
   virtual std::uint64_t random() = 0;
+  /// Fills `out` with random bytes (ephemeral keys, nonces): random() eight bytes at a time,
+  /// little-endian, unless the stack has a cheaper way (PosixStack: one getrandom() for the
+  /// whole span, where eight bytes at a time made four system calls per ephemeral key).
+  virtual void random_fill(std::span<std::uint8_t> out) {
+    for (std::size_t i = 0; i < out.size(); i += 8) {
+      const std::uint64_t r = random();
+      for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j) out[i + j] = static_cast<std::uint8_t>(r >> (8 * j));
+    }
+  }
 };
 
 }  // namespace duet::net

@@ -59,6 +59,7 @@ public:
   net::Result<std::unique_ptr<net::Listener>> listen(const net::Endpoint& local,
                                                      const net::ListenOptions& options) override;
   std::uint64_t random() override;
+  void random_fill(std::span<std::uint8_t> out) override;
 
   /// What the stack's datagram sockets did so far.
   [[nodiscard]] const UdpCounters& udp_counters() const;
