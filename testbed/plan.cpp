@@ -362,7 +362,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
                    std::to_string(ms(x.at)) + ")) " + std::to_string(ms(x.every)) + " $((t0 + " + std::to_string(ms(end)) +
                    ")) > \"$D/" + x.instance + ".stream\" 2>&1) &");
   }
-  at.emplace(s.duration, "wait \"${fault_pids[@]}\" 2>/dev/null; kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null");
+  // (`wait` with no pid would wait for the daemons and relays too: the last faults only.)
+  at.emplace(s.duration, "(( ${#fault_pids[@]} )) && wait \"${fault_pids[@]}\" 2>/dev/null; kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null");
   // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
   // open their TUN before their engines start together.
   o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()
