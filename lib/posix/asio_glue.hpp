@@ -53,6 +53,90 @@ Endpoint from_asio(const AsioEndpoint& e) {
   return {from_asio(e.address()), e.port()};
 }
 
+/// Memory for one recurring asynchronous operation (a socket's wait, its end-of-turn
+/// flush, a stream's write): the operation Asio allocates for it comes from here, so a busy
+/// socket allocates nothing per turn. Asio's own recycling keeps one block per thread, and
+/// with several operations in flight at once (two sockets and a TUN) some of them went to
+/// malloc every turn. Shared by the operations' handlers, so it outlives a socket closed
+/// with one still pending; one operation at a time uses it (another falls back to new).
+class HandlerMemory {
+public:
+  void* allocate(std::size_t size) {
+    if (!in_use_ && size <= sizeof storage_) {
+      in_use_ = true;
+      return storage_;
+    }
+    return ::operator new(size);
+  }
+  void deallocate(void* p) {
+    if (p == static_cast<void*>(storage_)) {
+      in_use_ = false;
+    } else {
+      ::operator delete(p);
+    }
+  }
+
+private:
+  alignas(std::max_align_t) unsigned char storage_[256];  // a wait, a post or a write with its handler
+  bool in_use_ = false;
+};
+
+/// The allocator Asio finds on a handler made by with_memory().
+template <typename T>
+struct HandlerAllocator {
+  using value_type = T;
+  HandlerMemory* memory;
+  explicit HandlerAllocator(HandlerMemory* m) noexcept : memory(m) {}
+  template <typename U>
+  HandlerAllocator(const HandlerAllocator<U>& other) noexcept : memory(other.memory) {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) { return static_cast<T*>(memory->allocate(sizeof(T) * n)); }
+  void deallocate(T* p, std::size_t) { memory->deallocate(p); }
+  template <typename U>
+  bool operator==(const HandlerAllocator<U>& o) const noexcept {
+    return memory == o.memory;
+  }
+  template <typename U>
+  bool operator!=(const HandlerAllocator<U>& o) const noexcept {
+    return memory != o.memory;
+  }
+};
+
+/// A handler whose operation is allocated from `memory` (Asio asks get_allocator()).
+template <typename Handler>
+class MemoryHandler {
+public:
+  using allocator_type = HandlerAllocator<Handler>;
+  MemoryHandler(std::shared_ptr<HandlerMemory> memory, Handler h) : memory_(std::move(memory)), h_(std::move(h)) {}
+  allocator_type get_allocator() const noexcept { return allocator_type(memory_.get()); }
+  template <typename... Args>
+  void operator()(Args&&... args) {
+    h_(std::forward<Args>(args)...);
+  }
+
+private:
+  std::shared_ptr<HandlerMemory> memory_;
+  Handler h_;
+};
+
+/// `h`, its operation allocated from `memory`.
+template <typename Handler>
+MemoryHandler<std::decay_t<Handler>> with_memory(const std::shared_ptr<HandlerMemory>& memory, Handler&& h) {
+  return MemoryHandler<std::decay_t<Handler>>(memory, std::forward<Handler>(h));
+}
+
+/// Posts `h` to the loop of `socket`, its operation allocated from `memory`. Through the
+/// io_context's own executor: a socket's type-erased executor (any_io_executor) drops the
+/// handler's allocator and takes memory from Asio's thread cache instead.
+template <typename Socket, typename Handler>
+void post_with_memory(Socket& socket, const std::shared_ptr<HandlerMemory>& memory, Handler&& h) {
+  auto ex = socket.get_executor();
+  if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+    asio::post(*io, with_memory(memory, std::forward<Handler>(h)));
+  } else {
+    asio::post(ex, with_memory(memory, std::forward<Handler>(h)));
+  }
+}
+
 template <typename Proto>
 Proto protocol(Family f) {
   return f == Family::v4 ? Proto::v4() : Proto::v6();

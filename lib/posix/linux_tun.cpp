@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "asio_glue.hpp"
 #include "duet/posix/offload.hpp"
 
 #ifndef TUN_F_USO4
@@ -54,6 +55,9 @@ struct LinuxTun::Impl {
   offload::Coalescer coalescer;
   bool flush_posted = false;
   bool paused = false, armed = false;
+  // The recurring operations' memory (see HandlerMemory): nothing allocated per read or write.
+  std::shared_ptr<detail::HandlerMemory> read_memory = std::make_shared<detail::HandlerMemory>(),
+                                         flush_memory = std::make_shared<detail::HandlerMemory>();
   std::function<void(std::error_code)> on_gone;
 
   int fd() { return stream.native_handle(); }
@@ -160,7 +164,8 @@ void LinuxTun::arm(const std::shared_ptr<Impl>& impl) {
   if (impl->armed || impl->paused) return;
   impl->armed = true;
   impl->stream.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                          [weak = std::weak_ptr<Impl>(impl)](const boost::system::error_code& ec) {
+                          detail::with_memory(impl->read_memory, [weak = std::weak_ptr<Impl>(impl)](
+                                                                     const boost::system::error_code& ec) {
                             auto i = weak.lock();
                             if (!i) return;
                             i->armed = false;
@@ -170,7 +175,7 @@ void LinuxTun::arm(const std::shared_ptr<Impl>& impl) {
                               return;
                             }
                             arm(i);
-                          });
+                          }));
 }
 
 void LinuxTun::pause_reading(bool paused) {
@@ -202,7 +207,7 @@ void LinuxTun::write(std::span<const std::uint8_t> packet) {
     i.flush();
   } else if (!i.flush_posted) {
     i.flush_posted = true;
-    boost::asio::post(i.stream.get_executor(), [weak = std::weak_ptr<Impl>(impl_)] {
+    detail::post_with_memory(i.stream, i.flush_memory, [weak = std::weak_ptr<Impl>(impl_)] {
       if (auto impl = weak.lock(); impl && impl->flush_posted) impl->flush();
     });
   }

@@ -158,6 +158,9 @@ private:
     std::uint64_t generation = 0;  ///< bumped when close() or reset() drops the queue
     bool timed_out = false;
     bool shutdown_requested = false;
+    // The recurring operations' memory (see HandlerMemory): nothing allocated per write.
+    std::shared_ptr<HandlerMemory> read_memory = std::make_shared<HandlerMemory>(),
+                                   write_memory = std::make_shared<HandlerMemory>();
   };
 
   template <typename Handler>
@@ -175,7 +178,8 @@ private:
   /// the bytes only during its call, so every stream can share it (a server with
   /// thousands of TCP peers holds no buffer per peer), and it can be large.
   static void wait_readable(const std::shared_ptr<State>& s) {
-    s->socket.async_wait(tcp::socket::wait_read, [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
+    s->socket.async_wait(tcp::socket::wait_read, with_memory(s->read_memory, [weak = std::weak_ptr<State>(s)](
+                                                                                const boost::system::error_code& ec) {
       auto st = weak.lock();
       if (!st || !st->read_handler || ec == asio::error::operation_aborted) return;
       if (ec) {
@@ -197,7 +201,7 @@ private:
       } else {
         h({}, std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));  // 0: EOF
       }
-    });
+    }));
   }
 
   /// Writes everything queued so far in one write; what is queued meanwhile goes next.
@@ -207,7 +211,8 @@ private:
     s->in_flight = true;
     asio::async_write(
         s->socket, asio::buffer(s->writing),
-        [weak = std::weak_ptr<State>(s), gen = s->generation](const boost::system::error_code& ec, std::size_t) {
+        with_memory(s->write_memory, [weak = std::weak_ptr<State>(s), gen = s->generation](
+                                         const boost::system::error_code& ec, std::size_t) {
           auto st = weak.lock();
           if (!st || st->generation != gen) return;  // dropped by close() or reset()
           st->writing.clear();
@@ -223,7 +228,7 @@ private:
           } else if (st->pending.empty() && st->shutdown_requested) {
             do_shutdown(*st);
           }
-        });
+        }));
   }
 
   void drop_handlers() {

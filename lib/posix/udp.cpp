@@ -199,7 +199,7 @@ public:
     s.arena.insert(s.arena.end(), data.begin(), data.end());
     if (!s.flush_posted && !s.waiting_writable) {
       s.flush_posted = true;
-      asio::post(s.socket.get_executor(), [weak = std::weak_ptr<State>(state_)] {
+      post_with_memory(s.socket, s.flush_memory, [weak = std::weak_ptr<State>(state_)] {
         if (auto st = weak.lock()) {
           st->flush_posted = false;
           flush(st);
@@ -286,6 +286,11 @@ private:
     std::size_t next = 0;
     std::error_code ready_error;
     bool waiting_readable = false, delivering = false;
+    // The recurring operations' memory (see HandlerMemory): nothing allocated per turn.
+    std::shared_ptr<HandlerMemory> read_memory = std::make_shared<HandlerMemory>(),
+                                   deliver_memory = std::make_shared<HandlerMemory>(),
+                                   flush_memory = std::make_shared<HandlerMemory>(),
+                                   writable_memory = std::make_shared<HandlerMemory>();
     // queued by send_soon
     std::vector<std::uint8_t> arena;
     std::vector<Queued> queue;
@@ -298,7 +303,7 @@ private:
   static void start_receive(const std::shared_ptr<State>& s) {
     if (s->delivering) return;  // the delivery loop hands out the next one
     if (s->next < s->ready.size() || s->ready_error) {
-      asio::post(s->socket.get_executor(), [weak = std::weak_ptr<State>(s)] {
+      post_with_memory(s->socket, s->deliver_memory, [weak = std::weak_ptr<State>(s)] {
         if (auto st = weak.lock(); st && !st->delivering) deliver(st);
       });
       return;
@@ -309,18 +314,19 @@ private:
   static void wait_readable(const std::shared_ptr<State>& s) {
     if (s->waiting_readable) return;
     s->waiting_readable = true;
-    s->socket.async_wait(udp::socket::wait_read, [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
-      auto st = weak.lock();
-      if (!st) return;
-      st->waiting_readable = false;
-      if (ec == asio::error::operation_aborted || !st->waiting()) return;
-      if (ec) {
-        st->ready_error = to_std(ec);
-      } else {
-        read_batch(*st);
-      }
-      deliver(st);
-    });
+    s->socket.async_wait(udp::socket::wait_read, with_memory(s->read_memory, [weak = std::weak_ptr<State>(s)](
+                                                                                const boost::system::error_code& ec) {
+                           auto st = weak.lock();
+                           if (!st) return;
+                           st->waiting_readable = false;
+                           if (ec == asio::error::operation_aborted || !st->waiting()) return;
+                           if (ec) {
+                             st->ready_error = to_std(ec);
+                           } else {
+                             read_batch(*st);
+                           }
+                           deliver(st);
+                         }));
   }
 
   static void read_batch(State& s) {
@@ -463,12 +469,13 @@ private:
         s.blocked = true;
         if (s.blocked_handler) s.blocked_handler(true);
         s.socket.async_wait(udp::socket::wait_write,
-                            [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
-                              auto p = weak.lock();
-                              if (!p) return;
-                              p->waiting_writable = false;
-                              if (!ec) flush(p);
-                            });
+                            with_memory(s.writable_memory,
+                                        [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
+                                          auto p = weak.lock();
+                                          if (!p) return;
+                                          p->waiting_writable = false;
+                                          if (!ec) flush(p);
+                                        }));
         return;
       }
       if (e == EINTR) continue;
