@@ -229,7 +229,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   // The timeline: instance starts, faults and pings, in time order.
   std::multimap<net::Duration, std::string> at;
   std::map<std::string, net::Duration> crashed_at;  // per host, its last crash so far
-  std::map<net::Duration, std::string> faults_at;    // the faults of each instant, in file order
+  std::map<net::Duration, std::string> faults_at;   // the faults of each instant, in file order
   for (const auto& f : s.faults) {
     const std::string ns = n.ns(f.host);
     std::string cmd;
@@ -359,11 +359,13 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
                "(ip netns exec " + n.ns(from->host) + " \"$TESTBED\" stream " +
                    dev(static_cast<std::size_t>(from - s.instances.begin())) + " " +
                    (instance_has_v4(s, *to) ? "198.18.250." + j : "fd00:250::" + j) + " $((t0 + " +
-                   std::to_string(ms(x.at)) + ")) " + std::to_string(ms(x.every)) + " $((t0 + " + std::to_string(ms(end)) +
-                   ")) > \"$D/" + x.instance + ".stream\" 2>&1) &");
+                   std::to_string(ms(x.at)) + ")) " + std::to_string(ms(x.every)) + " $((t0 + " +
+                   std::to_string(ms(end)) + ")) > \"$D/" + x.instance + ".stream\" 2>&1) &");
   }
   // (`wait` with no pid would wait for the daemons and relays too: the last faults only.)
-  at.emplace(s.duration, "(( ${#fault_pids[@]} )) && wait \"${fault_pids[@]}\" 2>/dev/null; kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null");
+  at.emplace(s.duration,
+             "(( ${#fault_pids[@]} )) && wait \"${fault_pids[@]}\" 2>/dev/null; kill \"${pids[@]}\" 2>/dev/null; wait "
+             "2>/dev/null");
   // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
   // open their TUN before their engines start together.
   o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()

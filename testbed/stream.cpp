@@ -80,7 +80,8 @@ int stream(const std::string& device, const std::string& destination, long long 
   // A raw ICMP socket (the testbed runs as root) bound to the instance's TUN, as ping -I.
   // The plan launches it early, perhaps before the daemon has made its TUN: it waits for
   // the device until the stream's start.
-  const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+  const int fd =
+      ::socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
   const auto bind_device = [&] {
     return ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), static_cast<socklen_t>(device.size())) == 0;
   };

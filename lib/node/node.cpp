@@ -112,8 +112,7 @@ bool Node::start(std::string& why) {
     device_ = std::make_unique<tunnel::Device>(
         tunnel::Identity::from_private(key.value_or(config::Key{})), std::move(initial_peers_), stack_.clock(),
         [this](std::span<const std::uint8_t> p) { tun_->write(p); },
-        [this](std::span<std::uint8_t> out) { stack_.random_fill(out); },
-        limits);
+        [this](std::span<std::uint8_t> out) { stack_.random_fill(out); }, limits);
     if (!key) device_->set_identity(std::nullopt);  // until the configuration protocol sets one
     device_->set_path_needed([this](std::size_t peer) { open_path(peer); });
     responders_ = std::make_unique<tunnel::DeviceSessions>(*device_, std::nullopt);

@@ -163,19 +163,19 @@ void LinuxTun::start_reading(net::PacketHandler on_packet) {
 void LinuxTun::arm(const std::shared_ptr<Impl>& impl) {
   if (impl->armed || impl->paused) return;
   impl->armed = true;
-  impl->stream.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                          detail::with_memory(impl->read_memory, [weak = std::weak_ptr<Impl>(impl)](
-                                                                     const boost::system::error_code& ec) {
-                            auto i = weak.lock();
-                            if (!i) return;
-                            i->armed = false;
-                            if (ec == boost::asio::error::operation_aborted) return;
-                            if (const auto gone = i->read_ready()) {
-                              if (i->on_gone) i->on_gone(gone);  // reading stops
-                              return;
-                            }
-                            arm(i);
-                          }));
+  impl->stream.async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      detail::with_memory(impl->read_memory, [weak = std::weak_ptr<Impl>(impl)](const boost::system::error_code& ec) {
+        auto i = weak.lock();
+        if (!i) return;
+        i->armed = false;
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (const auto gone = i->read_ready()) {
+          if (i->on_gone) i->on_gone(gone);  // reading stops
+          return;
+        }
+        arm(i);
+      }));
 }
 
 void LinuxTun::pause_reading(bool paused) {

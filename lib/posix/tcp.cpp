@@ -178,30 +178,31 @@ private:
   /// the bytes only during its call, so every stream can share it (a server with
   /// thousands of TCP peers holds no buffer per peer), and it can be large.
   static void wait_readable(const std::shared_ptr<State>& s) {
-    s->socket.async_wait(tcp::socket::wait_read, with_memory(s->read_memory, [weak = std::weak_ptr<State>(s)](
-                                                                                const boost::system::error_code& ec) {
-      auto st = weak.lock();
-      if (!st || !st->read_handler || ec == asio::error::operation_aborted) return;
-      if (ec) {
-        std::exchange(st->read_handler, nullptr)(to_std(ec), {});
-        return;
-      }
-      static thread_local std::vector<std::uint8_t> buffer(kReadBuffer);
-      ssize_t n = -1;
-      do {
-        n = ::recv(st->socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
-      } while (n < 0 && errno == EINTR);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        wait_readable(st);  // woken for nothing
-        return;
-      }
-      auto h = std::exchange(st->read_handler, nullptr);
-      if (n < 0) {
-        h(std::error_code(errno, std::generic_category()), {});
-      } else {
-        h({}, std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));  // 0: EOF
-      }
-    }));
+    s->socket.async_wait(
+        tcp::socket::wait_read,
+        with_memory(s->read_memory, [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
+          auto st = weak.lock();
+          if (!st || !st->read_handler || ec == asio::error::operation_aborted) return;
+          if (ec) {
+            std::exchange(st->read_handler, nullptr)(to_std(ec), {});
+            return;
+          }
+          static thread_local std::vector<std::uint8_t> buffer(kReadBuffer);
+          ssize_t n = -1;
+          do {
+            n = ::recv(st->socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+          } while (n < 0 && errno == EINTR);
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wait_readable(st);  // woken for nothing
+            return;
+          }
+          auto h = std::exchange(st->read_handler, nullptr);
+          if (n < 0) {
+            h(std::error_code(errno, std::generic_category()), {});
+          } else {
+            h({}, std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));  // 0: EOF
+          }
+        }));
   }
 
   /// Writes everything queued so far in one write; what is queued meanwhile goes next.
@@ -209,26 +210,25 @@ private:
     s->pending.swap(s->writing);
     s->pending_handlers.swap(s->writing_handlers);
     s->in_flight = true;
-    asio::async_write(
-        s->socket, asio::buffer(s->writing),
-        with_memory(s->write_memory, [weak = std::weak_ptr<State>(s), gen = s->generation](
-                                         const boost::system::error_code& ec, std::size_t) {
-          auto st = weak.lock();
-          if (!st || st->generation != gen) return;  // dropped by close() or reset()
-          st->writing.clear();
-          // Handlers may write again: that only appends while in_flight holds.
-          for (auto& h : st->writing_handlers) {
-            if (h) h(to_std(ec));
-            if (st->generation != gen) return;
-          }
-          st->writing_handlers.clear();
-          st->in_flight = false;
-          if (!st->pending.empty() && !ec) {
-            write_next(st);
-          } else if (st->pending.empty() && st->shutdown_requested) {
-            do_shutdown(*st);
-          }
-        }));
+    asio::async_write(s->socket, asio::buffer(s->writing),
+                      with_memory(s->write_memory, [weak = std::weak_ptr<State>(s), gen = s->generation](
+                                                       const boost::system::error_code& ec, std::size_t) {
+                        auto st = weak.lock();
+                        if (!st || st->generation != gen) return;  // dropped by close() or reset()
+                        st->writing.clear();
+                        // Handlers may write again: that only appends while in_flight holds.
+                        for (auto& h : st->writing_handlers) {
+                          if (h) h(to_std(ec));
+                          if (st->generation != gen) return;
+                        }
+                        st->writing_handlers.clear();
+                        st->in_flight = false;
+                        if (!st->pending.empty() && !ec) {
+                          write_next(st);
+                        } else if (st->pending.empty() && st->shutdown_requested) {
+                          do_shutdown(*st);
+                        }
+                      }));
   }
 
   void drop_handlers() {

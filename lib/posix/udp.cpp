@@ -314,19 +314,20 @@ private:
   static void wait_readable(const std::shared_ptr<State>& s) {
     if (s->waiting_readable) return;
     s->waiting_readable = true;
-    s->socket.async_wait(udp::socket::wait_read, with_memory(s->read_memory, [weak = std::weak_ptr<State>(s)](
-                                                                                const boost::system::error_code& ec) {
-                           auto st = weak.lock();
-                           if (!st) return;
-                           st->waiting_readable = false;
-                           if (ec == asio::error::operation_aborted || !st->waiting()) return;
-                           if (ec) {
-                             st->ready_error = to_std(ec);
-                           } else {
-                             read_batch(*st);
-                           }
-                           deliver(st);
-                         }));
+    s->socket.async_wait(
+        udp::socket::wait_read,
+        with_memory(s->read_memory, [weak = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
+          auto st = weak.lock();
+          if (!st) return;
+          st->waiting_readable = false;
+          if (ec == asio::error::operation_aborted || !st->waiting()) return;
+          if (ec) {
+            st->ready_error = to_std(ec);
+          } else {
+            read_batch(*st);
+          }
+          deliver(st);
+        }));
   }
 
   static void read_batch(State& s) {
@@ -468,14 +469,14 @@ private:
         s.waiting_writable = true;
         s.blocked = true;
         if (s.blocked_handler) s.blocked_handler(true);
-        s.socket.async_wait(udp::socket::wait_write,
-                            with_memory(s.writable_memory,
-                                        [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
-                                          auto p = weak.lock();
-                                          if (!p) return;
-                                          p->waiting_writable = false;
-                                          if (!ec) flush(p);
-                                        }));
+        s.socket.async_wait(
+            udp::socket::wait_write,
+            with_memory(s.writable_memory, [weak = std::weak_ptr<State>(st)](const boost::system::error_code& ec) {
+              auto p = weak.lock();
+              if (!p) return;
+              p->waiting_writable = false;
+              if (!ec) flush(p);
+            }));
         return;
       }
       if (e == EINTR) continue;

@@ -851,8 +851,7 @@ bool Client::move_to_standby(const std::string& why) {
     m.opening.clear();
   }
   // Over TCP the standby's round trip was timed from its connection: add one for this one's.
-  const net::Duration rtt =
-      m.candidate.transport == config::Transport::tcp ? 2 * standby_->rtt : standby_->rtt;
+  const net::Duration rtt = m.candidate.transport == config::Transport::tcp ? 2 * standby_->rtt : standby_->rtt;
   const net::Duration give_up = std::max(kMinMoveTimeout, 3 * rtt);
   move_timer_->start(give_up / 2, [this, id, give_up] {
     if (!move_ || move_->id != id) return;

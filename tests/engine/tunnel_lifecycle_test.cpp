@@ -266,8 +266,8 @@ TEST_F(Pair, AP2pPeerIsAskedTwiceUntilItAnswersAPathCheck) {
   const auto p2p_device = [&] {
     return std::make_unique<Device>(
         cid, std::vector<PeerConfig>{{sid.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}},
-        w.stack("c").clock(), [&](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); },
-        seeded(3), p2p_limits);
+        w.stack("c").clock(), [&](std::span<const std::uint8_t> p) { tun.emplace_back(p.begin(), p.end()); }, seeded(3),
+        p2p_limits);
   };
   const auto connected = [&](Device& d) {
     w.run_for(1s);  // a newer initiation than the last one the server took (its replay rule)
