@@ -187,20 +187,35 @@ TEST(Failover, AStandbyThatBrokeSinceItsCheckCostsAFractionOfASecondThenTheRaceR
 
 namespace {
 
+/// Two p2p peers on the dual-stack three-host world, each with the other's IPv6 address
+/// first, connected.
+struct P2pPeers {
+  explicit P2pPeers(std::uint64_t seed)
+      : w(seed),
+        a(Identity::from_private(generate_private_key())),
+        b(Identity::from_private(generate_private_key())),
+        left((FailoverWorld::build(w), w), "client", "proto udp\nremote fd00:2::2\nremote 198.18.2.2\n", a,
+             {{b.public_key, {}, {*net::Prefix::parse("198.18.120.1/32")}}}),
+        right(w, "server", "proto udp\nremote fd00:1::2\nremote 198.18.1.2\n", b,
+              {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}}) {}
+  bool connect() {
+    return w.run_until([&] { return left.client->connected() && right.client->connected(); }, 2s);
+  }
+
+  sim::SimWorld w;
+  Identity a, b;
+  Side left, right;
+};
+
 /// p2p peers check each other's other family through their listening sockets (path checks:
 /// keepalives prove nothing between p2p peers), and when IPv6 between them dies each moves
 /// to the checked standby with the keys it has: no handshake, no race.
 TEST(Failover, P2pPeersMoveToTheirCheckedStandbyKeepingTheKeys) {
   ASSERT_TRUE(crypto_init());
-  sim::SimWorld w(29);
-  FailoverWorld::build(w);
-  const Identity a = Identity::from_private(generate_private_key());
-  const Identity b = Identity::from_private(generate_private_key());
-  Side left(w, "client", "proto udp\nremote fd00:2::2\nremote 198.18.2.2\n", a,
-            {{b.public_key, {}, {*net::Prefix::parse("198.18.120.1/32")}}});
-  Side right(w, "server", "proto udp\nremote fd00:1::2\nremote 198.18.1.2\n", b,
-             {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
-  ASSERT_TRUE(w.run_until([&] { return left.client->connected() && right.client->connected(); }, 2s));
+  P2pPeers p(29);
+  ASSERT_TRUE(p.connect());
+  sim::SimWorld& w = p.w;
+  Side &left = p.left, &right = p.right;
   // Traffic both ways, one packet each every 50 ms.
   const auto start = w.now().time_since_epoch();
   for (int n = 0; n < 400; ++n) {
@@ -231,18 +246,13 @@ TEST(Failover, P2pPeersMoveToTheirCheckedStandbyKeepingTheKeys) {
 
 TEST(Failover, IdleP2pPeersNeitherProbeWithHandshakesNorDropThePath) {
   ASSERT_TRUE(crypto_init());
-  sim::SimWorld w(23);
-  FailoverWorld::build(w);
-  const Identity a = Identity::from_private(generate_private_key());
-  const Identity b = Identity::from_private(generate_private_key());
   // Both peers send keepalives, and neither answers the other's (WireGuard's rule): a
   // keepalive of the peer's own must not be taken for an answer, or every silence would be
   // probed with keepalives nobody answers.
-  Side left(w, "client", "proto udp\nremote fd00:2::2\nremote 198.18.2.2\n", a,
-            {{b.public_key, {}, {*net::Prefix::parse("198.18.120.1/32")}}});
-  Side right(w, "server", "proto udp\nremote fd00:1::2\nremote 198.18.1.2\n", b,
-             {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}});
-  ASSERT_TRUE(w.run_until([&] { return left.client->connected() && right.client->connected(); }, 2s));
+  P2pPeers p(23);
+  ASSERT_TRUE(p.connect());
+  sim::SimWorld& w = p.w;
+  Side &left = p.left, &right = p.right;
   w.run_for(60s);
   EXPECT_FALSE(left.device.peers()[0].answers_keepalives);
   EXPECT_EQ(left.client->connections_made(), 1u);
