@@ -189,12 +189,11 @@ int run(const daemon::Invocation& inv, const std::function<void()>& ready = {}) 
   // Reading a big configuration leaves freed memory behind in the heap: give it back.
   malloc_trim(0);
 
-  auto status_text = [&] { return daemon::status_text(daemon::status_json(node.status(), &stack.udp_counters())); };
+  auto status_text = [&] { return daemon::status_text(daemon::status_json(node.status(), &stack)); };
   const std::string control_path =
       running.control_socket.empty() ? "/run/duetd-" + dev + ".sock" : running.control_socket;
-  daemon::ControlSocket control(
-      io, *log, control_path, running.group.empty() ? -1 : static_cast<int>(drop_to.gid),
-      [&](const std::string& request) { return daemon::answer(request, node, &stack.udp_counters()); });
+  daemon::ControlSocket control(io, *log, control_path, running.group.empty() ? -1 : static_cast<int>(drop_to.gid),
+                                [&](const std::string& request) { return daemon::answer(request, node, &stack); });
   // WireGuard's configuration socket, for wg and wg-quick.
   std::string uapi_error;
   daemon::UapiSocket uapi_socket(

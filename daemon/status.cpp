@@ -5,7 +5,7 @@
 
 namespace duet::daemon {
 
-nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounters* udp) {
+nlohmann::ordered_json status_json(const node::Status& s, const posix::PosixStack* stack) {
   using json = nlohmann::ordered_json;
   json j;
   j["interface"] = s.interface;
@@ -48,7 +48,13 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
     pj["tx_bytes"] = p.tx_bytes;
     j["peers"].push_back(pj);
   }
-  if (udp) {
+  if (stack != nullptr) {
+    const posix::UdpCounters* udp = &stack->udp_counters();
+    const posix::TcpCounters& tcp = stack->tcp_counters();
+    auto percent = [](std::uint64_t a, std::uint64_t b) {
+      return b == 0 ? json(nullptr)
+                    : json(std::round(1000.0 * static_cast<double>(std::min(a, b)) / static_cast<double>(b)) / 10.0);
+    };
     auto ratio = [](std::uint64_t a, std::uint64_t b) {
       return b == 0 ? json(nullptr) : json(std::round(10.0 * static_cast<double>(a) / static_cast<double>(b)) / 10.0);
     };
@@ -60,6 +66,10 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::UdpCounte
     d["packets_per_tun_write"] = ratio(s.tun_counters.packets_written, s.tun_counters.writes);
     d["datagrams_per_send_call"] = ratio(udp->datagrams_sent, udp->send_calls);
     d["datagrams_per_receive_call"] = ratio(udp->datagrams_received, udp->receive_calls);
+    // Sealed straight into the socket's queue, not copied there (handshakes and path
+    // checks are the rest).
+    d["datagrams_in_place_percent"] = percent(udp->datagrams_in_place, udp->datagrams_sent);
+    d["stream_writes_in_place_percent"] = percent(tcp.writes_in_place, tcp.writes);
     d["tun_dropped"] = s.tun_counters.dropped;
     d["udp_send_dropped"] = udp->send_dropped;
     d["udp_source_fallbacks"] = udp->source_fallbacks;
@@ -132,6 +142,8 @@ std::string status_text(const nlohmann::ordered_json& j) {
     out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " +
            num(d["packets_per_tun_write"]) + " per TUN write; " + num(d["datagrams_per_send_call"]) +
            " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
+    out += "  sealed in place: " + num(d["datagrams_in_place_percent"]) + " % of datagrams, " +
+           num(d["stream_writes_in_place_percent"]) + " % of TCP messages\n";
     if (d.value("tun_read_pauses", 0) > 0) {
       out += "  backpressure: TUN reads paused " + std::to_string(d["tun_read_pauses"].get<std::uint64_t>()) +
              " times for a full TCP stream or UDP socket; " + std::to_string(d.value("stuck_stream_overrides", 0)) +
@@ -182,7 +194,7 @@ std::string status_text(const nlohmann::ordered_json& j) {
   return out;
 }
 
-std::string answer(const std::string& request, const node::Node& node, const posix::UdpCounters* udp) {
+std::string answer(const std::string& request, const node::Node& node, const posix::PosixStack* stack) {
   node::PeerSelection which;
   if (request == "status") {
     which.all = true;
@@ -201,7 +213,7 @@ std::string answer(const std::string& request, const node::Node& node, const pos
   if (which.key && s.peers.empty()) {
     return nlohmann::ordered_json{{"error", "no peer " + request.substr(5) + " on " + s.interface}}.dump();
   }
-  auto j = status_json(s, udp);
+  auto j = status_json(s, stack);
   if (!which.all && !which.key) j["peers_omitted"] = true;
   return j.dump();
 }

@@ -57,6 +57,9 @@ public:
                    net::WriteHandler handler) override {
     inner_->write_parts(head, body, std::move(handler));
   }
+  void write_filled(std::size_t capacity, net::Fill fill, net::WriteHandler handler) override {
+    inner_->write_filled(capacity, fill, std::move(handler));
+  }
 
   std::size_t queued() const override { return inner_->queued(); }
   std::error_code shutdown_send() override { return inner_->shutdown_send(); }

@@ -161,8 +161,10 @@ std::vector<Endpoint> sort_destinations(std::vector<Endpoint> destinations);  //
 Result<std::vector<net::InterfaceAddress>> interface_addresses();             // interfaces.cpp
 Result<std::unique_ptr<net::DatagramSocket>> open_datagram(asio::io_context& io, Family family, StackOptions options,
                                                            std::shared_ptr<UdpCounters> counters);  // udp.cpp
-Result<std::unique_ptr<net::StreamSocket>> open_stream(asio::io_context& io, Family family);        // tcp.cpp
+Result<std::unique_ptr<net::StreamSocket>> open_stream(asio::io_context& io, Family family,
+                                                       std::shared_ptr<TcpCounters> counters);  // tcp.cpp
 Result<std::unique_ptr<net::Listener>> listen(asio::io_context& io, const Endpoint& local,
-                                              const net::ListenOptions& options);  // tcp.cpp
+                                              const net::ListenOptions& options,
+                                              std::shared_ptr<TcpCounters> counters);  // tcp.cpp
 
 }  // namespace duet::posix::detail

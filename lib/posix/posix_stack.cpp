@@ -23,6 +23,7 @@ struct PosixStack::Impl {
   std::unique_ptr<net::Clock> clock;
   StackOptions options;
   std::shared_ptr<UdpCounters> udp = std::make_shared<UdpCounters>();
+  std::shared_ptr<TcpCounters> tcp = std::make_shared<TcpCounters>();
   std::shared_ptr<LoopLink> loop = std::make_shared<LoopLink>();
 };
 
@@ -30,6 +31,7 @@ PosixStack::PosixStack(asio::io_context& io, StackOptions options) : impl_(std::
 PosixStack::~PosixStack() = default;
 
 const UdpCounters& PosixStack::udp_counters() const { return *impl_->udp; }
+const TcpCounters& PosixStack::tcp_counters() const { return *impl_->tcp; }
 
 net::Clock& PosixStack::clock() { return *impl_->clock; }
 
@@ -52,12 +54,12 @@ net::Result<std::unique_ptr<net::DatagramSocket>> PosixStack::open_datagram(net:
 }
 
 net::Result<std::unique_ptr<net::StreamSocket>> PosixStack::open_stream(net::Family family) {
-  return detail::open_stream(impl_->io, family);
+  return detail::open_stream(impl_->io, family, impl_->tcp);
 }
 
 net::Result<std::unique_ptr<net::Listener>> PosixStack::listen(const net::Endpoint& local,
                                                                const net::ListenOptions& options) {
-  return detail::listen(impl_->io, local, options);
+  return detail::listen(impl_->io, local, options, impl_->tcp);
 }
 
 std::uint64_t PosixStack::random() {

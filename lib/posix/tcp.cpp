@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "asio_glue.hpp"
+#include "byte_arena.hpp"
 
 namespace duet::posix::detail {
 
@@ -18,9 +19,10 @@ constexpr std::size_t kReadBuffer = 256 * 1024;
 
 class PosixStreamSocket final : public net::StreamSocket {
 public:
-  PosixStreamSocket(asio::io_context& io, Family family) : family_(family), state_(std::make_shared<State>(io)) {}
-  PosixStreamSocket(tcp::socket&& accepted, Family family)
-      : family_(family), state_(std::make_shared<State>(std::move(accepted))) {
+  PosixStreamSocket(asio::io_context& io, Family family, std::shared_ptr<TcpCounters> counters)
+      : family_(family), state_(std::make_shared<State>(io)), counters_(std::move(counters)) {}
+  PosixStreamSocket(tcp::socket&& accepted, Family family, std::shared_ptr<TcpCounters> counters)
+      : family_(family), state_(std::make_shared<State>(std::move(accepted))), counters_(std::move(counters)) {
     no_delay();
   }
   ~PosixStreamSocket() override { close(); }
@@ -102,8 +104,25 @@ public:
       post_error(std::move(handler), std::errc::bad_file_descriptor);
       return;
     }
-    s.pending.insert(s.pending.end(), head.begin(), head.end());
-    s.pending.insert(s.pending.end(), body.begin(), body.end());
+    s.pending.append(head);
+    s.pending.append(body);
+    ++counters_->writes;
+    s.pending_handlers.push_back(std::move(handler));
+    if (!s.in_flight) write_next(state_);
+  }
+
+  void write_filled(std::size_t capacity, net::Fill fill, net::WriteHandler handler) override {
+    auto& s = *state_;
+    if (!s.socket.is_open()) {
+      post_error(std::move(handler), std::errc::bad_file_descriptor);
+      return;
+    }
+    const std::size_t at = s.pending.size();
+    const std::size_t n = std::min(fill(s.pending.grow(capacity)), capacity);
+    s.pending.shrink_to(at + n);
+    if (n == 0) return;
+    ++counters_->writes;
+    ++counters_->writes_in_place;
     s.pending_handlers.push_back(std::move(handler));
     if (!s.in_flight) write_next(state_);
   }
@@ -152,7 +171,7 @@ private:
     asio::steady_timer timer;
     net::ConnectHandler connect_handler;
     net::ReadHandler read_handler;
-    std::vector<std::uint8_t> pending, writing;  ///< appended to; in flight
+    ByteArena pending, writing;  ///< appended to; in flight
     std::vector<net::WriteHandler> pending_handlers, writing_handlers;
     bool in_flight = false;
     std::uint64_t generation = 0;  ///< bumped when close() or reset() drops the queue
@@ -210,7 +229,7 @@ private:
     s->pending.swap(s->writing);
     s->pending_handlers.swap(s->writing_handlers);
     s->in_flight = true;
-    asio::async_write(s->socket, asio::buffer(s->writing),
+    asio::async_write(s->socket, asio::buffer(s->writing.data(), s->writing.size()),
                       with_memory(s->write_memory, [weak = std::weak_ptr<State>(s), gen = s->generation](
                                                        const boost::system::error_code& ec, std::size_t) {
                         auto st = weak.lock();
@@ -246,11 +265,13 @@ private:
 
   Family family_;
   std::shared_ptr<State> state_;
+  std::shared_ptr<TcpCounters> counters_;
 };
 
 class PosixListener final : public net::Listener {
 public:
-  PosixListener(asio::io_context& io, Family family) : io_(io), family_(family), state_(std::make_shared<State>(io)) {}
+  PosixListener(asio::io_context& io, Family family, std::shared_ptr<TcpCounters> counters)
+      : io_(io), family_(family), state_(std::make_shared<State>(io)), counters_(std::move(counters)) {}
   ~PosixListener() override { close(); }
 
   std::error_code open(const Endpoint& local, const net::ListenOptions& options) {
@@ -273,17 +294,17 @@ public:
       return;
     }
     s->handler = std::move(handler);
-    s->acceptor.async_accept(
-        [weak = std::weak_ptr<State>(s), family = family_](const boost::system::error_code& ec, tcp::socket peer) {
-          auto st = weak.lock();
-          if (!st || !st->handler) return;
-          auto h = std::move(st->handler);
-          if (ec) {
-            h(to_std(ec), nullptr);
-            return;
-          }
-          h({}, std::make_unique<PosixStreamSocket>(std::move(peer), family));
-        });
+    s->acceptor.async_accept([weak = std::weak_ptr<State>(s), family = family_, counters = counters_](
+                                 const boost::system::error_code& ec, tcp::socket peer) {
+      auto st = weak.lock();
+      if (!st || !st->handler) return;
+      auto h = std::move(st->handler);
+      if (ec) {
+        h(to_std(ec), nullptr);
+        return;
+      }
+      h({}, std::make_unique<PosixStreamSocket>(std::move(peer), family, counters));
+    });
   }
 
   Result<Endpoint> local_endpoint() const override {
@@ -308,19 +329,22 @@ private:
   asio::io_context& io_;
   Family family_;
   std::shared_ptr<State> state_;
+  std::shared_ptr<TcpCounters> counters_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<net::StreamSocket>> open_stream(asio::io_context& io, Family family) {
-  auto s = std::make_unique<PosixStreamSocket>(io, family);
+Result<std::unique_ptr<net::StreamSocket>> open_stream(asio::io_context& io, Family family,
+                                                       std::shared_ptr<TcpCounters> counters) {
+  auto s = std::make_unique<PosixStreamSocket>(io, family, std::move(counters));
   if (auto ec = s->open()) return ec;
   return std::unique_ptr<net::StreamSocket>(std::move(s));
 }
 
 Result<std::unique_ptr<net::Listener>> listen(asio::io_context& io, const Endpoint& local,
-                                              const net::ListenOptions& options) {
-  auto l = std::make_unique<PosixListener>(io, local.family());
+                                              const net::ListenOptions& options,
+                                              std::shared_ptr<TcpCounters> counters) {
+  auto l = std::make_unique<PosixListener>(io, local.family(), std::move(counters));
   if (auto ec = l->open(local, options)) return ec;
   return std::unique_ptr<net::Listener>(std::move(l));
 }

@@ -3,7 +3,8 @@
 // Receiving: one recvmmsg fills up to kReceiveSlots buffers; with UDP_GRO each may hold
 // many datagrams of one sender (cut by the kernel's gso_size). They are handed out one per
 // receive() call, in a loop rather than one trip through the io_context each.
-// Sending: send_soon() queues into one byte arena; at the end of the turn the queue goes
+// Sending: send_soon() queues into one byte arena (send_soon_filled() lets the caller
+// write the datagram there in place); at the end of the turn the queue goes
 // out in sendmmsg calls, runs of equal-sized datagrams to one destination as one UDP GSO
 // message. EAGAIN waits for the socket to be writable, and tells the on_blocked() handler
 // (backpressure: the node stops reading its TUN) until everything held has gone; past
@@ -27,6 +28,7 @@
 #include <tuple>
 
 #include "asio_glue.hpp"
+#include "byte_arena.hpp"
 
 namespace duet::posix::detail {
 
@@ -189,14 +191,39 @@ public:
   }
 
   void send_soon_from(const Address& source, const Endpoint& remote, std::span<const std::uint8_t> data) override {
+    if (!may_queue()) return;
     auto& s = *state_;
-    if (!s.socket.is_open()) return;
+    s.queue.push_back({remote, source, s.arena.size(), data.size()});
+    s.arena.append(data);
+    flush_soon();
+  }
+
+  void send_soon_filled(const Address& source, const Endpoint& remote, std::size_t capacity, net::Fill fill) override {
+    if (!may_queue()) return;
+    auto& s = *state_;
+    const std::size_t at = s.arena.size();
+    const std::size_t n = std::min(fill(s.arena.grow(capacity)), capacity);
+    s.arena.shrink_to(at + n);
+    if (n == 0) return;
+    ++s.counters->datagrams_in_place;
+    s.queue.push_back({remote, source, at, n});
+    flush_soon();
+  }
+
+  /// Whether another datagram may join the queue (counted as dropped when not).
+  bool may_queue() {
+    auto& s = *state_;
+    if (!s.socket.is_open()) return false;
     if (s.queue.size() >= kMaxQueuedDatagrams) {
       ++s.counters->send_dropped;  // the kernel is not keeping up: drop, as a full NIC queue does
-      return;
+      return false;
     }
-    s.queue.push_back({remote, source, s.arena.size(), data.size()});
-    s.arena.insert(s.arena.end(), data.begin(), data.end());
+    return true;
+  }
+
+  /// Sends the queue at the end of this turn (unless it is waiting for the kernel).
+  void flush_soon() {
+    auto& s = *state_;
     if (!s.flush_posted && !s.waiting_writable) {
       s.flush_posted = true;
       post_with_memory(s.socket, s.flush_memory, [weak = std::weak_ptr<State>(state_)] {
@@ -292,7 +319,7 @@ private:
                                    flush_memory = std::make_shared<HandlerMemory>(),
                                    writable_memory = std::make_shared<HandlerMemory>();
     // queued by send_soon
-    std::vector<std::uint8_t> arena;
+    ByteArena arena;
     std::vector<Queued> queue;
     std::size_t sent = 0;  ///< queue entries already sent
     bool flush_posted = false, waiting_writable = false;

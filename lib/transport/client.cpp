@@ -83,6 +83,14 @@ struct Client::Attempt {
       (void)send_framed(*tcp, m, flow);
     }
   }
+  /// send() of the message `fill` writes in place (see Session::Sender).
+  void send_filled(std::size_t capacity, net::Fill fill) {
+    if (auto* d = datagram()) {
+      d->send_soon_filled(net::Address::any(d->family()), candidate.endpoint, capacity, fill);
+    } else if (tcp && tcp_connected) {
+      (void)send_framed_filled(*tcp, capacity, fill, flow);
+    }
+  }
 };
 
 Client::Client(net::NetworkStack& stack, SocketFactory& sockets, const config::Config& config, SessionFactory& sessions,
@@ -571,11 +579,11 @@ void Client::activate(net::TimePoint now, net::Duration elapsed, std::string det
         .transport = active_->candidate.transport,
         .elapsed = elapsed,
         .detail = std::move(detail)});
-  active_->session->attach([this, a = active_.get()](std::span<const std::uint8_t> m) {
-    a->send(m);
+  active_->session->attach(Session::Sender::in_place([this, a = active_.get()](std::size_t capacity, net::Fill fill) {
+    a->send_filled(capacity, fill);
     last_traffic_ = stack_.clock().now();
     on_sent();
-  });
+  }));
   // A new path has its own standby, checked soon (and then now and then).
   standby_.reset();
   standby_checked_since_connect_ = false;

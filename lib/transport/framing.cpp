@@ -75,4 +75,23 @@ bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> messag
   return true;
 }
 
+bool send_framed_filled(net::StreamSocket& stream, std::size_t capacity, net::Fill fill, FlowControl* flow) {
+  if (stream.queued() >= (flow != nullptr ? kMaxStreamQueue : kStreamHighWater)) return false;
+  // The length goes in front of the message once it is known: room for both, one write.
+  auto framed = [&fill](std::span<std::uint8_t> room) -> std::size_t {
+    const std::size_t n = fill(room.subspan(2));
+    if (n == 0 || n > 0xffff) return 0;
+    room[0] = static_cast<std::uint8_t>(n >> 8);
+    room[1] = static_cast<std::uint8_t>(n);
+    return n + 2;
+  };
+  if (flow == nullptr) {
+    stream.write_filled(capacity + 2, framed, [](std::error_code) {});
+    return true;
+  }
+  stream.write_filled(capacity + 2, framed, [flow, &stream](std::error_code) { flow->wrote(stream); });
+  flow->queued(stream);
+  return true;
+}
+
 }  // namespace duet::transport

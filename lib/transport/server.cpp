@@ -182,11 +182,10 @@ void Server::receive(UdpListener& l) {
 namespace {
 /// A session's sender on a listening socket: tunnel traffic leaves at the end of the turn,
 /// batched with the rest (see send_soon), from the address the peer reached.
-std::function<void(std::span<const std::uint8_t>)> sender(net::DatagramSocket& socket, const net::Endpoint& to,
-                                                          std::shared_ptr<net::Address> source) {
-  return [&socket, to, source = std::move(source)](std::span<const std::uint8_t> m) {
-    socket.send_soon_from(*source, to, m);
-  };
+Session::Sender sender(net::DatagramSocket& socket, const net::Endpoint& to, std::shared_ptr<net::Address> source) {
+  return Session::Sender::in_place([&socket, to, source = std::move(source)](std::size_t capacity, net::Fill fill) {
+    socket.send_soon_filled(*source, to, capacity, fill);
+  });
 }
 }  // namespace
 
@@ -279,9 +278,10 @@ void Server::accept(TcpListener& l) {
         p->remote = remote ? *remote : net::Endpoint{};
         p->stream = std::move(s);
         p->session = sessions_.create(p->remote, config::Transport::tcp);
-        p->session->attach([stream = p->stream.get(), flow = flow_](std::span<const std::uint8_t> m) {
-          (void)send_framed(*stream, m, flow);
-        });
+        p->session->attach(
+            Session::Sender::in_place([stream = p->stream.get(), flow = flow_](std::size_t capacity, net::Fill fill) {
+              (void)send_framed_filled(*stream, capacity, fill, flow);
+            }));
         TcpPeer& ref = *p;
         tcp_peers_[p->id] = std::move(p);
         arm_sweep();

@@ -211,6 +211,25 @@ void aead_seal_in_place(const Key& key, std::uint64_t counter, std::span<std::ui
   if (!ok) throw std::runtime_error("OpenSSL could not seal a message");
 }
 
+void aead_seal_to(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> plain, std::size_t padding,
+                  std::span<std::uint8_t> out) {
+  static constexpr std::uint8_t kZeros[16] = {};
+  if (padding > sizeof kZeros || out.size() < plain.size() + padding + 16)
+    throw std::length_error("aead_seal_to: no room for the message");
+  EVP_CIPHER_CTX* ctx = aead_context(true);
+  const auto n = nonce_of(counter);
+  const std::size_t length = plain.size() + padding;
+  int len = 0;
+  bool ok = EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), n.data()) == 1;
+  if (ok && !plain.empty())
+    ok = EVP_EncryptUpdate(ctx, out.data(), &len, plain.data(), static_cast<int>(plain.size())) == 1;
+  if (ok && padding > 0)
+    ok = EVP_EncryptUpdate(ctx, out.data() + plain.size(), &len, kZeros, static_cast<int>(padding)) == 1;
+  if (ok) ok = EVP_EncryptFinal_ex(ctx, out.data() + length, &len) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out.data() + length) == 1;
+  if (!ok) throw std::runtime_error("OpenSSL could not seal a message");
+}
+
 bool aead_open_to(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> sealed,
                   std::span<const std::uint8_t> auth, std::span<std::uint8_t> out) {
   if (sealed.size() < 16 || out.size() < sealed.size() - 16) return false;

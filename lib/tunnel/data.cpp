@@ -8,25 +8,49 @@
 
 namespace duet::tunnel {
 
-std::optional<std::span<const std::uint8_t>> Device::seal(std::size_t peer, std::span<const std::uint8_t> packet) {
+KeypairState* Device::take_counter(std::size_t peer, std::size_t message_size, std::uint64_t& counter) {
   auto& ps = peers_[peer];
-  if (ps.removed || !usable(ps.current)) return std::nullopt;
+  if (ps.removed || !usable(ps.current)) return nullptr;
   KeypairState& k = *ps.current;
-  encrypt_data_into(k.keys, k.send_counter++, packet, seal_buffer_, limits_.mtu);
-  const std::span<const std::uint8_t> m(seal_buffer_);
-  const auto now = clock_.now();
-  ps.tx_bytes += m.size();
-  ps.last_sent = now;
-  if (k.send_counter >= kRekeyAfterMessages || (k.keys.initiator && now - k.created >= kRekeyAfterTime)) {
+  counter = k.send_counter++;
+  ps.tx_bytes += message_size;
+  ps.last_sent = clock_.now();
+  return &k;
+}
+
+void Device::rekey_if_due(std::size_t peer, const KeypairState& k) {
+  if (k.send_counter >= kRekeyAfterMessages || (k.keys.initiator && clock_.now() - k.created >= kRekeyAfterTime)) {
     begin_handshake(peer, false);
   }
-  return m;
+}
+
+std::optional<std::span<const std::uint8_t>> Device::seal(std::size_t peer, std::span<const std::uint8_t> packet) {
+  std::uint64_t counter = 0;
+  KeypairState* k = take_counter(peer, data_message_size(packet.size(), limits_.mtu), counter);
+  if (k == nullptr) return std::nullopt;
+  encrypt_data_into(k->keys, counter, packet, seal_buffer_, limits_.mtu);
+  rekey_if_due(peer, *k);
+  return std::span<const std::uint8_t>(seal_buffer_);
+}
+
+bool Device::send_sealed(std::size_t peer, std::span<const std::uint8_t> packet) {
+  WgSession* path = peers_[peer].active;
+  if (path == nullptr || !path->can_send()) return false;
+  const std::size_t size = data_message_size(packet.size(), limits_.mtu);
+  std::uint64_t counter = 0;
+  KeypairState* k = take_counter(peer, size, counter);
+  if (k == nullptr) return false;
+  path->send_filled(size, [k, counter, packet, mtu = limits_.mtu](std::span<std::uint8_t> room) {
+    return encrypt_data_to(k->keys, counter, packet, room, mtu);
+  });
+  rekey_if_due(peer, *k);  // after the message went: a rekey sends an initiation on the same path
+  return true;
 }
 
 void Device::flush_staged(std::size_t peer) {
   auto& ps = peers_[peer];
   while (ps.staged && !ps.staged->empty() && ps.active && usable(ps.current)) {
-    if (auto m = seal(peer, ps.staged->front())) ps.active->send(*m);
+    (void)send_sealed(peer, ps.staged->front());
     ps.staged->pop_front();
   }
   if (ps.staged && ps.staged->empty()) ps.staged.reset();  // a peer that waits no more holds nothing
@@ -93,7 +117,7 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
     t.start(kKeepaliveTimeout, [this, peer] {
       auto& p = peers_[peer];
       if (p.last_sent >= p.last_data_received || !p.active) return;
-      if (auto ka = seal(peer, {})) p.active->send(*ka);
+      (void)send_sealed(peer, {});
     });
   }
   if (to_tun_) to_tun_(packet.first(h->total_length));
@@ -137,12 +161,7 @@ bool Device::route(std::span<const std::uint8_t> packet) {
   // No path yet: the owner may open one (to the peer's endpoint) while the packet waits.
   if (ps.active == nullptr && (!path_needed_ || !has_identity_)) return false;
   const auto inner = packet.first(h->total_length);
-  if (ps.active != nullptr) {
-    if (auto m = seal(*peer, inner)) {
-      ps.active->send(*m);
-      return true;
-    }
-  }
+  if (ps.active != nullptr && send_sealed(*peer, inner)) return true;
   if (!ps.staged) ps.staged = std::make_unique<std::deque<Bytes>>();
   if (ps.staged->size() >= limits_.staged_packets) ps.staged->pop_front();
   ps.staged->emplace_back(inner.begin(), inner.end());

@@ -108,10 +108,7 @@ void Device::send_keepalive(std::size_t peer) {
   if (ps.removed || !has_identity_) return;
   if (!ps.active && path_needed_) path_needed_(peer);
   if (!ps.active) return;
-  if (auto ka = seal(peer, {})) {
-    ps.active->send(*ka);
-    return;
-  }
+  if (send_sealed(peer, {})) return;
   begin_handshake(peer, false);
   ps.last_sent = clock_.now();  // a handshake sent counts as sending
 }

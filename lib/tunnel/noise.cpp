@@ -267,21 +267,38 @@ std::optional<Keypair> consume_response(const Identity& me, const InitiatorState
   return keys;
 }
 
-void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out, std::size_t mtu,
-                       MessageType type) {
-  // Padded to a multiple of 16, but never past the MTU (the whitepaper, 5.4.6): a full-size
-  // packet's message must still fit the outer path (1420 + 80 = 1500 over IPv6).
-  std::size_t padded = (packet.size() + 15) & ~std::size_t{15};
-  if (mtu != 0 && padded > mtu) padded = std::max(mtu, packet.size());
-  out.resize(kDataHeaderLength + padded + 16);
+namespace {
+/// The packet's length zero-padded to a multiple of 16, but never past the MTU (the
+/// whitepaper, 5.4.6): a full-size packet's message must still fit the outer path (1420 +
+/// 80 = 1500 over IPv6).
+std::size_t padded_length(std::size_t packet_size, std::size_t mtu) {
+  std::size_t padded = (packet_size + 15) & ~std::size_t{15};
+  if (mtu != 0 && padded > mtu) padded = std::max(mtu, packet_size);
+  return padded;
+}
+}  // namespace
+
+std::size_t data_message_size(std::size_t packet_size, std::size_t mtu) {
+  return kDataHeaderLength + padded_length(packet_size, mtu) + 16;
+}
+
+std::size_t encrypt_data_to(const Keypair& keys, std::uint64_t counter, Span packet, std::span<std::uint8_t> out,
+                            std::size_t mtu, MessageType type) {
+  const std::size_t size = data_message_size(packet.size(), mtu);
+  if (out.size() < size) return 0;
   out[0] = type;
   out[1] = out[2] = out[3] = 0;
   put_le32(&out[4], keys.remote_index);
   put_le64(&out[8], counter);
-  std::uint8_t* body = out.data() + kDataHeaderLength;
-  if (!packet.empty()) std::memcpy(body, packet.data(), packet.size());
-  std::memset(body + packet.size(), 0, padded - packet.size());
-  aead_seal_in_place(keys.send, counter, std::span(body, padded + 16), padded, {});
+  aead_seal_to(keys.send, counter, packet, padded_length(packet.size(), mtu) - packet.size(),
+               out.subspan(kDataHeaderLength, size - kDataHeaderLength));
+  return size;
+}
+
+void encrypt_data_into(const Keypair& keys, std::uint64_t counter, Span packet, Bytes& out, std::size_t mtu,
+                       MessageType type) {
+  out.resize(data_message_size(packet.size(), mtu));
+  (void)encrypt_data_to(keys, counter, packet, out, mtu, type);
 }
 
 Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, Span packet) {

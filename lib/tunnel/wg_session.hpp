@@ -111,6 +111,10 @@ public:
   void send(std::span<const std::uint8_t> m) {
     if (sender_) sender_(m);
   }
+  /// Sends the message `fill` writes, in place where the path allows (see Sender).
+  void send_filled(std::size_t capacity, net::Fill fill) {
+    if (sender_) sender_.send_filled(capacity, fill);
+  }
 
 private:
   friend class Device;

@@ -477,6 +477,93 @@ TEST_P(Loopback, QueuedDatagramsArriveWholeOnceAndInOrder) {
   EXPECT_EQ(cb.got, want_b);
 }
 
+/// Datagrams written in place (send_soon_filled: how the tunnel seals into the socket's
+/// queue) mixed with copied ones: each arrives as its fill wrote it (only the bytes it said
+/// it wrote), in order, runs of equal sizes included; a fill that writes nothing sends
+/// nothing.
+TEST_P(Loopback, DatagramsWrittenInPlaceArriveAsWritten) {
+  auto a = udp(Family::v4), client = udp(Family::v4);
+  ASSERT_FALSE(a->bind(ep("127.0.0.1:0")));
+  const Endpoint to_a = *a->local_endpoint();
+  Collector ca;
+  ca.start(*a);
+  std::vector<std::vector<std::uint8_t>> want;
+  for (std::uint32_t n = 0; n < 200; ++n) {
+    auto d = numbered(n % 17 == 0 ? 200 : 1200, n);
+    if (n % 5 == 0) {
+      client->send_soon(to_a, d);
+    } else {
+      // More room than needed: only what the fill reports goes.
+      client->send_soon_filled(Address::any(Family::v4), to_a, d.size() + 64, [&d](std::span<std::uint8_t> room) {
+        EXPECT_GE(room.size(), d.size());
+        std::copy(d.begin(), d.end(), room.begin());
+        return d.size();
+      });
+    }
+    want.push_back(std::move(d));
+    if (n % 7 == 0)
+      client->send_soon_filled(Address::any(Family::v4), to_a, 1200,
+                               [](std::span<std::uint8_t>) { return std::size_t{0}; });
+  }
+  ASSERT_TRUE(d().run_until([&] { return ca.got.size() >= want.size(); }, 5s))
+      << ca.got.size() << " of " << want.size();
+  d().run_for(50ms);  // nothing more: the empty fills sent nothing
+  EXPECT_EQ(ca.got, want);
+}
+
+/// Messages written in place on a stream (write_filled: a tunnel message sealed behind its
+/// length prefix) keep their order among copied writes; a fill that writes nothing writes
+/// nothing and its handler never runs.
+TEST_P(Loopback, StreamWritesInPlaceKeepTheirOrder) {
+  auto l = std::move(*stack().listen(ep("127.0.0.1:0"), {}));
+  const auto local = *l->local_endpoint();
+  std::unique_ptr<net::StreamSocket> server;
+  l->accept([&](std::error_code ec, std::unique_ptr<net::StreamSocket> s) {
+    ASSERT_FALSE(ec);
+    server = std::move(s);
+  });
+  auto client = std::move(*stack().open_stream(Family::v4));
+  bool connected = false;
+  client->connect(local, 2s, [&](std::error_code ec) { connected = !ec; });
+  ASSERT_TRUE(d().run_until([&] { return connected && server; }, 2s));
+  std::vector<std::uint8_t> want;
+  int handlers = 0, expected_handlers = 0;
+  for (std::uint32_t n = 0; n < 300; ++n) {
+    const auto m = numbered(100 + n % 300, n);
+    want.insert(want.end(), m.begin(), m.end());
+    ++expected_handlers;
+    if (n % 3 == 0) {
+      client->write(m, [&](std::error_code ec) { handlers += ec ? 0 : 1; });
+    } else {
+      client->write_filled(
+          m.size() + 10,
+          [&m](std::span<std::uint8_t> room) {
+            std::copy(m.begin(), m.end(), room.begin());
+            return m.size();
+          },
+          [&](std::error_code ec) { handlers += ec ? 0 : 1; });
+    }
+    if (n % 11 == 0) {
+      client->write_filled(
+          64, [](std::span<std::uint8_t>) { return std::size_t{0}; }, [&](std::error_code) { ++handlers; });
+    }
+  }
+  std::vector<std::uint8_t> got;
+  std::function<void()> read_more = [&] {
+    server->read_some([&](std::error_code ec, std::span<const std::uint8_t> data) {
+      if (ec || data.empty()) return;
+      got.insert(got.end(), data.begin(), data.end());
+      read_more();
+    });
+  };
+  read_more();
+  ASSERT_TRUE(d().run_until([&] { return got.size() >= want.size() && handlers >= expected_handlers; }, 5s))
+      << got.size() << " of " << want.size() << " bytes";
+  d().run_for(50ms);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(handlers, expected_handlers) << "a write that wrote nothing was reported";
+}
+
 INSTANTIATE_TEST_SUITE_P(Stacks, Loopback, ::testing::Values("sim", "posix"),
                          [](const auto& info) { return info.param; });
 

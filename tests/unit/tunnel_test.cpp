@@ -153,6 +153,36 @@ TEST_F(Tunnel, PaddingStopsAtTheMtu) {
   EXPECT_EQ(opened->packet, full);
 }
 
+TEST_F(Tunnel, SealingStraightIntoARoomGivesTheSameMessage) {
+  // encrypt_data_to() is what the data path uses (sealing into the socket's queue): same
+  // bytes as the copying version, for every padding case, and a room too small is left
+  // untouched.
+  Keypair k;
+  k.send = Key{3};
+  k.remote_index = 11;
+  Keypair r;
+  r.receive = Key{3};
+  r.local_index = 11;
+  for (const std::size_t size : {0, 1, 15, 16, 17, 100, 1419, 1420, 1500}) {
+    SCOPED_TRACE(size);
+    Bytes packet(size);
+    for (std::size_t i = 0; i < size; ++i) packet[i] = static_cast<std::uint8_t>(i * 13 + 5);
+    Bytes copied;
+    encrypt_data_into(k, size, packet, copied, 1420);
+    ASSERT_EQ(data_message_size(size, 1420), copied.size());
+    Bytes room(copied.size() + 40, 0xee);
+    ASSERT_EQ(encrypt_data_to(k, size, packet, room, 1420), copied.size());
+    EXPECT_EQ(Bytes(room.begin(), room.begin() + static_cast<std::ptrdiff_t>(copied.size())), copied);
+    EXPECT_EQ(room.back(), 0xee) << "wrote past the message";
+    auto opened = decrypt_data(r, copied);
+    ASSERT_TRUE(opened);
+    EXPECT_EQ(Bytes(opened->packet.begin(), opened->packet.begin() + static_cast<std::ptrdiff_t>(size)), packet);
+    Bytes tight(copied.size() - 1, 0xee);
+    EXPECT_EQ(encrypt_data_to(k, size, packet, tight, 1420), 0u);
+    EXPECT_EQ(tight, Bytes(copied.size() - 1, 0xee)) << "a room too small was written to";
+  }
+}
+
 TEST_F(Tunnel, WrongKeysAndTamperingAreRejected) {
   Pair p;
   InitiatorState st;

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "duet/net/address.hpp"
@@ -61,6 +62,40 @@ using ConnectHandler = std::function<void(std::error_code)>;
 using ReadHandler = std::function<void(std::error_code, std::span<const std::uint8_t> data)>;
 using WriteHandler = std::function<void(std::error_code)>;
 
+/// Writes one message in place: called with room for it, returns how many bytes of the
+/// room it wrote (0: nothing to send). A reference to a callable, valid only during the
+/// call it is handed to; unlike std::function it never allocates. It lets the tunnel seal
+/// a packet straight into the buffer the stack sends it from (DatagramSocket::
+/// send_soon_filled, StreamSocket::write_filled) instead of sealing it and copying it there.
+class Fill {
+public:
+  /// Refers to `f` (any callable taking the room and returning the bytes written).
+  template <typename F>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Fill> &&
+           std::is_invocable_r_v<std::size_t, F&, std::span<std::uint8_t>>)
+      Fill(F&& f)  // NOLINT(google-explicit-constructor): passed as an argument, like a lambda
+      : object_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o, std::span<std::uint8_t> room) -> std::size_t {
+          return (*static_cast<std::remove_reference_t<F>*>(o))(room);
+        }) {}
+  /// Writes into `room`; returns the bytes written.
+  std::size_t operator()(std::span<std::uint8_t> room) const { return call_(object_, room); }
+
+  /// For stacks without a buffer of their own to fill: the message is written into a
+  /// scratch buffer of this thread and handed to `send` (a copy, as before).
+  template <typename Send>
+  void through_scratch(std::size_t capacity, Send&& send) const {
+    static thread_local std::vector<std::uint8_t> scratch;
+    if (scratch.size() < capacity) scratch.resize(capacity);
+    const std::size_t n = (*this)(std::span(scratch.data(), capacity));
+    if (n > 0) send(std::span<const std::uint8_t>(scratch.data(), n));
+  }
+
+private:
+  void* object_;
+  std::size_t (*call_)(void*, std::span<std::uint8_t>);
+};
+
 /// A UDP socket of one family (see NetworkStack::open_datagram).
 class DatagramSocket {
 public:
@@ -100,6 +135,13 @@ public:
   virtual void send_soon_from(const Address& source, const Endpoint& remote, std::span<const std::uint8_t> data) {
     (void)source;
     send_soon(remote, data);
+  }
+  /// send_soon_from() of a datagram of at most `capacity` bytes that `fill` writes in place,
+  /// into the buffer the stack sends it from (PosixStack: its queue for the end of the
+  /// turn), so that nothing is copied between sealing and the kernel. By default it is
+  /// written into a scratch buffer and sent with send_soon_from().
+  virtual void send_soon_filled(const Address& source, const Endpoint& remote, std::size_t capacity, Fill fill) {
+    fill.through_scratch(capacity, [&](std::span<const std::uint8_t> d) { send_soon_from(source, remote, d); });
   }
   /// Waits for one datagram, or for an error the kernel reports on a connected socket
   /// (ECONNREFUSED, EHOSTUNREACH, EACCES after ICMP). One receive at a time.
@@ -149,6 +191,13 @@ public:
     joined.insert(joined.end(), head.begin(), head.end());
     joined.insert(joined.end(), body.begin(), body.end());
     write(joined, std::move(handler));
+  }
+  /// write() of a message of at most `capacity` bytes that `fill` writes in place, at the
+  /// end of the stack's queue (PosixStack), so that nothing is copied between sealing and
+  /// the kernel. When `fill` writes nothing, nothing is written and `handler` is dropped.
+  /// By default the message is written into a scratch buffer and written with write().
+  virtual void write_filled(std::size_t capacity, Fill fill, WriteHandler handler) {
+    fill.through_scratch(capacity, [&](std::span<const std::uint8_t> d) { write(d, std::move(handler)); });
   }
   /// Bytes written that are still waiting on this side: in user space for PosixStack
   /// (the kernel's send buffer is not counted), unacknowledged for the simulator. A tunnel

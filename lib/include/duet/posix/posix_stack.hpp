@@ -33,6 +33,13 @@ struct UdpCounters {
   std::uint64_t datagrams_received = 0;        ///< datagrams they brought
   std::uint64_t send_dropped = 0;              ///< queued datagrams the kernel refused (counted, not reported)
   std::uint64_t source_fallbacks = 0;          ///< sends from a source address the host no longer had
+  std::uint64_t datagrams_in_place = 0;        ///< queued datagrams written in place by their sender (not copied)
+};
+
+/// What the stack's TCP sockets did, for the status (all sockets of one stack together).
+struct TcpCounters {
+  std::uint64_t writes = 0;           ///< messages queued for writing (write, write_parts, write_filled)
+  std::uint64_t writes_in_place = 0;  ///< of those, written in place by their sender (not copied)
 };
 
 /// The NetworkStack of this host's kernel: sockets, timers and getaddrinfo through
@@ -63,6 +70,8 @@ public:
 
   /// What the stack's datagram sockets did so far.
   [[nodiscard]] const UdpCounters& udp_counters() const;
+  /// What its TCP sockets did so far.
+  [[nodiscard]] const TcpCounters& tcp_counters() const;
 
 private:
   struct Impl;

@@ -37,6 +37,9 @@ constexpr std::size_t kMaxStreamQueue = 2 * 1024 * 1024;
 /// the stream reports congestion there and may hold up to kMaxStreamQueue bytes; without,
 /// nobody holds the sender back and it is cut at kStreamHighWater.
 bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message, FlowControl* flow = nullptr);
+/// send_framed() of the message `fill` writes (at most `capacity` bytes): written in place
+/// at the end of the stream's queue, its 2-byte length in front of it, nothing copied.
+bool send_framed_filled(net::StreamSocket& stream, std::size_t capacity, net::Fill fill, FlowControl* flow = nullptr);
 
 class Deframer {
 public:

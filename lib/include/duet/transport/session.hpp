@@ -3,14 +3,18 @@
 // ProbeSession is another.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "duet/config/config.hpp"
 #include "duet/net/address.hpp"
+#include "duet/net/network_stack.hpp"
 
 namespace duet::transport {
 
@@ -50,7 +54,46 @@ public:
   /// path, or is gone): a listener may forget it once it has been idle a while.
   [[nodiscard]] virtual bool stale() const { return false; }
 
-  using Sender = std::function<void(std::span<const std::uint8_t>)>;
+  /// A way to send on the session's path. Built from a callable taking a finished message
+  /// (a copy is made where it is queued), or with in_place() from one that lets a message
+  /// be written straight into the buffer it leaves from (the tunnel seals packets there).
+  class Sender {
+  public:
+    /// Writes a message of at most `capacity` bytes with `fill` where it is queued.
+    using InPlace = std::function<void(std::size_t capacity, net::Fill fill)>;
+    Sender() = default;
+    Sender(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): "no path", as for std::function
+    /// A sender of finished messages.
+    template <typename F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, Sender> && std::is_invocable_v<F&, std::span<const std::uint8_t>>)
+        Sender(F f)  // NOLINT(google-explicit-constructor): any callable that sends, as for std::function
+        : whole_(std::move(f)) {}
+    /// A sender that writes messages in place.
+    static Sender in_place(InPlace f) {
+      Sender s;
+      s.in_place_ = std::move(f);
+      return s;
+    }
+    explicit operator bool() const { return whole_ || in_place_; }
+    /// Sends a finished message.
+    void operator()(std::span<const std::uint8_t> m) const {
+      if (whole_) return whole_(m);
+      in_place_(m.size(), [m](std::span<std::uint8_t> room) {
+        std::copy(m.begin(), m.end(), room.begin());
+        return m.size();
+      });
+    }
+    /// Sends the message `fill` writes (at most `capacity` bytes): in place when the path
+    /// allows, else from a scratch buffer.
+    void send_filled(std::size_t capacity, net::Fill fill) const {
+      if (in_place_) return in_place_(capacity, fill);
+      fill.through_scratch(capacity, whole_);
+    }
+
+  private:
+    std::function<void(std::span<const std::uint8_t>)> whole_;
+    InPlace in_place_;
+  };
   /// The engine hands the session a way to send on its path whenever it likes (outgoing
   /// tunnel traffic), once the path is up; an empty Sender means the path is gone.
   virtual void attach(Sender send) { (void)send; }

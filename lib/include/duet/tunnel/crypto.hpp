@@ -58,6 +58,10 @@ std::optional<Bytes> aead_decrypt(const Key& key, std::uint64_t counter, std::sp
 /// lie and writes the 16-byte tag right after them (`data` must have room for it).
 void aead_seal_in_place(const Key& key, std::uint64_t counter, std::span<std::uint8_t> data, std::size_t plain_length,
                         std::span<const std::uint8_t> auth);
+/// Seals `plain` followed by `padding` zero bytes into `out` (at least plain.size() +
+/// padding + 16 bytes: the sealed bytes, then the tag), without copying `plain` first.
+void aead_seal_to(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> plain, std::size_t padding,
+                  std::span<std::uint8_t> out);
 /// Opens `sealed` into `out` (at least sealed.size() - 16 bytes); false if not authentic
 /// (then `out` holds garbage).
 bool aead_open_to(const Key& key, std::uint64_t counter, std::span<const std::uint8_t> sealed,

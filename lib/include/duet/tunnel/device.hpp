@@ -244,6 +244,14 @@ private:
   /// nullopt when there is no usable keypair. Starts a rekey when one is due. The message
   /// lives in the device's buffer until the next seal (send it, or copy it).
   std::optional<std::span<const std::uint8_t>> seal(std::size_t peer, std::span<const std::uint8_t> packet);
+  /// seal() straight into the buffer `peer`'s active path sends from (no copy between the
+  /// cipher and the socket's queue); false without a usable keypair or active path.
+  bool send_sealed(std::size_t peer, std::span<const std::uint8_t> packet);
+  /// The keypair the next data message for `peer` is sealed with, its counter taken and
+  /// the message's bytes counted; nullptr without a usable one.
+  KeypairState* take_counter(std::size_t peer, std::size_t message_size, std::uint64_t& counter);
+  /// After sealing for `peer` with `k`: starts a rekey when one is due.
+  void rekey_if_due(std::size_t peer, const KeypairState& k);
   void make_active(WgSession& s);
   void forget(WgSession& s);
 

@@ -118,6 +118,13 @@ std::optional<Decrypted> decrypt_data(const Keypair& keys, std::span<const std::
 /// `type`: kMessageData, or one of duet's path messages in the same format.
 void encrypt_data_into(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet, Bytes& out,
                        std::size_t mtu, MessageType type = kMessageData);
+/// The size of the data message encrypt_data_to() makes of a `packet_size`-byte packet.
+std::size_t data_message_size(std::size_t packet_size, std::size_t mtu);
+/// encrypt_data_into() into `out`, which has room for data_message_size() bytes (else
+/// nothing is written): the packet is sealed straight into it, not copied first. Returns
+/// the bytes written.
+std::size_t encrypt_data_to(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet,
+                            std::span<std::uint8_t> out, std::size_t mtu, MessageType type = kMessageData);
 std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, std::span<const std::uint8_t> message, Bytes& out,
                                                MessageType type = kMessageData);
 
