@@ -125,7 +125,8 @@ bool Node::start(std::string& why) {
   start_server();
   start_client();
   if (device_) {
-    tun_->start_reading([this](std::span<const std::uint8_t> packet) { (void)device_->route(packet); });
+    tun_->start_reading_batches(
+        [this](std::span<const std::span<const std::uint8_t>> packets) { (void)device_->route_batch(packets); });
   }
   return true;
 }

@@ -50,6 +50,8 @@ struct LinuxTun::Impl {
   boost::asio::posix::stream_descriptor stream;
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(offload::VnetHeader::kSize + kMaxPacket);
   std::function<void(std::span<const std::uint8_t>)> on_packet;
+  net::PacketBatchHandler on_batch;  ///< instead of on_packet (start_reading_batches)
+  offload::SegmentBatch batch;       ///< one read's packets
   TunOffloads offloads;
   net::TunCounters counters;
   offload::Coalescer coalescer;
@@ -71,21 +73,27 @@ struct LinuxTun::Impl {
       if (n <= 0) return {};  // drained
       ++counters.reads;
       std::span<std::uint8_t> packet(buffer.data(), static_cast<std::size_t>(n));
+      batch.packets.clear();
       if (!offloads.vnet_header) {
-        ++counters.packets_read;
-        on_packet(packet);
-        continue;
+        batch.packets.push_back(packet);
+      } else if (packet.size() >= offload::VnetHeader::kSize) {
+        const auto h = offload::VnetHeader::parse(packet.first<offload::VnetHeader::kSize>());
+        if (!offload::segment_into(h, packet.subspan(offload::VnetHeader::kSize), batch)) ++counters.dropped;
       }
-      if (packet.size() < offload::VnetHeader::kSize) continue;
-      const auto h = offload::VnetHeader::parse(packet.first<offload::VnetHeader::kSize>());
-      const bool ok =
-          offload::segment(h, packet.subspan(offload::VnetHeader::kSize), [this](std::span<const std::uint8_t> p) {
-            ++counters.packets_read;
-            on_packet(p);
-          });
-      if (!ok) ++counters.dropped;
+      hand_over();
     }
     return {};
+  }
+
+  /// The read's packets to the reader: all at once, or one by one.
+  void hand_over() {
+    counters.packets_read += batch.packets.size();
+    if (batch.packets.empty()) return;
+    if (on_batch) {
+      on_batch(batch.packets);
+      return;
+    }
+    for (const auto p : batch.packets) on_packet(p);
   }
 
   /// One packet to the kernel behind its virtio header.
@@ -157,6 +165,13 @@ net::Result<std::unique_ptr<LinuxTun>> LinuxTun::open(boost::asio::io_context& i
 
 void LinuxTun::start_reading(net::PacketHandler on_packet) {
   impl_->on_packet = std::move(on_packet);
+  impl_->on_batch = nullptr;
+  arm(impl_);
+}
+
+void LinuxTun::start_reading_batches(net::PacketBatchHandler on_batch) {
+  impl_->on_batch = std::move(on_batch);
+  impl_->on_packet = nullptr;
   arm(impl_);
 }
 
@@ -183,7 +198,7 @@ void LinuxTun::pause_reading(bool paused) {
   impl_->paused = paused;
   if (paused) {
     ++impl_->counters.pauses;
-  } else if (impl_->on_packet) {
+  } else if (impl_->on_packet || impl_->on_batch) {
     arm(impl_);
   }
 }

@@ -16,6 +16,8 @@ namespace {
 
 constexpr std::uint8_t kTcp = 6, kUdp = 17;
 constexpr std::uint8_t kFin = 0x01, kPsh = 0x08, kAck = 0x10, kCwr = 0x80;
+/// The most one read may become once cut (see segment_into).
+constexpr std::size_t kMaxSegmentedBytes = 1 << 20;
 
 std::uint16_t get16(std::span<const std::uint8_t> p, std::size_t at) {
   return static_cast<std::uint16_t>(p[at] << 8 | p[at + 1]);
@@ -101,6 +103,15 @@ bool transport_checksum_valid(std::span<const std::uint8_t> p) {
 
 bool segment(const VnetHeader& h, std::span<std::uint8_t> p,
              const std::function<void(std::span<const std::uint8_t>)>& out) {
+  thread_local SegmentBatch batch;
+  if (!segment_into(h, p, batch)) return false;
+  for (const auto packet : batch.packets) out(packet);
+  return true;
+}
+
+bool segment_into(const VnetHeader& h, std::span<std::uint8_t> p, SegmentBatch& batch) {
+  batch.packets.clear();
+  auto out = [&batch](std::span<const std::uint8_t> packet) { batch.packets.push_back(packet); };
   const std::uint8_t type = h.gso_type & static_cast<std::uint8_t>(~VnetHeader::kGsoEcn);
   if (type == VnetHeader::kGsoNone) {
     if (h.flags & VnetHeader::kNeedsChecksum) {
@@ -132,15 +143,21 @@ bool segment(const VnetHeader& h, std::span<std::uint8_t> p,
     out(p);
     return true;
   }
-  thread_local std::vector<std::uint8_t> scratch;
-  scratch.resize(headers + h.gso_size);
+  // Every segment side by side: its own copy of the headers, then its part of the payload.
+  const std::size_t count = (payload + h.gso_size - 1) / h.gso_size;
+  // A header that cuts 64 KiB into thousands of slivers with long headers would make us
+  // hold megabytes: no kernel sends that (TCP's smallest MSS is 48 bytes), so it lies.
+  if (count * headers + payload > kMaxSegmentedBytes) return false;
+  if (batch.storage.size() < count * headers + payload) batch.storage.resize(count * headers + payload);
+  std::uint8_t* at = batch.storage.data();
   const std::uint32_t seq = tcp ? get32(p, l4 + 4) : 0;
   const std::uint16_t id = l3.version == 4 ? get16(p, 4) : 0;
   const std::uint8_t flags = tcp ? p[l4 + 13] : 0;
   std::size_t i = 0;
   for (std::size_t offset = 0; offset < payload; offset += h.gso_size, ++i) {
     const std::size_t n = std::min<std::size_t>(h.gso_size, payload - offset);
-    std::span<std::uint8_t> s(scratch.data(), headers + n);
+    std::span<std::uint8_t> s(at, headers + n);
+    at += headers + n;
     std::memcpy(s.data(), p.data(), headers);
     std::memcpy(s.data() + headers, p.data() + headers + offset, n);
     set_ip_length(s, l3.version, l3.length, s.size());

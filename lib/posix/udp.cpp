@@ -254,13 +254,20 @@ public:
       });
       return;
     }
-    if (!s->pktinfo) {
-      const int on = 1;
-      const int fd = s->socket.native_handle();
-      s->pktinfo = family_ == Family::v4 ? ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) == 0
-                                         : ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) == 0;
-    }
+    note_destinations(*s);
     s->handler_to = std::move(handler);
+    start_receive(s);
+  }
+
+  void receive_batch(bool destinations, net::ReceiveBatchHandler handler) override {
+    auto s = state_;
+    if (!s->socket.is_open()) {
+      asio::post(s->socket.get_executor(),
+                 [h = std::move(handler)] { h(net::errc(std::errc::bad_file_descriptor), {}); });
+      return;
+    }
+    if (destinations) note_destinations(*s);
+    s->handler_batch = std::move(handler);
     start_receive(s);
   }
 
@@ -273,6 +280,7 @@ public:
     s.blocked_handler = nullptr;
     s.handler = nullptr;
     s.handler_to = nullptr;
+    s.handler_batch = nullptr;
     s.ready.clear();
     s.next = 0;
     s.ready_error = {};
@@ -301,10 +309,12 @@ private:
     StackOptions options;
     std::shared_ptr<UdpCounters> counters;
     bool gso = false, gro = false, connected = false, pktinfo = false;
-    std::size_t gso_max_segment = SIZE_MAX;  ///< larger messages failed a GSO send (path MTU)
-    net::ReceiveHandler handler;             ///< set by receive(), or
-    net::ReceiveToHandler handler_to;        ///< by receive_to()
-    [[nodiscard]] bool waiting() const { return handler || handler_to; }
+    std::size_t gso_max_segment = SIZE_MAX;    ///< larger messages failed a GSO send (path MTU)
+    net::ReceiveHandler handler;               ///< set by receive(), or
+    net::ReceiveToHandler handler_to;          ///< by receive_to(), or
+    net::ReceiveBatchHandler handler_batch;    ///< by receive_batch()
+    std::vector<net::ReceivedDatagram> batch;  ///< what receive_batch() hands over (capacity kept)
+    [[nodiscard]] bool waiting() const { return handler || handler_to || handler_batch; }
     // received, not yet handed out
     /// Left uninitialised: the kernel writes what it delivers, and pages never written
     /// never become resident (zeroing 1 MiB cost the first datagram ~2 ms).
@@ -326,6 +336,15 @@ private:
     bool blocked = false;  ///< the kernel refused some of the queue (EAGAIN), not all of it has gone
     std::function<void(bool)> blocked_handler;
   };
+
+  /// Turns on IP_PKTINFO / IPV6_RECVPKTINFO (receive_to and receive_batch report it).
+  static void note_destinations(State& s) {
+    if (s.pktinfo) return;
+    const int on = 1;
+    const int fd = s.socket.native_handle();
+    s.pktinfo = s.family == Family::v4 ? ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) == 0
+                                       : ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) == 0;
+  }
 
   static void start_receive(const std::shared_ptr<State>& s) {
     if (s->delivering) return;  // the delivery loop hands out the next one
@@ -410,6 +429,10 @@ private:
   static void deliver(const std::shared_ptr<State>& s) {
     s->delivering = true;
     while (s->waiting() && (s->next < s->ready.size() || s->ready_error)) {
+      if (s->handler_batch) {
+        deliver_batch(*s);
+        continue;
+      }
       auto h = std::exchange(s->handler, nullptr);
       auto h_to = std::exchange(s->handler_to, nullptr);
       if (s->next < s->ready.size()) {
@@ -435,6 +458,21 @@ private:
       s->next = 0;
       if (s->waiting()) wait_readable(s);
     }
+  }
+
+  /// Everything received and not yet handed out, to a receive_batch() handler at once.
+  static void deliver_batch(State& s) {
+    auto h = std::exchange(s.handler_batch, nullptr);
+    if (s.next >= s.ready.size()) {
+      h(std::exchange(s.ready_error, {}), {});
+      return;
+    }
+    s.batch.clear();
+    for (; s.next < s.ready.size(); ++s.next) {
+      const Received& r = s.ready[s.next];
+      s.batch.push_back({r.from, r.to, std::span<const std::uint8_t>(s.slots.get() + r.offset, r.length)});
+    }
+    h({}, s.batch);
   }
 
   static void flush(const std::shared_ptr<State>& st) {

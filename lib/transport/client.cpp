@@ -399,12 +399,16 @@ void Client::begin_udp(Attempt& a) {
 }
 
 void Client::udp_receive(Attempt& a) {
-  a.udp->receive([this, &a](std::error_code ec, const net::Endpoint& from, std::span<const std::uint8_t> data) {
+  // A turn's datagrams as one batch; what they change in the attempts is deferred (see
+  // on_message), so `a` stays what it was until the batch is done.
+  a.udp->receive_batch(false, [this, &a](std::error_code ec, std::span<const net::ReceivedDatagram> batch) {
     if (ec) {
       if (&a == active_.get()) return lost(ec, "", true);  // an ICMP error: the path is broken
       return attempt_failed(a, ec);
     }
-    if (from == a.candidate.endpoint) on_message(a, data);
+    for (const auto& d : batch) {
+      if (d.from == a.candidate.endpoint) on_message(a, d.data);
+    }
     udp_receive(a);
   });
 }

@@ -172,9 +172,11 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
 }
 
 void Server::receive(UdpListener& l) {
-  l.socket->receive_to([this, &l](std::error_code ec, const net::Endpoint& from, const net::Address& to,
-                                  std::span<const std::uint8_t> data) {
-    if (!ec && !data.empty() && !(hook_ && hook_(from, data))) on_datagram(l, from, to, data);
+  // A turn's datagrams as one batch (what one recvmmsg brought).
+  l.socket->receive_batch(true, [this, &l](std::error_code, std::span<const net::ReceivedDatagram> batch) {
+    for (const auto& d : batch) {
+      if (!d.data.empty() && !(hook_ && hook_(d.from, d.data))) on_datagram(l, d.from, d.to, d.data);
+    }
     receive(l);
   });
 }

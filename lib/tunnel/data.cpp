@@ -153,9 +153,25 @@ void Device::on_path_message(WgSession& s, std::span<const std::uint8_t> m, tran
 }
 
 bool Device::route(std::span<const std::uint8_t> packet) {
+  LastRoute none;
+  return route_one(packet, none);
+}
+
+std::size_t Device::route_batch(std::span<const std::span<const std::uint8_t>> packets) {
+  LastRoute last;
+  std::size_t routed = 0;
+  for (const auto packet : packets) routed += route_one(packet, last) ? 1 : 0;
+  return routed;
+}
+
+bool Device::route_one(std::span<const std::uint8_t> packet, LastRoute& last) {
   const auto h = net::parse_ip_header(packet);
   if (!h || !net::fits(*h, packet)) return false;
-  const auto peer = allowed_.lookup(h->destination);
+  if (last.destination != h->destination) {
+    last.destination = h->destination;
+    last.peer = allowed_.lookup(h->destination);
+  }
+  const auto peer = last.peer;
   if (!peer) return false;
   auto& ps = peers_[*peer];
   // No path yet: the owner may open one (to the peer's endpoint) while the packet waits.

@@ -439,6 +439,25 @@ std::vector<std::uint8_t> numbered(std::size_t size, std::uint32_t n) {
 
 struct Collector {
   std::vector<std::vector<std::uint8_t>> got;
+  std::size_t batches = 0, largest_batch = 0;
+  /// With receive_batch(): the datagrams there at once, together.
+  void start_batches(net::DatagramSocket& s, bool destinations) {
+    s.receive_batch(destinations,
+                    [this, &s, destinations](std::error_code ec, std::span<const net::ReceivedDatagram> batch) {
+                      EXPECT_FALSE(ec) << ec.message();
+                      if (ec) return;
+                      EXPECT_FALSE(batch.empty());
+                      ++batches;
+                      largest_batch = std::max(largest_batch, batch.size());
+                      for (const auto& d : batch) {
+                        got.emplace_back(d.data.begin(), d.data.end());
+                        if (destinations) {
+                          EXPECT_EQ(d.to.to_string(), "127.0.0.1");
+                        }
+                      }
+                      start_batches(s, destinations);
+                    });
+  }
   void start(net::DatagramSocket& s) {
     s.receive([this, &s](std::error_code ec, const Endpoint&, std::span<const std::uint8_t> data) {
       EXPECT_FALSE(ec) << ec.message();
@@ -475,6 +494,31 @@ TEST_P(Loopback, QueuedDatagramsArriveWholeOnceAndInOrder) {
   d().run_for(50ms);  // nothing more, no duplicate
   EXPECT_EQ(ca.got, want_a);
   EXPECT_EQ(cb.got, want_b);
+}
+
+/// receive_batch() hands over the same datagrams as receive(), whole, once, in order, with
+/// the address they were sent to when asked; PosixStack hands a turn's several at once.
+TEST_P(Loopback, BatchesReceiveTheSameDatagramsInOrder) {
+  for (const bool destinations : {true, false}) {
+    SCOPED_TRACE(destinations ? "with destinations" : "without");
+    auto a = udp(Family::v4), b = udp(Family::v4), client = udp(Family::v4);
+    ASSERT_FALSE(a->bind(ep("127.0.0.1:0")));
+    ASSERT_FALSE(b->bind(ep("127.0.0.1:0")));
+    const Endpoint to_a = *a->local_endpoint(), to_b = *b->local_endpoint();
+    Collector ca, cb;
+    ca.start_batches(*a, destinations);
+    cb.start(*b);
+    std::vector<std::vector<std::uint8_t>> want_a, want_b;
+    send_batch(*client, to_a, to_b, want_a, want_b);
+    ASSERT_TRUE(d().run_until([&] { return ca.got.size() >= want_a.size() && cb.got.size() >= want_b.size(); }, 5s))
+        << ca.got.size() << " of " << want_a.size();
+    d().run_for(50ms);
+    EXPECT_EQ(ca.got, want_a);
+    EXPECT_EQ(cb.got, want_b);
+    if (GetParam() == "posix") {
+      EXPECT_GT(ca.largest_batch, 1u) << "a turn's datagrams came one by one";
+    }
+  }
 }
 
 /// Datagrams written in place (send_soon_filled: how the tunnel seals into the socket's

@@ -65,6 +65,14 @@ struct Pair : TwoHosts, ::testing::Test {
     void attach() {
       session->attach([this](std::span<const std::uint8_t> m) { out.emplace_back(m.begin(), m.end()); });
     }
+    /// As a UDP socket's queue is: messages are written in place into the room given.
+    void attach_in_place() {
+      session->attach(transport::Session::Sender::in_place([this](std::size_t capacity, net::Fill fill) {
+        Bytes m(capacity);
+        m.resize(fill(m));
+        if (!m.empty()) out.push_back(std::move(m));
+      }));
+    }
   };
   /// Delivers a's messages to b and b's to a (replies go back the same way) until quiet.
   /// Returns the number of messages the far side did not authenticate.
@@ -95,6 +103,34 @@ struct Pair : TwoHosts, ::testing::Test {
     return s;
   }
 };
+
+// A TUN read's packets go as one batch (Device::route_batch, what the node does): each
+// packet for a peer is sealed in place into the path's queue, in order, one message each;
+// packets for nobody are dropped without disturbing the run around them.
+TEST_F(Pair, ATunReadsBatchIsSealedInPlaceInOrder) {
+  Path c{client.make_initiator(0, ep("198.18.2.2:1194"), config::Transport::udp), {}};
+  c.attach_in_place();
+  c.out.push_back(c.session->hello());
+  Path s = responder("198.18.1.2:5000");
+  pump(c, s);
+  server_tun.clear();
+  std::vector<Bytes> packets, want;
+  for (std::uint8_t i = 0; i < 40; ++i) {
+    const bool nobodys = i % 10 == 9;
+    packets.push_back(ipv4_udp("198.18.120.2", nobodys ? "198.18.121.1" : "198.18.120.1", i));
+    if (!nobodys) want.push_back(packets.back());
+  }
+  const std::vector<std::span<const std::uint8_t>> batch(packets.begin(), packets.end());
+  EXPECT_EQ(client.route_batch(batch), want.size());
+  EXPECT_EQ(c.out.size(), want.size()) << "one data message per packet for the peer";
+  EXPECT_EQ(pump(c, s), 0) << "every message sealed in place opens";
+  ASSERT_EQ(server_tun.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(Bytes(server_tun[i].begin(), server_tun[i].begin() + static_cast<std::ptrdiff_t>(want[i].size())),
+              want[i])
+        << "packet " << i << " arrived out of order or changed";
+  }
+}
 
 // p2p peers that start together both initiate on one path, and each says its hello again
 // when the other's arrives (the engine does, in case its first was lost): the answers to

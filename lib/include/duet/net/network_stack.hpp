@@ -57,6 +57,15 @@ using ReceiveHandler = std::function<void(std::error_code, const Endpoint& from,
 /// DatagramSocket::receive_to. `data` is valid only during the call.
 using ReceiveToHandler =
     std::function<void(std::error_code, const Endpoint& from, const Address& to, std::span<const std::uint8_t> data)>;
+/// One datagram of a batch (see DatagramSocket::receive_batch); `data` is valid only during
+/// the handler's call.
+struct ReceivedDatagram {
+  Endpoint from;                       ///< the sender
+  Address to;                          ///< the local address it was sent to (as receive_to())
+  std::span<const std::uint8_t> data;  ///< its bytes
+};
+/// Several received datagrams, in order; or an error (then `datagrams` is empty).
+using ReceiveBatchHandler = std::function<void(std::error_code, std::span<const ReceivedDatagram> datagrams)>;
 using ConnectHandler = std::function<void(std::error_code)>;
 /// Success with zero bytes means the peer finished sending (EOF).
 using ReadHandler = std::function<void(std::error_code, std::span<const std::uint8_t> data)>;
@@ -154,6 +163,24 @@ public:
     receive(
         [h = std::move(handler), any = Address::any(family())](
             std::error_code ec, const Endpoint& from, std::span<const std::uint8_t> data) { h(ec, from, any, data); });
+  }
+  /// receive() of every datagram that is there at once (at least one), in order: for a
+  /// receiver that handles a turn's datagrams as one batch (PosixStack: what one recvmmsg
+  /// brought, GRO's runs cut). With `destinations`, each says where it was sent to, as
+  /// receive_to() does; without, that address is the unspecified one (a connected socket
+  /// knows). One receive at a time, as receive(). By default a batch of one.
+  virtual void receive_batch(bool destinations, ReceiveBatchHandler handler) {
+    auto one = [h = std::move(handler)](std::error_code ec, const Endpoint& from, const Address& to,
+                                        std::span<const std::uint8_t> data) {
+      if (ec) return h(ec, {});
+      const ReceivedDatagram batch[1] = {{from, to, data}};
+      h({}, batch);
+    };
+    if (destinations) return receive_to(std::move(one));
+    receive([one = std::move(one), any = Address::any(family())](std::error_code ec, const Endpoint& from,
+                                                                 std::span<const std::uint8_t> data) {
+      one(ec, from, any, data);
+    });
   }
   /// Backpressure for send_soon(): `handler(true)` each time the kernel refuses datagrams
   /// the stack then holds (EAGAIN: the socket's send buffer is full, e.g. behind a slow

@@ -13,6 +13,9 @@ namespace duet::net {
 
 /// Called with one IP packet, valid only during the call.
 using PacketHandler = std::function<void(std::span<const std::uint8_t> packet)>;
+/// Called with the IP packets of one read (a super-packet cut into its segments, or a
+/// single packet), valid only during the call.
+using PacketBatchHandler = std::function<void(std::span<const std::span<const std::uint8_t>> packets)>;
 
 /// What a TUN device did, for the status and the benchmark (a simulated one counts
 /// packets only).
@@ -35,6 +38,15 @@ public:
   /// Calls `on_packet` for every IP packet the system routes into the device; `packet`
   /// is valid only during the call. One reader.
   virtual void start_reading(PacketHandler on_packet) = 0;
+  /// start_reading() that hands over each read's packets together, so that the tunnel
+  /// takes a turn's packets as one batch (one lookup and one call per run of packets to
+  /// one peer, not one per packet). By default each packet is a batch of one.
+  virtual void start_reading_batches(PacketBatchHandler on_batch) {
+    start_reading([h = std::move(on_batch)](std::span<const std::uint8_t> packet) {
+      const std::span<const std::uint8_t> one[1] = {packet};
+      h(one);
+    });
+  }
   /// Stops (true) or resumes (false) handing out packets, for backpressure: what the
   /// system routes into the device meanwhile waits in the device's own queue (the kernel
   /// holds local senders back while their packets wait there, and drops past its queue

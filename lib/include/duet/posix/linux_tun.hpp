@@ -53,6 +53,9 @@ public:
   [[nodiscard]] const net::TunCounters& counters() const override;
   /// Calls `on_packet` for every packet the kernel routes into the device.
   void start_reading(net::PacketHandler on_packet) override;
+  /// Each read's packets together: a super-packet's segments are cut side by side and
+  /// handed over in one call.
+  void start_reading_batches(net::PacketBatchHandler on_batch) override;
   void pause_reading(bool paused) override;
   /// Called once if the device stops working (EBADFD: the interface was deleted, `ip
   /// link del`); reading stops then.

@@ -52,6 +52,15 @@ bool transport_checksum_valid(std::span<const std::uint8_t> packet);
 bool segment(const VnetHeader& header, std::span<std::uint8_t> packet,
              const std::function<void(std::span<const std::uint8_t>)>& out);
 
+/// The packets of one read, for a reader that hands them on together (Tun batches).
+struct SegmentBatch {
+  std::vector<std::uint8_t> storage;                   ///< the cut packets' bytes (capacity kept)
+  std::vector<std::span<const std::uint8_t>> packets;  ///< into `storage`, or the read packet itself
+};
+/// segment() into `batch` (emptied first): every packet the read stands for, at once. A
+/// packet that needs no cutting is not copied (its span is `packet`'s).
+bool segment_into(const VnetHeader& header, std::span<std::uint8_t> packet, SegmentBatch& batch);
+
 /// User-space GRO for the packets written to a TUN in one turn of the event loop.
 class Coalescer {
 public:

@@ -118,6 +118,10 @@ public:
   /// Limits::staged_packets) for the handshake this starts. False when no peer matches or
   /// the peer has no path to send on (it has never connected).
   bool route(std::span<const std::uint8_t> ip_packet);
+  /// route() of one TUN read's packets (a super-packet's segments: mostly one flow), in
+  /// order. A run of packets to one destination costs one lookup; returns how many were
+  /// sealed or staged.
+  std::size_t route_batch(std::span<const std::span<const std::uint8_t>> ip_packets);
 
   struct PeerState {
     PeerConfig config;
@@ -244,6 +248,13 @@ private:
   /// nullopt when there is no usable keypair. Starts a rekey when one is due. The message
   /// lives in the device's buffer until the next seal (send it, or copy it).
   std::optional<std::span<const std::uint8_t>> seal(std::size_t peer, std::span<const std::uint8_t> packet);
+  /// The last destination looked up in a batch, and its peer (see route_batch).
+  struct LastRoute {
+    std::optional<net::Address> destination;
+    std::optional<AllowedIps::PeerId> peer;
+  };
+  /// route() with a lookup saved when the destination is `last`'s.
+  bool route_one(std::span<const std::uint8_t> packet, LastRoute& last);
   /// seal() straight into the buffer `peer`'s active path sends from (no copy between the
   /// cipher and the socket's queue); false without a usable keypair or active path.
   bool send_sealed(std::size_t peer, std::span<const std::uint8_t> packet);
