@@ -98,7 +98,7 @@ start_duetd() {  # start_duetd PROTO OFFLOAD: both ends up and pinging, pids in 
 }
 status_lines() {  # what duetctl says about the data path of both ends
   for side in a b; do
-    "$duetctl" status --socket "$dir/$side.sock" 2>/dev/null | grep -E 'offloads|batching|sealed in place|backpressure' | sed "s/^ */    $side: /"
+    "$duetctl" status --socket "$dir/$side.sock" 2>/dev/null | grep -E 'offloads|batching|written in place|backpressure' | sed "s/^ */    $side: /"
   done
 }
 

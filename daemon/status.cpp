@@ -142,8 +142,8 @@ std::string status_text(const nlohmann::ordered_json& j) {
     out += "  batching: " + num(d["packets_per_tun_read"]) + " packets per TUN read, " +
            num(d["packets_per_tun_write"]) + " per TUN write; " + num(d["datagrams_per_send_call"]) +
            " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
-    out += "  sealed in place: " + num(d["datagrams_in_place_percent"]) + " % of datagrams, " +
-           num(d["stream_writes_in_place_percent"]) + " % of TCP messages\n";
+    out += "  written in place: " + num(d["datagrams_in_place_percent"]) + " % of datagrams, " +
+           num(d["stream_writes_in_place_percent"]) + " % of TCP messages (not copied into the socket's queue)\n";
     if (d.value("tun_read_pauses", 0) > 0) {
       out += "  backpressure: TUN reads paused " + std::to_string(d["tun_read_pauses"].get<std::uint64_t>()) +
              " times for a full TCP stream or UDP socket; " + std::to_string(d.value("stuck_stream_overrides", 0)) +

@@ -131,10 +131,14 @@ std::optional<std::pair<std::string, std::uint16_t>> Handshake::relay() {
 }
 
 std::vector<std::uint8_t> Handshake::wrap(std::span<const std::uint8_t> payload) {
-  std::vector<std::uint8_t> out(payload.size() + 300);
-  const std::size_t n = lib_->api().wrap(conn_, payload.data(), payload.size(), out.data(), out.size());
-  out.resize(std::min(n, out.size()));
+  std::vector<std::uint8_t> out(payload.size() + kMaxWrapOverhead);
+  out.resize(wrap_into(payload, out));
   return out;
+}
+
+std::size_t Handshake::wrap_into(std::span<const std::uint8_t> payload, std::span<std::uint8_t> out) {
+  const std::size_t n = lib_->api().wrap(conn_, payload.data(), payload.size(), out.data(), out.size());
+  return n <= out.size() ? n : 0;  // more than the room: the plugin says it did not fit
 }
 
 std::optional<std::span<const std::uint8_t>> Handshake::unwrap(std::span<const std::uint8_t> d) {

@@ -53,6 +53,34 @@ public:
     if (wrapped.empty()) return net::errc(std::errc::message_size);
     return udp_->send_to(*relay_, wrapped);
   }
+  // The tunnel's data: wrapped straight into the relay socket's queue for the end of the
+  // turn (sent together, as on a direct socket); nothing allocated per datagram. The
+  // plugin's wrap() takes the payload from a buffer of its own, so one copy remains.
+  void send_soon(const net::Endpoint& remote, std::span<const std::uint8_t> data) override {
+    send_soon_from(net::Address::any(family()), remote, data);
+  }
+  void send_soon_from(const net::Address& source, const net::Endpoint& remote,
+                      std::span<const std::uint8_t> data) override {
+    send_soon_filled(source, remote, data.size(), [data](std::span<std::uint8_t> room) {
+      std::copy(data.begin(), data.end(), room.begin());
+      return data.size();
+    });
+  }
+  void send_soon_filled(const net::Address&, const net::Endpoint&, std::size_t capacity, net::Fill fill) override {
+    if (error_) return;
+    if (payload_.size() < capacity) payload_.resize(capacity);
+    const std::size_t n = fill(std::span(payload_.data(), capacity));
+    if (n == 0) return;
+    const std::span<const std::uint8_t> payload(payload_.data(), n);
+    if (!relay_) {
+      (void)send(payload);  // waits for the relay
+      return;
+    }
+    udp_->send_soon_filled(net::Address::any(family()), *relay_, n + plugin::Handshake::kMaxWrapOverhead,
+                           [this, payload](std::span<std::uint8_t> room) { return hs_->wrap_into(payload, room); });
+  }
+  /// The relay socket's backpressure is this socket's.
+  void on_blocked(std::function<void(bool)> handler) override { udp_->on_blocked(std::move(handler)); }
   void receive(net::ReceiveHandler handler) override {
     handler_ = std::move(handler);
     if (error_) return deliver_error();
@@ -126,6 +154,7 @@ private:
   net::Endpoint proxy_;
   std::optional<net::Endpoint> relay_;
   std::vector<std::vector<std::uint8_t>> waiting_;
+  std::vector<std::uint8_t> payload_;  ///< what send_soon_filled() fills, before wrapping
   net::ReceiveHandler handler_;
   bool armed_ = false;
   std::error_code error_;

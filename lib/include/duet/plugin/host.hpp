@@ -60,6 +60,11 @@ public:
   /// Datagram plugins after done: the relay (empty host: the proxy's own address).
   std::optional<std::pair<std::string, std::uint16_t>> relay();
   std::vector<std::uint8_t> wrap(std::span<const std::uint8_t> payload);
+  /// The most wrap() adds to a payload (a SOCKS5 header with a 255-byte name is 262).
+  static constexpr std::size_t kMaxWrapOverhead = 300;
+  /// wrap() into `out` (payload.size() + kMaxWrapOverhead bytes are always enough), without
+  /// allocating; the bytes written, 0 when the plugin refused or `out` was too small.
+  std::size_t wrap_into(std::span<const std::uint8_t> payload, std::span<std::uint8_t> out);
   /// The payload inside a datagram from the relay, or nullopt to drop it.
   std::optional<std::span<const std::uint8_t>> unwrap(std::span<const std::uint8_t> datagram);
 
