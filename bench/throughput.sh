@@ -8,7 +8,8 @@
 # Each throughput case runs RUNS times (default 3) for SECONDS (default 5): min/median/max,
 # CPU seconds per gigabit of the tunnel's processes, ratios. Root only; everything is
 # deleted on exit. Usage: bench/throughput.sh BUILD_DIR [RUNS] [SECONDS]
-# BENCH_CASES='duetd udp all' (a regular expression) runs only the matching cases.
+# BENCH_CASES='duetd udp all' (a regular expression) runs only the matching cases;
+# DUETD_EXTRA='crypto-threads 1' adds a line to both duetd configurations.
 set -u
 build=${1:-build} runs=${2:-3} secs=${3:-5}
 duetd=$build/daemon/duetd duetctl=$build/daemon/duetctl
@@ -90,15 +91,17 @@ latency_case() {  # latency_case NAME SERVER_IP
 start_duetd() {  # start_duetd PROTO OFFLOAD: both ends up and pinging, pids in ap/bp
   printf 'mode server\nproto %s\ndev duetb\nverb 1\noffload %s\nprivate-key %s\npeer %s 198.18.151.1/32\nifconfig 198.18.151.2/24\ncontrol-socket %s/b.sock\n' \
     "$1" "$2" "$dir/b.key" "$apub" "$dir" > "$dir/b.conf"
+  echo "${DUETD_EXTRA:-}" >> "$dir/b.conf"
   printf 'mode client\nremote 198.18.150.2 1194 %s\ndev dueta\nverb 1\noffload %s\nprivate-key %s\npeer %s 198.18.151.0/24\nifconfig 198.18.151.1/24\ncontrol-socket %s/a.sock\n' \
     "$1" "$2" "$dir/a.key" "$bpub" "$dir" > "$dir/a.conf"
+  echo "${DUETD_EXTRA:-}" >> "$dir/a.conf"
   ip netns exec $B "$duetd" --config "$dir/b.conf" > "$dir/b.log" 2>&1 & bp=$!; pids+=($bp)
   ip netns exec $A "$duetd" --config "$dir/a.conf" > "$dir/a.log" 2>&1 & ap=$!; pids+=($ap)
   for _ in $(seq 1 30); do ip netns exec $A ping -c 1 -W 1 198.18.151.2 >/dev/null 2>&1 && break; sleep 0.2; done
 }
 status_lines() {  # what duetctl says about the data path of both ends
   for side in a b; do
-    "$duetctl" status --socket "$dir/$side.sock" 2>/dev/null | grep -E 'offloads|batching|written in place|backpressure' | sed "s/^ */    $side: /"
+    "$duetctl" status --socket "$dir/$side.sock" 2>/dev/null | grep -E 'offloads|batching|written in place|crypto|backpressure' | sed "s/^ */    $side: /"
   done
 }
 

@@ -27,6 +27,7 @@
 #include "duet/posix/linux_tun.hpp"
 #include "duet/posix/posix_stack.hpp"
 #include "duet/tunnel/crypto.hpp"
+#include "duet/tunnel/crypto_pool.hpp"
 #include "privileges.hpp"
 #include "reporting.hpp"
 #include "status.hpp"
@@ -100,6 +101,16 @@ int run(const daemon::Invocation& inv, const std::function<void()>& ready = {}) 
 
   node::NodeOptions options;
   options.runtime_configured = wg_launch;
+  // Crypto beside the loop (crypto-threads): only where there are cores for it.
+  const std::size_t crypto_helpers =
+      cfg.crypto_threads < 0 ? tunnel::CryptoPool::automatic() : static_cast<std::size_t>(cfg.crypto_threads);
+  std::unique_ptr<tunnel::CryptoPool> crypto_pool;
+  if (crypto_helpers > 0) {
+    crypto_pool = std::make_unique<tunnel::CryptoPool>(crypto_helpers);
+    options.limits.crypto = crypto_pool.get();
+  }
+  log->info("crypto: {}", crypto_helpers == 0 ? std::string("on the event loop's thread")
+                                              : std::to_string(crypto_helpers) + " threads beside the event loop");
   if (!wg_launch) {
     if (cfg.private_key.empty()) {
       log->error("no 'private-key': make one with 'duetd genkey' (or start 'duetd IFNAME' and use wg)");

@@ -76,6 +76,9 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::PosixStac
     d["tun_read_pauses"] = s.tun_counters.pauses;
     d["streams_congested"] = s.streams_congested;
     d["stuck_stream_overrides"] = s.stuck_overrides;
+    d["crypto_threads"] = s.crypto_threads;
+    d["sealed_on_threads"] = s.sealed_on_threads;
+    d["opened_on_threads"] = s.opened_on_threads;
     j["data_path"] = d;
   }
   j["peers_configured"] = s.peers_configured;
@@ -144,6 +147,12 @@ std::string status_text(const nlohmann::ordered_json& j) {
            " datagrams per send call, " + num(d["datagrams_per_receive_call"]) + " per receive call\n";
     out += "  written in place: " + num(d["datagrams_in_place_percent"]) + " % of datagrams, " +
            num(d["stream_writes_in_place_percent"]) + " % of TCP messages (not copied into the socket's queue)\n";
+    if (d.value("crypto_threads", 0) > 0) {
+      out += "  crypto: " + std::to_string(d["crypto_threads"].get<std::uint64_t>()) +
+             " threads beside the event loop; " + std::to_string(d["sealed_on_threads"].get<std::uint64_t>()) +
+             " data messages sealed and " + std::to_string(d["opened_on_threads"].get<std::uint64_t>()) +
+             " opened there\n";
+    }
     if (d.value("tun_read_pauses", 0) > 0) {
       out += "  backpressure: TUN reads paused " + std::to_string(d["tun_read_pauses"].get<std::uint64_t>()) +
              " times for a full TCP stream or UDP socket; " + std::to_string(d.value("stuck_stream_overrides", 0)) +

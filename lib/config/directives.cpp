@@ -388,6 +388,15 @@ const Spec kSpecs[] = {
        if (auto v = l.number(d, 0, 0, 4294967295LL, "'fwmark'")) r.fwmark = Set<long long>{*v, d.where};
      },
      "fwmark MARK"},
+    {"crypto-threads", 1, 1, kTop,
+     [](Loader& l, Raw& r, const Directive& d) {
+       if (d.args[0].text == "auto") {
+         r.crypto_threads = Set<int>{-1, d.where};
+       } else if (auto v = l.number(d, 0, 0, 64, "'crypto-threads' (a count, or auto)")) {
+         r.crypto_threads = Set<int>{static_cast<int>(*v), d.where};
+       }
+     },
+     "crypto-threads N|auto"},
     {"sndbuf", 1, 1, kTop,
      [](Loader& l, Raw& r, const Directive& d) {
        if (auto v = l.number(d, 0, 4096, 1 << 30, "'sndbuf'")) r.sndbuf = Set<int>{static_cast<int>(*v), d.where};

@@ -50,6 +50,7 @@ struct Raw {
   Opt<long long> max_clients;
   Opt<long long> fwmark;
   Opt<int> sndbuf, rcvbuf;
+  Opt<int> crypto_threads;
   Opt<Config::Offloads> offload;
   Opt<int> verb;
   SourceLocation where;

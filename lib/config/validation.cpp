@@ -41,6 +41,7 @@ Config Loader::build(const Raw& top, const std::vector<Raw>& connections, const 
   if (top.max_clients) cfg.max_clients = static_cast<std::size_t>(top.max_clients->value);
   if (top.fwmark) cfg.fwmark = static_cast<std::uint32_t>(top.fwmark->value);
   if (top.sndbuf) cfg.sndbuf = top.sndbuf->value;
+  if (top.crypto_threads) cfg.crypto_threads = top.crypto_threads->value;
   if (top.rcvbuf) cfg.rcvbuf = top.rcvbuf->value;
   if (top.offload) cfg.offload = top.offload->value;
   if (top.http_proxy) cfg.http_proxy = top.http_proxy->value;

@@ -1,4 +1,5 @@
 #include "duet/node/node.hpp"
+#include "duet/tunnel/crypto_pool.hpp"
 
 namespace duet::node {
 
@@ -49,6 +50,8 @@ Status Node::status(const PeerSelection& which) const {
     s.refused_max_clients = device_->refused_max_clients();
     s.cookie_replies_sent = device_->cookie_replies_sent();
     s.handshakes_rate_limited = device_->handshakes_rate_limited();
+    s.sealed_on_threads = device_->threaded_crypto().sealed;
+    s.opened_on_threads = device_->threaded_crypto().opened;
   }
   s.last_error = last_error_;
   if (tun_) {
@@ -57,6 +60,7 @@ Status Node::status(const PeerSelection& which) const {
   }
   s.streams_congested = flow_.episodes();
   s.stuck_overrides = stuck_overrides_;
+  s.crypto_threads = options_.limits.crypto != nullptr ? options_.limits.crypto->helpers() : 0;
   return s;
 }
 

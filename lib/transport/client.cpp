@@ -406,6 +406,7 @@ void Client::udp_receive(Attempt& a) {
       if (&a == active_.get()) return lost(ec, "", true);  // an ICMP error: the path is broken
       return attempt_failed(a, ec);
     }
+    sessions_.prepare(batch);
     for (const auto& d : batch) {
       if (d.from == a.candidate.endpoint) on_message(a, d.data);
     }

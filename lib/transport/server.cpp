@@ -174,6 +174,7 @@ void Server::open_udp(const net::Endpoint& local, bool v6only) {
 void Server::receive(UdpListener& l) {
   // A turn's datagrams as one batch (what one recvmmsg brought).
   l.socket->receive_batch(true, [this, &l](std::error_code, std::span<const net::ReceivedDatagram> batch) {
+    sessions_.prepare(batch);
     for (const auto& d : batch) {
       if (!d.data.empty() && !(hook_ && hook_(d.from, d.data))) on_datagram(l, d.from, d.to, d.data);
     }

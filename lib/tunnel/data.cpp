@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "duet/net/ip_header.hpp"
+#include "duet/tunnel/crypto_pool.hpp"
 #include "wg_session.hpp"
 
 namespace duet::tunnel {
@@ -69,9 +70,17 @@ void Device::on_data(WgSession& s, std::span<const std::uint8_t> m, transport::S
   if (!k) return;
   const auto now = clock_.now();
   if (!path_open_to(s, k->peer)) return;  // someone else's path
-  const auto counter = decrypt_data_into(k->keys, m, open_buffer_);
+  std::optional<std::uint64_t> counter;
+  std::span<const std::uint8_t> packet;
+  if (const Opened* o = opened_for(m, *k)) {  // opened already, with the rest of its turn
+    counter = o->counter;
+    packet = std::span<const std::uint8_t>(opened_area_).subspan(o->offset, m.size() - kDataMinLength);
+    ++threaded_.opened;
+  } else {
+    counter = decrypt_data_into(k->keys, m, open_buffer_);
+    packet = open_buffer_;
+  }
   if (!counter || !k->replay.accept(*counter)) return;
-  const std::span<const std::uint8_t> packet(open_buffer_);
   const std::size_t peer = k->peer;
   auto& ps = peers_[peer];
   // The initiator used a keypair we answered with: it becomes the one we send with.
@@ -158,10 +167,91 @@ bool Device::route(std::span<const std::uint8_t> packet) {
 }
 
 std::size_t Device::route_batch(std::span<const std::span<const std::uint8_t>> packets) {
+  if (limits_.crypto != nullptr && packets.size() > 1) return route_batch_on_threads(packets);
   LastRoute last;
   std::size_t routed = 0;
   for (const auto packet : packets) routed += route_one(packet, last) ? 1 : 0;
   return routed;
+}
+
+std::size_t Device::route_batch_on_threads(std::span<const std::span<const std::uint8_t>> packets) {
+  // In order on the loop: which peer, which keys, which counter, where in the area.
+  seal_jobs_.clear();
+  std::size_t routed = 0, total = 0;
+  LastRoute last;
+  for (const auto packet : packets) {
+    const auto h = net::parse_ip_header(packet);
+    if (!h || !net::fits(*h, packet)) continue;
+    if (last.destination != h->destination) {
+      last.destination = h->destination;
+      last.peer = allowed_.lookup(h->destination);
+    }
+    if (!last.peer) continue;
+    const std::size_t peer = *last.peer;
+    const auto& ps = peers_[peer];
+    if (ps.active == nullptr || !ps.active->can_send() || ps.removed || !usable(ps.current)) {
+      routed += route_one(packet, last) ? 1 : 0;  // staged for a handshake, or a path asked for
+      continue;
+    }
+    const auto inner = packet.first(h->total_length);
+    const std::size_t size = data_message_size(inner.size(), limits_.mtu);
+    std::uint64_t counter = 0;
+    KeypairState* k = take_counter(peer, size, counter);
+    seal_jobs_.push_back({peer, k, counter, inner, total, size});
+    total += size;
+    ++routed;
+  }
+  if (sealed_area_.size() < total) sealed_area_.resize(total);
+  // The cipher on the threads, each message into its own place.
+  limits_.crypto->run(seal_jobs_.size(), [this](std::size_t i) {
+    const SealJob& j = seal_jobs_[i];
+    (void)encrypt_data_to(j.keys->keys, j.counter, j.packet, std::span(sealed_area_).subspan(j.offset, j.size),
+                          limits_.mtu);
+  });
+  threaded_.sealed += seal_jobs_.size();
+  // Sent in counter order, on the loop.
+  for (const SealJob& j : seal_jobs_) {
+    if (WgSession* path = peers_[j.peer].active) path->send(std::span(sealed_area_).subspan(j.offset, j.size));
+    rekey_if_due(j.peer, *j.keys);
+  }
+  return routed;
+}
+
+void Device::open_batch(std::span<const net::ReceivedDatagram> batch) {
+  opened_.clear();
+  opened_next_ = 0;
+  if (limits_.crypto == nullptr || batch.size() < 2) return;
+  std::size_t total = 0;
+  for (const auto& d : batch) {
+    const auto m = d.data;
+    if (m.size() < kDataMinLength || m[0] != kMessageData) continue;
+    const std::shared_ptr<KeypairState> k = keypair_for(m);
+    if (!k) continue;
+    Opened o{m.data(), m.size(), k.get(), {}, total, std::nullopt};
+    std::memcpy(o.tag.data(), m.data() + m.size() - 16, 16);
+    opened_.push_back(o);
+    total += m.size() - kDataMinLength;
+  }
+  if (opened_area_.size() < total) opened_area_.resize(total);
+  limits_.crypto->run(opened_.size(), [this](std::size_t i) {
+    Opened& o = opened_[i];
+    o.counter = decrypt_data_to(o.keys->keys, std::span(o.data, o.size),
+                                std::span(opened_area_).subspan(o.offset, o.size - kDataMinLength));
+  });
+}
+
+const Device::Opened* Device::opened_for(std::span<const std::uint8_t> m, const KeypairState& k) {
+  // Handed over in the order they were opened: the next one, or one a little further on
+  // (datagrams for other sessions or of other kinds in between).
+  for (std::size_t i = opened_next_; i < opened_.size(); ++i) {
+    const Opened& o = opened_[i];
+    if (o.data == m.data() && o.size == m.size() && o.keys == &k &&
+        std::memcmp(o.tag.data(), m.data() + m.size() - 16, 16) == 0) {
+      opened_next_ = i + 1;
+      return &o;
+    }
+  }
+  return nullptr;
 }
 
 bool Device::route_one(std::span<const std::uint8_t> packet, LastRoute& last) {

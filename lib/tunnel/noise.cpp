@@ -307,15 +307,22 @@ Bytes encrypt_data(const Keypair& keys, std::uint64_t counter, Span packet) {
   return msg;
 }
 
-std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, Span m, Bytes& out, MessageType type) {
+std::optional<std::uint64_t> decrypt_data_to(const Keypair& keys, Span m, std::span<std::uint8_t> out,
+                                             MessageType type) {
   if (m.size() < kDataMinLength || m[0] != type || m[1] || m[2] || m[3]) return std::nullopt;
   if (get_le32(&m[4]) != keys.local_index) return std::nullopt;
   const std::uint64_t counter = get_le64(&m[8]);
   if (counter >= kRejectAfterMessages) return std::nullopt;
   const auto sealed = m.subspan(kDataHeaderLength);
-  out.resize(sealed.size() - 16);
-  if (!aead_open_to(keys.receive, counter, sealed, {}, out)) return std::nullopt;
+  if (out.size() < sealed.size() - 16) return std::nullopt;
+  if (!aead_open_to(keys.receive, counter, sealed, {}, out.first(sealed.size() - 16))) return std::nullopt;
   return counter;
+}
+
+std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, Span m, Bytes& out, MessageType type) {
+  if (m.size() < kDataMinLength) return std::nullopt;
+  out.resize(m.size() - kDataMinLength);
+  return decrypt_data_to(keys, m, out, type);
 }
 
 std::optional<Decrypted> decrypt_data(const Keypair& keys, Span m) {

@@ -8,6 +8,7 @@
 #include "duet/config/loader.hpp"
 #include "duet/transport/client.hpp"
 #include "duet/transport/server.hpp"
+#include "duet/tunnel/crypto_pool.hpp"
 #include "duet/tunnel/device.hpp"
 #include "tunnel_side.hpp"
 
@@ -35,12 +36,21 @@ struct TwoHosts {
   sim::SimWorld w{21};
 };
 
-struct Pair : TwoHosts, ::testing::Test {
+/// `crypto`: the devices' crypto threads (nullptr: none, as in the simulator).
+struct PairOf : TwoHosts, ::testing::Test {
+  explicit PairOf(CryptoPool* crypto) : crypto_(crypto) {}
   void SetUp() override { ASSERT_TRUE(crypto_init()); }
+  CryptoPool* crypto_;
   /// As a node in client mode sets them: its peer may be a duet server that answers keepalives.
-  static DeviceLimits client_limits() {
+  DeviceLimits client_limits() const {
     DeviceLimits l;
     l.peers_may_answer_keepalives = true;
+    l.crypto = crypto_;
+    return l;
+  }
+  DeviceLimits server_limits() const {
+    DeviceLimits l;
+    l.crypto = crypto_;
     return l;
   }
   Identity cid = Identity::from_private(clamp_private_key(Key{1}));
@@ -56,7 +66,8 @@ struct Pair : TwoHosts, ::testing::Test {
                 {{cid.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}}},
                 w.stack("s").clock(),
                 [this](std::span<const std::uint8_t> p) { server_tun.emplace_back(p.begin(), p.end()); },
-                seeded(2)};
+                seeded(2),
+                server_limits()};
 
   /// A path: a session and the messages it has sent that nobody has delivered yet.
   struct Path {
@@ -103,6 +114,17 @@ struct Pair : TwoHosts, ::testing::Test {
     return s;
   }
 };
+struct Pair : PairOf {
+  Pair() : PairOf(nullptr) {}
+};
+
+/// The same pair with crypto threads (two helpers), as duetd runs with `crypto-threads 2`.
+struct PoolHolder {
+  std::unique_ptr<CryptoPool> pool = std::make_unique<CryptoPool>(2);
+};
+struct ThreadedPair : PoolHolder, PairOf {
+  ThreadedPair() : PairOf(pool.get()) {}
+};
 
 // A TUN read's packets go as one batch (Device::route_batch, what the node does): each
 // packet for a peer is sealed in place into the path's queue, in order, one message each;
@@ -130,6 +152,61 @@ TEST_F(Pair, ATunReadsBatchIsSealedInPlaceInOrder) {
               want[i])
         << "packet " << i << " arrived out of order or changed";
   }
+}
+
+// With crypto threads (crypto-threads 2), a TUN read's packets are sealed on them and a
+// turn's datagrams opened on them, and nothing a user sees changes: one message per packet,
+// counters in order, every packet arrives in order; what is forged, tampered or replayed
+// in the batch is dropped exactly as on the loop (the replay window is kept in order
+// there), and a whole batch said again brings nothing.
+TEST_F(ThreadedPair, SealedAndOpenedOnThreadsInOrderWithTheReplayWindowKept) {
+  Path c = connect();
+  Path s = responder("198.18.1.2:5000");
+  pump(c, s);
+  server_tun.clear();
+  std::vector<Bytes> packets, want;
+  for (std::uint8_t i = 0; i < 40; ++i) {
+    const bool nobodys = i % 10 == 9;
+    packets.push_back(ipv4_udp("198.18.120.2", nobodys ? "198.18.121.1" : "198.18.120.1", i));
+    if (!nobodys) want.push_back(packets.back());
+  }
+  const std::vector<std::span<const std::uint8_t>> read(packets.begin(), packets.end());
+  EXPECT_EQ(client.route_batch(read), want.size());
+  EXPECT_EQ(client.threaded_crypto().sealed, want.size()) << "sealed on the threads";
+  ASSERT_EQ(c.out.size(), want.size());
+  std::vector<Bytes> sent(c.out.begin(), c.out.end());
+  c.out.clear();
+  auto counter_of = [](const Bytes& m) {
+    std::uint64_t v = 0;
+    for (int b = 7; b >= 0; --b) v = (v << 8) | m[8 + static_cast<std::size_t>(b)];  // little-endian
+    return v;
+  };
+  for (std::size_t i = 1; i < sent.size(); ++i) {
+    EXPECT_EQ(counter_of(sent[i]), counter_of(sent[i - 1]) + 1) << "counters in the order of the packets";
+  }
+  // The turn as the server's socket hands it over: the messages, one with a flipped bit,
+  // and one said twice.
+  Bytes tampered = sent[5];
+  tampered[40] ^= 1;
+  std::vector<Bytes> turn = sent;
+  turn.insert(turn.begin() + 6, tampered);
+  turn.push_back(sent[3]);
+  auto deliver = [&](const std::vector<Bytes>& msgs) {
+    std::vector<net::ReceivedDatagram> batch;
+    for (const auto& m : msgs) batch.push_back({ep("198.18.1.2:5000"), net::Address::any(net::Family::v4), m});
+    server.open_batch(batch);
+    for (const auto& d : batch) (void)s.session->receive(d.data);
+  };
+  deliver(turn);
+  EXPECT_EQ(server.threaded_crypto().opened, turn.size()) << "opened on the threads";
+  ASSERT_EQ(server_tun.size(), want.size()) << "the tampered and the repeated message are dropped";
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(Bytes(server_tun[i].begin(), server_tun[i].begin() + static_cast<std::ptrdiff_t>(want[i].size())),
+              want[i])
+        << "packet " << i;
+  }
+  deliver(turn);  // all of it again
+  EXPECT_EQ(server_tun.size(), want.size()) << "a replayed batch brings nothing";
 }
 
 // p2p peers that start together both initiate on one path, and each says its hello again

@@ -452,6 +452,14 @@ TEST(Loader, PeersForBigServersAndTheirBadInput) {
   EXPECT_NE(errors(load("mode server\nsndbuf 100\n")).find("test.conf:2"), std::string::npos);
   EXPECT_NE(errors(load("mode server\nsndbuf 100\n")).find("'sndbuf' must be a whole number from 4096"),
             std::string::npos);
+  // crypto-threads: a count or auto (the default: -1), anything else named with its line.
+  EXPECT_EQ(load("mode server\n").config.crypto_threads, -1);
+  EXPECT_EQ(load("mode server\ncrypto-threads 3\n").config.crypto_threads, 3);
+  EXPECT_EQ(load("mode server\ncrypto-threads 0\n").config.crypto_threads, 0);
+  EXPECT_EQ(load("mode server\ncrypto-threads auto\n").config.crypto_threads, -1);
+  EXPECT_NE(errors(load("mode server\ncrypto-threads many\n")).find("test.conf:2"), std::string::npos);
+  EXPECT_NE(errors(load("mode server\ncrypto-threads 65\n")).find("'crypto-threads' (a count, or auto)"),
+            std::string::npos);
   // 100 000 prefixes on one 'peer' line is 1.7 MB: past the 4096-character line (and the
   // 1 MiB file) a configuration may have, said plainly. (The device itself takes that
   // many: Device.HundredThousandPrefixesOnOnePeer.)

@@ -137,6 +137,10 @@ struct Config {
   /// default, 4 MiB each). A smaller send buffer makes a slow uplink push back sooner
   /// (the TUN pauses instead of a deep queue building in the kernel).
   int sndbuf = 0, rcvbuf = 0;
+  /// crypto-threads N|auto: threads besides the event loop that seal and open the tunnel's
+  /// data together (0: none; auto, -1: none on fewer than four cores, else all but one,
+  /// at most eight). The daemon's only: the simulator stays on one thread.
+  int crypto_threads = -1;
   /// The kernel offloads the daemon may use (`offload`): each one is used only where the
   /// kernel grants it; turning one off is for measuring and for working around a driver.
   struct Offloads {

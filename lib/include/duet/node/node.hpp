@@ -94,6 +94,8 @@ struct Status {
   net::TunCounters tun_counters;
   std::uint64_t streams_congested = 0;  ///< times an outer TCP stream or UDP socket filled up (TUN reads paused)
   std::uint64_t stuck_overrides = 0;    ///< times reading resumed past a stream that did not drain
+  std::size_t crypto_threads = 0;       ///< helper threads sealing and opening (crypto-threads)
+  std::uint64_t sealed_on_threads = 0, opened_on_threads = 0;  ///< data messages they did
 };
 
 /// Which peers a status lists: every one, none (a summary), or the one with `key`.

@@ -104,6 +104,10 @@ public:
   virtual ~SessionFactory() = default;
   /// A session with one peer (an outgoing connection, or a peer that reached a listener).
   virtual std::unique_ptr<Session> create(const net::Endpoint& peer, config::Transport transport) = 0;
+  /// A turn's datagrams, about to be handed to their sessions one by one: the factory may
+  /// do work for all of them at once first (the tunnel opens data messages together on
+  /// its crypto threads). By default nothing.
+  virtual void prepare(std::span<const net::ReceivedDatagram> batch) { (void)batch; }
 };
 
 }  // namespace duet::transport

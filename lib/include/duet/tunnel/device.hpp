@@ -42,6 +42,8 @@
 
 namespace duet::tunnel {
 
+class CryptoPool;
+
 struct PeerConfig {
   Key public_key{};
   Key preshared{};
@@ -96,6 +98,9 @@ struct DeviceLimits {
   /// is as likely a duet node (which answers) as WireGuard (which drops the unknown type).
   /// Such a peer is asked twice at most until it answers once.
   bool peers_may_answer_path_checks = false;
+  /// Threads that seal a TUN read's packets and open a turn's data messages together
+  /// (`crypto-threads`); nullptr: all on the loop. Not owned.
+  CryptoPool* crypto = nullptr;
 };
 
 class Device {
@@ -122,6 +127,15 @@ public:
   /// order. A run of packets to one destination costs one lookup; returns how many were
   /// sealed or staged.
   std::size_t route_batch(std::span<const std::span<const std::uint8_t>> ip_packets);
+  /// A turn's received datagrams, before they are handed over one by one: with crypto
+  /// threads, their data messages are opened together now (counters, replay window and
+  /// everything else are still checked in order as each is handed over).
+  void open_batch(std::span<const net::ReceivedDatagram> batch);
+  /// Data messages sealed, and opened, on the crypto threads so far.
+  struct ThreadedCrypto {
+    std::uint64_t sealed = 0, opened = 0;
+  };
+  [[nodiscard]] const ThreadedCrypto& threaded_crypto() const { return threaded_; }
 
   struct PeerState {
     PeerConfig config;
@@ -326,6 +340,33 @@ private:
   std::map<std::pair<bool, std::uint64_t>, Bucket> buckets_;  ///< by (IPv6?, address or /64)
   std::uint64_t rate_limited_ = 0;
   Bytes seal_buffer_, open_buffer_;  ///< reused for every data message: no allocation per packet
+  /// route_batch() on crypto threads: each packet sealed into its place in `sealed_area_`.
+  struct SealJob {
+    std::size_t peer;
+    KeypairState* keys;
+    std::uint64_t counter;
+    std::span<const std::uint8_t> packet;
+    std::size_t offset, size;
+  };
+  std::vector<SealJob> seal_jobs_;
+  Bytes sealed_area_;
+  std::size_t route_batch_on_threads(std::span<const std::span<const std::uint8_t>> packets);
+  /// open_batch(): each data message opened into its place in `opened_area_`, found again
+  /// by on_data() by where the message lies, its keys and its tag.
+  struct Opened {
+    const std::uint8_t* data;
+    std::size_t size;
+    const KeypairState* keys;
+    std::array<std::uint8_t, 16> tag;
+    std::size_t offset;
+    std::optional<std::uint64_t> counter;  ///< nullopt: not authentic
+  };
+  std::vector<Opened> opened_;
+  ThreadedCrypto threaded_;
+  std::size_t opened_next_ = 0;
+  Bytes opened_area_;
+  /// What open_batch() made of `m` under `k`, if it did.
+  const Opened* opened_for(std::span<const std::uint8_t> m, const KeypairState& k);
 };
 
 /// A SessionFactory over a Device: initiators for a client, responders for listeners.
@@ -335,6 +376,7 @@ public:
   std::unique_ptr<transport::Session> create(const net::Endpoint& remote, config::Transport transport) override {
     return peer_ ? device_.make_initiator(*peer_, remote, transport) : device_.make_responder(remote, transport);
   }
+  void prepare(std::span<const net::ReceivedDatagram> batch) override { device_.open_batch(batch); }
 
 private:
   Device& device_;

@@ -125,6 +125,10 @@ std::size_t data_message_size(std::size_t packet_size, std::size_t mtu);
 /// the bytes written.
 std::size_t encrypt_data_to(const Keypair& keys, std::uint64_t counter, std::span<const std::uint8_t> packet,
                             std::span<std::uint8_t> out, std::size_t mtu, MessageType type = kMessageData);
+/// decrypt_data_into() into `out` (at least message.size() - kDataMinLength bytes): the
+/// padded packet is its first message.size() - kDataMinLength bytes.
+std::optional<std::uint64_t> decrypt_data_to(const Keypair& keys, std::span<const std::uint8_t> message,
+                                             std::span<std::uint8_t> out, MessageType type = kMessageData);
 std::optional<std::uint64_t> decrypt_data_into(const Keypair& keys, std::span<const std::uint8_t> message, Bytes& out,
                                                MessageType type = kMessageData);
 
