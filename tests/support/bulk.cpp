@@ -3,12 +3,14 @@
 // exactly what was sent.
 //
 //   duet-bulk tcp-receive PORT BYTES          listens, reads BYTES, checks them
-//   duet-bulk tcp-send HOST PORT BYTES        connects and writes BYTES
+//   duet-bulk tcp-send HOST PORT BYTES        connects and writes BYTES (says how many
+//                                             segments it retransmitted)
 //   duet-bulk udp-receive PORT COUNT SECONDS  counts intact datagrams for SECONDS (or COUNT)
 //   duet-bulk udp-send HOST PORT COUNT SIZE   sends COUNT datagrams of SIZE bytes, 16 at a
 //                                             time as one UDP GSO send (USO into a TUN)
 // Exit 0 and "ok ..." when everything that arrived is intact (TCP: all of it arrived).
 #include <arpa/inet.h>
+#include <linux/tcp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -111,7 +113,14 @@ int main(int argc, char** argv) {
     char c;
     while (::read(fd, &c, 1) > 0) {
     }
-    std::printf("ok sent\n");
+    // What the connection had to send again (through a tunnel: the inner TCP's view).
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+      std::printf("ok sent, %u of %u segments retransmitted\n", info.tcpi_total_retrans, info.tcpi_segs_out);
+    } else {
+      std::printf("ok sent\n");
+    }
     return 0;
   }
   if (cmd == "udp-receive" && argc == 5) {
