@@ -180,20 +180,15 @@ std::size_t Device::route_batch_on_threads(std::span<const std::span<const std::
   std::size_t routed = 0, total = 0;
   LastRoute last;
   for (const auto packet : packets) {
-    const auto h = net::parse_ip_header(packet);
-    if (!h || !net::fits(*h, packet)) continue;
-    if (last.destination != h->destination) {
-      last.destination = h->destination;
-      last.peer = allowed_.lookup(h->destination);
-    }
-    if (!last.peer) continue;
-    const std::size_t peer = *last.peer;
+    const auto a = addressed(packet, last);
+    if (!a) continue;
+    const std::size_t peer = a->peer;
     const auto& ps = peers_[peer];
     if (ps.active == nullptr || !ps.active->can_send() || ps.removed || !usable(ps.current)) {
       routed += route_one(packet, last) ? 1 : 0;  // staged for a handshake, or a path asked for
       continue;
     }
-    const auto inner = packet.first(h->total_length);
+    const auto inner = a->inner;
     const std::size_t size = data_message_size(inner.size(), limits_.mtu);
     std::uint64_t counter = 0;
     KeypairState* k = take_counter(peer, size, counter);
@@ -254,28 +249,34 @@ const Device::Opened* Device::opened_for(std::span<const std::uint8_t> m, const 
   return nullptr;
 }
 
-bool Device::route_one(std::span<const std::uint8_t> packet, LastRoute& last) {
+std::optional<Device::Addressed> Device::addressed(std::span<const std::uint8_t> packet, LastRoute& last) const {
   const auto h = net::parse_ip_header(packet);
-  if (!h || !net::fits(*h, packet)) return false;
+  if (!h || !net::fits(*h, packet)) return std::nullopt;
   if (last.destination != h->destination) {
     last.destination = h->destination;
     last.peer = allowed_.lookup(h->destination);
   }
-  const auto peer = last.peer;
-  if (!peer) return false;
-  auto& ps = peers_[*peer];
+  if (!last.peer) return std::nullopt;
+  return Addressed{*last.peer, packet.first(h->total_length)};
+}
+
+bool Device::route_one(std::span<const std::uint8_t> packet, LastRoute& last) {
+  const auto a = addressed(packet, last);
+  if (!a) return false;
+  const std::size_t peer = a->peer;
+  auto& ps = peers_[peer];
   // No path yet: the owner may open one (to the peer's endpoint) while the packet waits.
   if (ps.active == nullptr && (!path_needed_ || !has_identity_)) return false;
-  const auto inner = packet.first(h->total_length);
-  if (ps.active != nullptr && send_sealed(*peer, inner)) return true;
+  const auto inner = a->inner;
+  if (ps.active != nullptr && send_sealed(peer, inner)) return true;
   if (!ps.staged) ps.staged = std::make_unique<std::deque<Bytes>>();
   if (ps.staged->size() >= limits_.staged_packets) ps.staged->pop_front();
   ps.staged->emplace_back(inner.begin(), inner.end());
   if (ps.active == nullptr) {
-    path_needed_(*peer);  // a path made active flushes the packets or starts the handshake
+    path_needed_(peer);  // a path made active flushes the packets or starts the handshake
     return true;
   }
-  handshake_for_staged(*peer);
+  handshake_for_staged(peer);
   return true;
 }
 

@@ -267,6 +267,14 @@ private:
     std::optional<net::Address> destination;
     std::optional<AllowedIps::PeerId> peer;
   };
+  /// A packet from the TUN: its peer and the packet without what follows its IP length.
+  struct Addressed {
+    std::size_t peer;
+    std::span<const std::uint8_t> inner;
+  };
+  /// Whose packet this is (nullopt: malformed, or nobody's), with a lookup saved when the
+  /// destination is `last`'s.
+  std::optional<Addressed> addressed(std::span<const std::uint8_t> packet, LastRoute& last) const;
   /// route() with a lookup saved when the destination is `last`'s.
   bool route_one(std::span<const std::uint8_t> packet, LastRoute& last);
   /// seal() straight into the buffer `peer`'s active path sends from (no copy between the
