@@ -113,6 +113,31 @@ struct PairOf : TwoHosts, ::testing::Test {
     s.attach();
     return s;
   }
+  /// One TUN read of 40 packets from the client, every tenth for nobody (outside the
+  /// server's prefix): `want` are the ones for the server, in order.
+  struct TunRead {
+    std::vector<Bytes> packets, want;
+    std::vector<std::span<const std::uint8_t>> batch;
+  };
+  static TunRead tun_read_with_some_for_nobody() {
+    TunRead r;
+    for (std::uint8_t i = 0; i < 40; ++i) {
+      const bool nobodys = i % 10 == 9;
+      r.packets.push_back(ipv4_udp("198.18.120.2", nobodys ? "198.18.121.1" : "198.18.120.1", i));
+      if (!nobodys) r.want.push_back(r.packets.back());
+    }
+    r.batch.assign(r.packets.begin(), r.packets.end());
+    return r;
+  }
+  /// The server's TUN got exactly `want`, in order (each with its padding cut off).
+  void expect_server_got(const std::vector<Bytes>& want, const char* why) {
+    ASSERT_EQ(server_tun.size(), want.size()) << why;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(Bytes(server_tun[i].begin(), server_tun[i].begin() + static_cast<std::ptrdiff_t>(want[i].size())),
+                want[i])
+          << "packet " << i << " arrived out of order or changed";
+    }
+  }
 };
 struct Pair : PairOf {
   Pair() : PairOf(nullptr) {}
@@ -136,22 +161,11 @@ TEST_F(Pair, ATunReadsBatchIsSealedInPlaceInOrder) {
   Path s = responder("198.18.1.2:5000");
   pump(c, s);
   server_tun.clear();
-  std::vector<Bytes> packets, want;
-  for (std::uint8_t i = 0; i < 40; ++i) {
-    const bool nobodys = i % 10 == 9;
-    packets.push_back(ipv4_udp("198.18.120.2", nobodys ? "198.18.121.1" : "198.18.120.1", i));
-    if (!nobodys) want.push_back(packets.back());
-  }
-  const std::vector<std::span<const std::uint8_t>> batch(packets.begin(), packets.end());
-  EXPECT_EQ(client.route_batch(batch), want.size());
-  EXPECT_EQ(c.out.size(), want.size()) << "one data message per packet for the peer";
+  const TunRead read = tun_read_with_some_for_nobody();
+  EXPECT_EQ(client.route_batch(read.batch), read.want.size());
+  EXPECT_EQ(c.out.size(), read.want.size()) << "one data message per packet for the peer";
   EXPECT_EQ(pump(c, s), 0) << "every message sealed in place opens";
-  ASSERT_EQ(server_tun.size(), want.size());
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    EXPECT_EQ(Bytes(server_tun[i].begin(), server_tun[i].begin() + static_cast<std::ptrdiff_t>(want[i].size())),
-              want[i])
-        << "packet " << i << " arrived out of order or changed";
-  }
+  expect_server_got(read.want, "one packet each");
 }
 
 // With crypto threads (crypto-threads 2), a TUN read's packets are sealed on them and a
@@ -164,14 +178,9 @@ TEST_F(ThreadedPair, SealedAndOpenedOnThreadsInOrderWithTheReplayWindowKept) {
   Path s = responder("198.18.1.2:5000");
   pump(c, s);
   server_tun.clear();
-  std::vector<Bytes> packets, want;
-  for (std::uint8_t i = 0; i < 40; ++i) {
-    const bool nobodys = i % 10 == 9;
-    packets.push_back(ipv4_udp("198.18.120.2", nobodys ? "198.18.121.1" : "198.18.120.1", i));
-    if (!nobodys) want.push_back(packets.back());
-  }
-  const std::vector<std::span<const std::uint8_t>> read(packets.begin(), packets.end());
-  EXPECT_EQ(client.route_batch(read), want.size());
+  const TunRead read = tun_read_with_some_for_nobody();
+  const std::vector<Bytes>& want = read.want;
+  EXPECT_EQ(client.route_batch(read.batch), want.size());
   EXPECT_EQ(client.threaded_crypto().sealed, want.size()) << "sealed on the threads";
   ASSERT_EQ(c.out.size(), want.size());
   std::vector<Bytes> sent(c.out.begin(), c.out.end());
@@ -199,12 +208,7 @@ TEST_F(ThreadedPair, SealedAndOpenedOnThreadsInOrderWithTheReplayWindowKept) {
   };
   deliver(turn);
   EXPECT_EQ(server.threaded_crypto().opened, turn.size()) << "opened on the threads";
-  ASSERT_EQ(server_tun.size(), want.size()) << "the tampered and the repeated message are dropped";
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    EXPECT_EQ(Bytes(server_tun[i].begin(), server_tun[i].begin() + static_cast<std::ptrdiff_t>(want[i].size())),
-              want[i])
-        << "packet " << i;
-  }
+  expect_server_got(want, "the tampered and the repeated message are dropped");
   deliver(turn);  // all of it again
   EXPECT_EQ(server_tun.size(), want.size()) << "a replayed batch brings nothing";
 }
