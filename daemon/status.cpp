@@ -76,6 +76,9 @@ nlohmann::ordered_json status_json(const node::Status& s, const posix::PosixStac
     d["tun_read_pauses"] = s.tun_counters.pauses;
     d["streams_congested"] = s.streams_congested;
     d["stuck_stream_overrides"] = s.stuck_overrides;
+    d["stream_drops"] = s.stream_drops;
+    d["congested_unpaused"] = s.congested_unpaused;
+    d["tun_looks"] = s.tun_looks;
     d["crypto_threads"] = s.crypto_threads;
     d["sealed_on_threads"] = s.sealed_on_threads;
     d["opened_on_threads"] = s.opened_on_threads;
@@ -157,6 +160,12 @@ std::string status_text(const nlohmann::ordered_json& j) {
       out += "  backpressure: TUN reads paused " + std::to_string(d["tun_read_pauses"].get<std::uint64_t>()) +
              " times for a full TCP stream or UDP socket; " + std::to_string(d.value("stuck_stream_overrides", 0)) +
              " times resumed past one that did not drain\n";
+    }
+    if (d.value("congested_unpaused", 0) > 0 || d.value("stream_drops", 0) > 0) {
+      out += "  per peer: " + std::to_string(d.value("congested_unpaused", 0)) +
+             " times a peer's stream filled while others took traffic (the TUN kept being read; " +
+             std::to_string(d.value("stream_drops", 0)) + " messages dropped for full streams), " +
+             std::to_string(d.value("tun_looks", 0)) + " looks at a paused TUN for other peers\n";
     }
     if (d.value("udp_send_dropped", 0) > 0) {
       out += "  udp: " + std::to_string(d["udp_send_dropped"].get<std::uint64_t>()) +

@@ -27,11 +27,13 @@ Node::Node(net::NetworkStack& stack, net::Tun* tun, config::Config config, NodeO
     : stack_(stack),
       tun_(tun),
       options_(std::move(options)),
+      flow_(stack.clock()),
       stuck_timer_(stack.clock().make_timer()),
+      flow_timer_(stack.clock().make_timer()),
       initial_peers_(peer_configs(config)) {
   current_ = keep(std::move(config));
   server_config_ = client_config_ = current_;
-  flow_.on_change([this](bool congested) { flow_changed(congested); });
+  flow_.on_change([this] { flow_changed(); });
 }
 
 namespace {
@@ -39,16 +41,47 @@ namespace {
 // anyway: a stream that does not drain (a peer gone silent, a zero window) must not hold
 // up the other peers; its own messages are dropped at its cap instead.
 constexpr net::Duration kStuckAfter = std::chrono::milliseconds(200);
+// While the TUN is paused for one busy peer, a node with more peers reads it again this
+// often, for this long: a packet for another peer may be waiting behind the busy one's
+// (one queue for all), and once it is read that peer counts as taking traffic. While a
+// congested outlet is not waited for (others take traffic), this is also how often the
+// node looks whether the others have gone quiet (then the TUN waits for it again).
+constexpr net::Duration kLookEvery = std::chrono::milliseconds(50);
+constexpr net::Duration kLookFor = std::chrono::milliseconds(2);
 }  // namespace
 
-void Node::flow_changed(bool congested) {
+// The timers are left to run out rather than cancelled when the congestion ends: their
+// next start then needs no new memory (see PosixTimer), and a late tick finds nothing to do.
+void Node::flow_changed() {
   if (tun_ == nullptr || !device_) return;
-  tun_->pause_reading(congested);
-  if (!congested) {
-    stuck_timer_->cancel();
+  if (!flow_.congested()) {
+    stuck_released_ = looking_ = false;
+  } else {
+    if (!flow_timer_->pending()) flow_timer_->start(kLookEvery, [this] { flow_tick(); });
+    if (flow_.pausing() && !stuck_released_ && !stuck_timer_->pending()) watch_progress();
+  }
+  apply_reading();
+}
+
+void Node::apply_reading() {
+  const bool read = !flow_.pausing() || looking_ || stuck_released_;
+  if (read == reading_) return;
+  reading_ = read;
+  tun_->pause_reading(!read);
+}
+
+void Node::flow_tick() {
+  if (!flow_.congested()) return;
+  if (looking_) {
+    looking_ = false;
+  } else if (flow_.pausing() && device_->peers().size() > 1) {
+    looking_ = true;
+    ++looks_;
+    apply_reading();
+    flow_timer_->start(kLookFor, [this] { flow_tick(); });
     return;
   }
-  watch_progress();
+  flow_.review();  // re-arms the timer and pauses or reads as it finds (flow_changed)
 }
 
 void Node::watch_progress() {
@@ -57,10 +90,11 @@ void Node::watch_progress() {
 }
 
 void Node::check_stuck() {
-  if (!flow_.congested()) return;
+  if (!flow_.pausing()) return;
   if (flow_.progress() == progress_at_check_) {
     ++stuck_overrides_;
-    tun_->pause_reading(false);
+    stuck_released_ = true;
+    apply_reading();
     return;
   }
   watch_progress();
@@ -125,8 +159,11 @@ bool Node::start(std::string& why) {
   start_server();
   start_client();
   if (device_) {
-    tun_->start_reading_batches(
-        [this](std::span<const std::span<const std::uint8_t>> packets) { (void)device_->route_batch(packets); });
+    tun_->start_reading_batches([this](std::span<const std::span<const std::uint8_t>> packets) {
+      flow_.begin_batch();
+      (void)device_->route_batch(packets);
+      flow_.end_batch();
+    });
   }
   return true;
 }

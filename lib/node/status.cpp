@@ -60,6 +60,9 @@ Status Node::status(const PeerSelection& which) const {
   }
   s.streams_congested = flow_.episodes();
   s.stuck_overrides = stuck_overrides_;
+  s.stream_drops = flow_.drops();
+  s.congested_unpaused = flow_.isolated();
+  s.tun_looks = looks_;
   s.crypto_threads = options_.limits.crypto != nullptr ? options_.limits.crypto->helpers() : 0;
   return s;
 }

@@ -37,15 +37,18 @@ public:
     const auto generation = ++state_->generation;
     state_->armed = true;
     state_->timer.expires_after(delay);
-    state_->timer.async_wait([weak = std::weak_ptr<State>(state_), generation](const boost::system::error_code& ec) {
-      auto s = weak.lock();
-      // A handler queued before cancel() still arrives with success: the generation
-      // tells it apart from the current arming.
-      if (!s || ec || !s->armed || s->generation != generation) return;
-      s->armed = false;
-      auto h = std::move(s->handler);
-      h();
-    });
+    // The wait's operation comes from the timer's own block (a timer re-armed from its
+    // handler allocates nothing; one re-armed while a cancelled wait is still queued does).
+    state_->timer.async_wait(with_memory(
+        state_->memory, [weak = std::weak_ptr<State>(state_), generation](const boost::system::error_code& ec) {
+          auto s = weak.lock();
+          // A handler queued before cancel() still arrives with success: the generation
+          // tells it apart from the current arming.
+          if (!s || ec || !s->armed || s->generation != generation) return;
+          s->armed = false;
+          auto h = std::move(s->handler);
+          h();
+        }));
   }
 
   void cancel() override {
@@ -61,6 +64,7 @@ private:
   struct State {
     explicit State(asio::io_context& io) : timer(io) {}
     asio::steady_timer timer;
+    std::shared_ptr<HandlerMemory> memory = std::make_shared<HandlerMemory>();
     std::function<void()> handler;
     std::uint64_t generation = 0;
     bool armed = false;

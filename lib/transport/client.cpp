@@ -79,6 +79,7 @@ struct Client::Attempt {
   void send(std::span<const std::uint8_t> m) {
     if (auto* d = datagram()) {
       d->send_soon(candidate.endpoint, m);
+      if (flow != nullptr) flow->sent(*d);
     } else if (tcp && tcp_connected) {
       (void)send_framed(*tcp, m, flow);
     }
@@ -87,6 +88,7 @@ struct Client::Attempt {
   void send_filled(std::size_t capacity, net::Fill fill) {
     if (auto* d = datagram()) {
       d->send_soon_filled(net::Address::any(d->family()), candidate.endpoint, capacity, fill);
+      if (flow != nullptr) flow->sent(*d);
     } else if (tcp && tcp_connected) {
       (void)send_framed_filled(*tcp, capacity, fill, flow);
     }
@@ -741,6 +743,7 @@ void Client::health_check() {
     health_.timing.reset();  // which probe an answer is for is unknown (Karn)
   }
   ++health_.probes;
+  ++probes_sent_;
   if (flow_ != nullptr) health_.progress = flow_->progress();
   active_->send(probe);
   health_timer_->start(probe_interval(), [this] { health_check(); });

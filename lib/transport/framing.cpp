@@ -63,7 +63,7 @@ std::error_code Deframer::feed(std::span<const std::uint8_t> bytes,
 }
 
 bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message, FlowControl* flow) {
-  if (stream.queued() >= (flow != nullptr ? kMaxStreamQueue : kStreamHighWater)) return false;
+  if (flow != nullptr ? !flow->admits(stream) : stream.queued() >= kStreamHighWater) return false;
   const std::uint8_t length[2] = {static_cast<std::uint8_t>(message.size() >> 8),
                                   static_cast<std::uint8_t>(message.size())};
   if (flow == nullptr) {
@@ -76,7 +76,7 @@ bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> messag
 }
 
 bool send_framed_filled(net::StreamSocket& stream, std::size_t capacity, net::Fill fill, FlowControl* flow) {
-  if (stream.queued() >= (flow != nullptr ? kMaxStreamQueue : kStreamHighWater)) return false;
+  if (flow != nullptr ? !flow->admits(stream) : stream.queued() >= kStreamHighWater) return false;
   // The length goes in front of the message once it is known: room for both, one write.
   auto framed = [&fill](std::span<std::uint8_t> room) -> std::size_t {
     const std::size_t n = fill(room.subspan(2));

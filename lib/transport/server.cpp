@@ -185,10 +185,13 @@ void Server::receive(UdpListener& l) {
 namespace {
 /// A session's sender on a listening socket: tunnel traffic leaves at the end of the turn,
 /// batched with the rest (see send_soon), from the address the peer reached.
-Session::Sender sender(net::DatagramSocket& socket, const net::Endpoint& to, std::shared_ptr<net::Address> source) {
-  return Session::Sender::in_place([&socket, to, source = std::move(source)](std::size_t capacity, net::Fill fill) {
-    socket.send_soon_filled(*source, to, capacity, fill);
-  });
+Session::Sender sender(net::DatagramSocket& socket, const net::Endpoint& to, std::shared_ptr<net::Address> source,
+                       FlowControl* flow) {
+  return Session::Sender::in_place(
+      [&socket, to, source = std::move(source), flow](std::size_t capacity, net::Fill fill) {
+        socket.send_soon_filled(*source, to, capacity, fill);
+        if (flow != nullptr) flow->sent(socket);
+      });
 }
 }  // namespace
 
@@ -200,7 +203,7 @@ void Server::on_datagram(UdpListener& l, const net::Endpoint& from, const net::A
     // A new source: a session on trial, kept only if this message authenticates it.
     auto session = sessions_.create(from, config::Transport::udp);
     auto source = std::make_shared<net::Address>(to);
-    session->attach(sender(*l.socket, from, source));
+    session->attach(sender(*l.socket, from, source, flow_));
     const auto reply = session->receive(data);
     for (const auto& m : reply.send) l.socket->send_soon_from(to, from, m);
     if (!reply.authenticated) return;  // its destructor forgets it
@@ -355,7 +358,7 @@ bool Server::open_path(const net::Endpoint& remote, std::unique_ptr<Session> ses
     peer.last_authenticated = stack_.clock().now();
     peer.source = std::make_shared<net::Address>(net::Address::any(ref.family));  // until the peer answers
     arm_sweep();
-    peer.session->attach(sender(*ref.socket, remote, peer.source));
+    peer.session->attach(sender(*ref.socket, remote, peer.source, flow_));
     return true;
   }
   return false;

@@ -2,6 +2,8 @@
 // device's TUN side come out of the other's, over UDP or TCP, with cryptokey routing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "../sim/world_fixture.hpp"
 #include "duet/config/loader.hpp"
 #include "duet/transport/client.hpp"
@@ -265,6 +267,141 @@ TEST(Tunnel, OverTcpAStreamThatStopsDrainingDoesNotHoldTheTunForever) {
   EXPECT_GE(st.tun_counters.pauses, 1u);
   EXPECT_GE(st.stuck_overrides, 1u) << "reading resumed past the stuck stream";
   EXPECT_EQ(t.client.sim_tun.counters().packets_read, 400u) << "every packet was taken from the TUN";
+}
+
+}  // namespace
+
+namespace {
+
+/// One TCP server and two clients behind one router: "slow" on a 2 Mbit/s link (a peer
+/// whose path or reader is throttled), "fast" on a 100 Mbit/s link; the server's own link
+/// is 100 Mbit/s. The server's TUN is where a test offers traffic to both.
+struct ThrottledAndFast {
+  explicit ThrottledAndFast(std::uint64_t seed)
+      : w(seed),
+        built(build(w)),
+        s(Identity::from_private(generate_private_key())),
+        a(Identity::from_private(generate_private_key())),
+        b(Identity::from_private(generate_private_key())),
+        server(w, "server", "mode server\nproto tcp\n", s,
+               {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}},
+                {b.public_key, {}, {*net::Prefix::parse("198.18.120.3/32")}}}),
+        slow(w, "slow", "mode client\nremote 198.18.2.2 1194 tcp\n", a,
+             {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}),
+        fast(w, "fast", "mode client\nremote 198.18.2.2 1194 tcp\n", b,
+             {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}) {}
+  static bool build(sim::SimWorld& world) {
+    sim::HostSettings router;
+    router.forwarding = true;
+    sim::LinkProperties slow_link, fast_link;
+    slow_link.bandwidth_bits_per_second = 2'000'000;
+    fast_link.bandwidth_bits_per_second = 100'000'000;
+    world.add_host("router", router);
+    for (const char* h : {"server", "slow", "fast"}) world.add_host(h);
+    world.connect("slow", "eth0", "router", "eth0", slow_link);
+    world.connect("router", "eth1", "server", "eth0", fast_link);
+    world.connect("fast", "eth0", "router", "eth2", fast_link);
+    world.add_address("router", "eth0", "198.18.1.1/24");
+    world.add_address("router", "eth1", "198.18.2.1/24");
+    world.add_address("router", "eth2", "198.18.3.1/24");
+    world.add_address("slow", "eth0", "198.18.1.2/24");
+    world.add_address("server", "eth0", "198.18.2.2/24");
+    world.add_address("fast", "eth0", "198.18.3.2/24");
+    for (const char* h : {"server", "slow", "fast"}) world.add_route(h, "default", sim::RouteVerdict::forward, "eth0");
+    return true;
+  }
+  bool connect() {
+    if (!w.run_until([&] { return slow.client->connected() && fast.client->connected(); }, 5s)) return false;
+    w.run_for(100ms);
+    return true;
+  }
+  /// A 1400-byte packet from the server's side to `to`, tagged.
+  static Bytes to_client(const char* to, std::uint16_t tag) {
+    Bytes p = ipv4_udp("198.18.120.1", to, 0);
+    p.resize(1400);
+    p[2] = 1400 >> 8;
+    p[3] = 1400 & 0xff;
+    p[26] = static_cast<std::uint8_t>(tag >> 8);
+    p[27] = static_cast<std::uint8_t>(tag);
+    return p;
+  }
+  sim::SimWorld w;
+  bool built;
+  Identity s, a, b;
+  Side server, slow, fast;
+};
+
+/// Two clients of one server, one behind a 2 Mbit/s path: the server offers each 11 Mbit/s
+/// (a 1400-byte packet every millisecond each). The throttled client's stream fills and
+/// stays full; the other must get everything, as if the throttled one were not there, and
+/// the server must not hold more than a bounded queue for the throttled one.
+TEST(Tunnel, OverTcpAThrottledClientDoesNotSlowTheOtherClients) {
+  ASSERT_TRUE(crypto_init());
+  ThrottledAndFast t(17);
+  ASSERT_TRUE(t.connect());
+  constexpr int kPackets = 3000;  // three seconds
+  for (int i = 0; i < kPackets; ++i) {
+    (void)t.server.sim_tun.inject(ThrottledAndFast::to_client("198.18.120.2", static_cast<std::uint16_t>(i)));
+    (void)t.server.sim_tun.inject(ThrottledAndFast::to_client("198.18.120.3", static_cast<std::uint16_t>(i)));
+    t.w.run_for(1ms);
+  }
+  t.w.run_for(2s);
+  const std::size_t fast_got = t.fast.tun.size(), slow_got = t.slow.tun.size();
+  EXPECT_GE(fast_got, kPackets * 99 / 100) << "the fast client got " << fast_got << " of " << kPackets;
+  // Its path is busy for ~4 s (the queue it holds drains after the offer stops): at
+  // 2 Mbit/s, ~670 of these packets. It gets its path's worth.
+  EXPECT_GT(slow_got, 600u);
+  const auto st = t.server.node.status(node::PeerSelection{false, std::nullopt});
+  EXPECT_EQ(t.server.sim_tun.counters().dropped, 0u) << "the server kept reading its TUN";
+  EXPECT_GE(st.congested_unpaused, 1u);
+  EXPECT_GT(st.stream_drops, 0u) << "the throttled client's surplus was dropped at its own queue";
+  EXPECT_GE(st.stream_drops + slow_got, static_cast<std::size_t>(kPackets) * 95 / 100)
+      << "what the slow one did not get was dropped for it, not held (its queue is bounded)";
+  for (std::size_t i = 1; i < fast_got; ++i) {
+    ASSERT_LT((t.fast.tun[i - 1][26] << 8) | t.fast.tun[i - 1][27], (t.fast.tun[i][26] << 8) | t.fast.tun[i][27])
+        << "in order";
+  }
+}
+
+/// While only the throttled client is busy, its full stream pauses the server's TUN (the
+/// backpressure that spares its inner TCP the drops). A packet for the other client that
+/// arrives meanwhile must not wait for the throttled stream to drain (at 2 Mbit/s, 192 KiB
+/// of it take most of a second): the server looks at its TUN again within a short while.
+TEST(Tunnel, OverTcpAPacketForAnotherClientDoesNotWaitForAThrottledStream) {
+  ASSERT_TRUE(crypto_init());
+  ThrottledAndFast t(18);
+  ASSERT_TRUE(t.connect());
+  // The throttled client's inner TCP: as much as the TUN queue takes (the kernel's queue
+  // holds it back beyond), refilled as it is read.
+  int next = 0;
+  auto keep_slow_busy = [&] {
+    // (room for one more packet left in the queue: the other client's)
+    for (std::size_t i = 0; i < sim::SimTun::kQueueLength && t.server.sim_tun.waiting() + 1 < sim::SimTun::kQueueLength;
+         ++i) {
+      (void)t.server.sim_tun.inject(ThrottledAndFast::to_client("198.18.120.2", static_cast<std::uint16_t>(next++)));
+    }
+  };
+  std::vector<net::Duration> waits;
+  for (int round = 0; round < 8; ++round) {
+    // Long enough for the server to forget that the other client had traffic.
+    for (int i = 0; i < 10; ++i) {
+      keep_slow_busy();
+      t.w.run_for(300ms);
+    }
+    keep_slow_busy();
+    // Now one packet for the other client, as an interactive session would send.
+    const std::size_t before = t.fast.tun.size();
+    const auto sent = t.w.now();
+    ASSERT_TRUE(
+        t.server.sim_tun.inject(ThrottledAndFast::to_client("198.18.120.3", static_cast<std::uint16_t>(round))));
+    ASSERT_TRUE(t.w.run_until([&] { return t.fast.tun.size() > before; }, 5s));
+    waits.push_back(t.w.now() - sent);
+  }
+  const auto st = t.server.node.status(node::PeerSelection{false, std::nullopt});
+  EXPECT_GE(st.tun_counters.pauses, 1u) << "the throttled stream did pause the TUN";
+  EXPECT_GE(st.tun_looks, 1u) << "and it was read for a moment while paused";
+  std::sort(waits.begin(), waits.end());
+  EXPECT_LT(waits.back(), 100ms) << "the slowest of eight took " << net::to_ms(waits.back()) << " ms";
 }
 
 }  // namespace

@@ -92,9 +92,12 @@ struct Status {
   std::string last_error;
   std::string tun_offloads;
   net::TunCounters tun_counters;
-  std::uint64_t streams_congested = 0;  ///< times an outer TCP stream or UDP socket filled up (TUN reads paused)
-  std::uint64_t stuck_overrides = 0;    ///< times reading resumed past a stream that did not drain
-  std::size_t crypto_threads = 0;       ///< helper threads sealing and opening (crypto-threads)
+  std::uint64_t streams_congested = 0;   ///< times an outer TCP stream or UDP socket filled up (TUN reads paused)
+  std::uint64_t stuck_overrides = 0;     ///< times reading resumed past a stream that did not drain
+  std::uint64_t stream_drops = 0;        ///< messages dropped because their stream was full
+  std::uint64_t congested_unpaused = 0;  ///< times one filled up while others took traffic (TUN kept reading)
+  std::uint64_t tun_looks = 0;           ///< times a paused TUN was read for a moment (for other peers)
+  std::size_t crypto_threads = 0;        ///< helper threads sealing and opening (crypto-threads)
   std::uint64_t sealed_on_threads = 0, opened_on_threads = 0;  ///< data messages they did
 };
 
@@ -156,8 +159,12 @@ private:
   /// The device asks for a path to a peer: one to its endpoint over the listening socket.
   void open_path(std::size_t peer);
 
-  /// Backpressure: the TUN is paused while an outer stream is full (see flow.hpp).
-  void flow_changed(bool congested);
+  /// Backpressure: the TUN is paused while every outlet it feeds is full (see flow.hpp).
+  void flow_changed();
+  /// Reads the TUN or pauses it, as the flow control, a look and a stuck stream say.
+  void apply_reading();
+  /// While paused: a short look at the TUN (a server); while not: a review of who is busy.
+  void flow_tick();
   /// Notes the streams' progress and looks again after kStuckAfter.
   void watch_progress();
   void check_stuck();
@@ -166,8 +173,11 @@ private:
   net::Tun* tun_;
   NodeOptions options_;
   transport::FlowControl flow_;
-  std::unique_ptr<net::Timer> stuck_timer_;
-  std::uint64_t progress_at_check_ = 0, stuck_overrides_ = 0;
+  std::unique_ptr<net::Timer> stuck_timer_, flow_timer_;
+  std::uint64_t progress_at_check_ = 0, stuck_overrides_ = 0, looks_ = 0;
+  bool reading_ = true;          ///< the TUN is being read
+  bool looking_ = false;         ///< read for a moment while paused (flow_tick)
+  bool stuck_released_ = false;  ///< read past a stream that did not drain (check_stuck)
   // The server and the client each keep the configuration they were built from, so a
   // reload can replace one without the other.
   std::shared_ptr<const config::Config> current_, server_config_, client_config_;

@@ -55,6 +55,8 @@ public:
   [[nodiscard]] net::Duration smoothed_rtt() const { return health_.srtt; }
   /// Paths declared dead by path health (silence after sending, probes unanswered).
   [[nodiscard]] std::uint64_t paths_declared_dead() const { return paths_dead_; }
+  /// Path probes sent (nothing heard back for a while after sending).
+  [[nodiscard]] std::uint64_t probes_sent() const { return probes_sent_; }
   /// Moves back to a path that had died once it answered again.
   [[nodiscard]] std::uint64_t moves_back() const { return moves_back_; }
   /// A standby: another address of the peer, checked ahead of need (see check_standby).
@@ -165,6 +167,7 @@ private:
   net::TimePoint last_received_{};
   Health health_;
   std::unique_ptr<net::Timer> health_timer_;
+  std::uint64_t probes_sent_ = 0;
   std::uint64_t paths_dead_ = 0, moves_back_ = 0;
   /// A failover's: the address that died (tried last in the next round) ...
   std::optional<policy::Candidate> avoid_;

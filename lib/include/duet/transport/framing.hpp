@@ -25,17 +25,13 @@ std::error_code make_error_code(FramingError e);
 /// The bytes to write for one message (at most 65535 bytes).
 std::vector<std::uint8_t> frame(std::span<const std::uint8_t> message);
 
-/// How much a stream may have waiting before more messages are dropped. A tunnel over
-/// TCP that queued without bound would grow without bound whenever the TUN side is faster
-/// than the path, and the inner connections would see seconds of queue instead of loss.
-/// With flow control (flow.hpp) the TUN stops being read long before: this bound is for a
-/// stream that does not drain, and for what one read of the TUN brings past the high water.
-constexpr std::size_t kMaxStreamQueue = 2 * 1024 * 1024;
-
 /// Writes one framed message unless the stream already has too much waiting (the message
 /// is then dropped, as a full interface queue drops); false when dropped. With `flow`,
-/// the stream reports congestion there and may hold up to kMaxStreamQueue bytes; without,
-/// nobody holds the sender back and it is cut at kStreamHighWater.
+/// the stream reports congestion there and `flow` says how much it may hold (see
+/// flow.hpp); without, nobody holds the sender back and it is cut at kStreamHighWater. A
+/// tunnel over TCP that queued without bound would grow without bound whenever the TUN
+/// side is faster than the path, and the inner connections would see seconds of queue
+/// instead of loss.
 bool send_framed(net::StreamSocket& stream, std::span<const std::uint8_t> message, FlowControl* flow = nullptr);
 /// send_framed() of the message `fill` writes (at most `capacity` bytes): written in place
 /// at the end of the stream's queue, its 2-byte length in front of it, nothing copied.

@@ -35,6 +35,8 @@ public:
   /// A packet the host routes into the device: the reader (the tunnel) takes it now, or
   /// it waits while reading is paused. False when nobody reads yet, or the queue is full.
   bool inject(std::span<const std::uint8_t> packet);
+  /// Packets waiting in the device's queue (while reading is paused).
+  [[nodiscard]] std::size_t waiting() const { return waiting_.size(); }
   /// Every packet written to the device, in order.
   [[nodiscard]] const std::vector<std::vector<std::uint8_t>>& written() const { return written_; }
   /// Echo replies written to the device, by their source (a ping that came back).
