@@ -4,7 +4,8 @@
 # or through a proxy running on the router, and iperf3 (one TCP stream) crosses the tunnel:
 #   direct UDP, direct TCP, TCP through tinyproxy (HTTP CONNECT), TCP through dante
 #   (SOCKS5 CONNECT), UDP through dante (SOCKS5 UDP ASSOCIATE); and, for the proxy's own
-#   ceiling, iperf3 without a tunnel through socat and tinyproxy.
+#   ceiling, iperf3 without a tunnel through socat and tinyproxy; with squid installed,
+#   TCP through squid too (a second HTTP CONNECT proxy).
 # Each case runs RUNS times (default 3) for SECONDS (default 5): min/median/max Mbit/s,
 # inner TCP retransmissions, and the ratios issue 15 asks for. Root only; everything is
 # deleted on exit. Usage: bench/proxy_throughput.sh BUILD_DIR [RUNS] [SECONDS]
@@ -79,6 +80,26 @@ run_case "direct UDP" "" "remote 198.18.131.2 1194 udp"
 run_case "direct TCP" "" "remote 198.18.131.2 1194 tcp"
 run_case "TCP via tinyproxy (HTTP CONNECT)" "tinyproxy -d -c $dir/tinyproxy.conf" \
   "remote 198.18.131.2 1194 tcp" "http-proxy 198.18.130.1 3128"
+# Optional: squid as a second HTTP CONNECT proxy (Debian's squid; not needed by CI), to
+# tell duet's HTTP CONNECT path apart from tinyproxy's own ceiling.
+if command -v squid > /dev/null; then
+  mkdir -p "$dir/squid" && chown proxy:proxy "$dir/squid" 2> /dev/null
+  cat > "$dir/squid.conf" << CONF
+http_port 198.18.130.1:3129
+acl tunnel_port port 1194 5201
+acl CONNECT method CONNECT
+http_access allow CONNECT tunnel_port
+http_access deny all
+cache deny all
+access_log none
+cache_log $dir/squid/cache.log
+pid_filename $dir/squid/squid.pid
+coredump_dir $dir/squid
+shutdown_lifetime 0 seconds
+CONF
+  run_case "TCP via squid (HTTP CONNECT)" "squid -N -f $dir/squid.conf" \
+    "remote 198.18.131.2 1194 tcp" "http-proxy 198.18.130.1 3129"
+fi
 run_case "TCP via dante (SOCKS5 CONNECT)" "danted -f $dir/danted.conf" \
   "remote 198.18.131.2 1194 tcp" "socks-proxy 198.18.130.1 1080"
 run_case "UDP via dante (SOCKS5 UDP ASSOCIATE)" "danted -f $dir/danted.conf" \
@@ -108,6 +129,7 @@ echo
 ratio() { awk -v a="${med[$1]:-0}" -v b="${med[$2]:-0}" -v n="$1 / $2" 'BEGIN{ if (a > 0 && b > 0) printf "%s: %.2f\n", n, a/b }'; }
 ratio "direct TCP" "direct UDP"
 ratio "TCP via tinyproxy (HTTP CONNECT)" "direct TCP"
+ratio "TCP via squid (HTTP CONNECT)" "direct TCP"
 ratio "TCP via dante (SOCKS5 CONNECT)" "direct TCP"
 ratio "UDP via dante (SOCKS5 UDP ASSOCIATE)" "direct UDP"
 ratio "TCP via tinyproxy (HTTP CONNECT)" "no tunnel: iperf3 via socat and tinyproxy"
