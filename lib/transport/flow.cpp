@@ -1,7 +1,5 @@
 #include "duet/transport/flow.hpp"
 
-#include <algorithm>
-
 namespace duet::transport {
 
 void FlowControl::begin_batch() {
@@ -11,7 +9,7 @@ void FlowControl::begin_batch() {
 
 void FlowControl::end_batch() {
   in_batch_ = false;
-  if (!congested_.empty()) update();  // a batch may have fed an outlet that is not full
+  if (congested_ != 0) update();  // a batch may have fed an outlet that is not full
 }
 
 void FlowControl::fed(const void* outlet) {
@@ -20,40 +18,57 @@ void FlowControl::fed(const void* outlet) {
   if (outlet == last_fed_ && last_fed_time_ == batch_time_) return;
   last_fed_ = outlet;
   last_fed_time_ = batch_time_;
-  fed_at_[outlet] = batch_time_;
-}
-
-bool FlowControl::is_congested(const void* outlet) const {
-  return std::find(congested_.begin(), congested_.end(), outlet) != congested_.end();
+  Outlet& o = outlets_[outlet];
+  o.fed_at = batch_time_;
+  o.fed = true;
 }
 
 bool FlowControl::all_recent_congested() {
   const auto now = clock_.now();
-  for (auto it = fed_at_.begin(); it != fed_at_.end();) {
-    if (now - it->second > kFedRecently) {
+  bool all = true;
+  for (auto it = outlets_.begin(); it != outlets_.end();) {
+    Outlet& o = it->second;
+    if (o.fed && now - o.fed_at > kFedRecently) {
+      o.fed = false;
       if (it->first == last_fed_) last_fed_ = nullptr;
-      it = fed_at_.erase(it);
+    }
+    if (!o.fed && !o.congested) {
+      it = outlets_.erase(it);
       continue;
     }
-    if (!is_congested(it->first)) return false;
+    if (o.fed && !o.congested) {
+      all = false;
+      break;  // someone else still takes traffic; the rest is looked at next time
+    }
     ++it;
   }
-  return true;
+  return all;
 }
 
 void FlowControl::update() {
-  const bool pause = !congested_.empty() && all_recent_congested();
-  pausing_ = pause;
+  pausing_ = congested_ != 0 && all_recent_congested();
   if (listener_) listener_();
 }
 
 bool FlowControl::add(const void* outlet) {
-  if (is_congested(outlet)) return false;
-  congested_.push_back(outlet);
+  Outlet& o = outlets_[outlet];
+  if (o.congested) return false;
+  o.congested = true;
+  ++congested_;
   ++episodes_;
   update();
   if (!pausing_) ++isolated_;
   return true;
+}
+
+void FlowControl::relieve(std::unordered_map<const void*, Outlet>::iterator it) {
+  it->second.congested = false;
+  --congested_;
+  if (!it->second.fed) {
+    if (it->first == last_fed_) last_fed_ = nullptr;
+    outlets_.erase(it);
+  }
+  update();
 }
 
 void FlowControl::queued(const net::StreamSocket& stream) {
@@ -69,11 +84,11 @@ bool FlowControl::admits(const net::StreamSocket& stream) {
 }
 
 void FlowControl::wrote(const net::StreamSocket& stream) {
-  if (congested_.empty()) return;
-  const auto it = std::find(congested_.begin(), congested_.end(), &stream);
-  if (it == congested_.end()) return;
+  if (congested_ == 0) return;
+  const auto it = outlets_.find(&stream);
+  if (it == outlets_.end() || !it->second.congested) return;
   ++progress_;
-  if (stream.queued() <= kStreamLowWater) remove(static_cast<std::size_t>(it - congested_.begin()));
+  if (stream.queued() <= kStreamLowWater) relieve(it);
 }
 
 void FlowControl::blocked(const net::DatagramSocket& socket, bool blocked) {
@@ -81,22 +96,22 @@ void FlowControl::blocked(const net::DatagramSocket& socket, bool blocked) {
     if (!add(&socket)) ++progress_;  // refused again after a wait: the kernel took some meanwhile
     return;
   }
-  const auto it = std::find(congested_.begin(), congested_.end(), &socket);
-  if (it == congested_.end()) return;
+  const auto it = outlets_.find(&socket);
+  if (it == outlets_.end() || !it->second.congested) return;
   ++progress_;
-  remove(static_cast<std::size_t>(it - congested_.begin()));
+  relieve(it);
 }
 
 void FlowControl::forget_outlet(const void* outlet) {
-  fed_at_.erase(outlet);
   if (outlet == last_fed_) last_fed_ = nullptr;
-  const auto it = std::find(congested_.begin(), congested_.end(), outlet);
-  if (it != congested_.end()) remove(static_cast<std::size_t>(it - congested_.begin()));
-}
-
-void FlowControl::remove(std::size_t i) {
-  congested_.erase(congested_.begin() + static_cast<std::ptrdiff_t>(i));
-  update();
+  const auto it = outlets_.find(outlet);
+  if (it == outlets_.end()) return;
+  const bool was_congested = it->second.congested;
+  outlets_.erase(it);
+  if (was_congested) {
+    --congested_;
+    update();
+  }
 }
 
 }  // namespace duet::transport

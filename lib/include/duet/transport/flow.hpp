@@ -71,7 +71,7 @@ public:
   void review() { update(); }
 
   /// Some stream or datagram socket is congested.
-  [[nodiscard]] bool congested() const { return !congested_.empty(); }
+  [[nodiscard]] bool congested() const { return congested_ != 0; }
   /// The TUN should not be read: every outlet it fed recently is congested.
   [[nodiscard]] bool pausing() const { return pausing_; }
   /// Writes completed on congested streams and datagram sockets so far (a paused reader's
@@ -86,21 +86,29 @@ public:
   [[nodiscard]] std::uint64_t isolated() const { return isolated_; }
 
 private:
+  /// What is known of one outlet: kept while it is congested or was fed recently.
+  struct Outlet {
+    net::TimePoint fed_at{};  ///< when a TUN batch last fed it
+    bool fed = false;         ///< fed_at is set (and not yet found old)
+    bool congested = false;
+  };
   void fed(const void* outlet);
   /// Marks `outlet` congested; false if it already was.
   bool add(const void* outlet);
+  /// `it` drained: no longer congested.
+  void relieve(std::unordered_map<const void*, Outlet>::iterator it);
   void forget_outlet(const void* outlet);
-  void remove(std::size_t i);
-  [[nodiscard]] bool is_congested(const void* outlet) const;
-  /// Every outlet fed within kFedRecently is congested (forgets the older ones).
+  /// Every outlet fed within kFedRecently is congested (forgets what is old and not
+  /// congested).
   bool all_recent_congested();
   void update();
 
   const net::Clock& clock_;
   std::function<void()> listener_;
-  std::vector<const void*> congested_;  // streams and datagram sockets, by identity; few at a time
-  // When the TUN last fed each outlet (stamped once per batch and outlet).
-  std::unordered_map<const void*, net::TimePoint> fed_at_;
+  // By identity (streams and datagram sockets): one lookup per batch and outlet fed, per
+  // completed write of a congested stream, and per change, however many peers are full.
+  std::unordered_map<const void*, Outlet> outlets_;
+  std::size_t congested_ = 0;  ///< outlets with congested set
   const void* last_fed_ = nullptr;
   net::TimePoint batch_time_{}, last_fed_time_{};
   bool in_batch_ = false, pausing_ = false;
