@@ -188,9 +188,10 @@ struct SlowTcpTunnel {
   Side server, client;
 };
 
-/// A 1400-byte inner packet from the client to the server, tagged in its last two bytes.
-Bytes full_size(std::uint16_t tag) {
-  Bytes p = ipv4_udp("198.18.120.2", "198.18.120.1", static_cast<std::uint8_t>(tag));
+/// A 1400-byte inner packet (by default from the client to the server), tagged in its
+/// last two bytes.
+Bytes full_size(std::uint16_t tag, const char* from = "198.18.120.2", const char* to = "198.18.120.1") {
+  Bytes p = ipv4_udp(from, to, 0);
   p.resize(1400);
   p[2] = 1400 >> 8;
   p[3] = 1400 & 0xff;
@@ -273,9 +274,10 @@ TEST(Tunnel, OverTcpAStreamThatStopsDrainingDoesNotHoldTheTunForever) {
 
 namespace {
 
-/// One TCP server and two clients behind one router: "slow" on a 2 Mbit/s link (a peer
-/// whose path or reader is throttled), "fast" on a 100 Mbit/s link; the server's own link
-/// is 100 Mbit/s. The server's TUN is where a test offers traffic to both.
+/// One TCP server and two clients behind one router (build_three_hosts() and a host
+/// beside it): "slow" (the host "client") on a 2 Mbit/s link, a peer whose path or reader
+/// is throttled, "fast" (198.18.9.2) on an unlimited one; the server's own link is
+/// 100 Mbit/s. The server's TUN is where a test offers traffic to both.
 struct ThrottledAndFast {
   explicit ThrottledAndFast(std::uint64_t seed)
       : w(seed),
@@ -286,28 +288,16 @@ struct ThrottledAndFast {
         server(w, "server", "mode server\nproto tcp\n", s,
                {{a.public_key, {}, {*net::Prefix::parse("198.18.120.2/32")}},
                 {b.public_key, {}, {*net::Prefix::parse("198.18.120.3/32")}}}),
-        slow(w, "slow", "mode client\nremote 198.18.2.2 1194 tcp\n", a,
+        slow(w, "client", "mode client\nremote 198.18.2.2 1194 tcp\n", a,
              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}),
         fast(w, "fast", "mode client\nremote 198.18.2.2 1194 tcp\n", b,
              {{s.public_key, {}, {*net::Prefix::parse("198.18.120.0/24")}}}) {}
   static bool build(sim::SimWorld& world) {
-    sim::HostSettings router;
-    router.forwarding = true;
-    sim::LinkProperties slow_link, fast_link;
+    sim::LinkProperties slow_link, server_link;
     slow_link.bandwidth_bits_per_second = 2'000'000;
-    fast_link.bandwidth_bits_per_second = 100'000'000;
-    world.add_host("router", router);
-    for (const char* h : {"server", "slow", "fast"}) world.add_host(h);
-    world.connect("slow", "eth0", "router", "eth0", slow_link);
-    world.connect("router", "eth1", "server", "eth0", fast_link);
-    world.connect("fast", "eth0", "router", "eth2", fast_link);
-    world.add_address("router", "eth0", "198.18.1.1/24");
-    world.add_address("router", "eth1", "198.18.2.1/24");
-    world.add_address("router", "eth2", "198.18.3.1/24");
-    world.add_address("slow", "eth0", "198.18.1.2/24");
-    world.add_address("server", "eth0", "198.18.2.2/24");
-    world.add_address("fast", "eth0", "198.18.3.2/24");
-    for (const char* h : {"server", "slow", "fast"}) world.add_route(h, "default", sim::RouteVerdict::forward, "eth0");
+    server_link.bandwidth_bits_per_second = 100'000'000;
+    build_three_hosts(world, slow_link, server_link);
+    add_stranger(world, "fast", 1);
     return true;
   }
   bool connect() {
@@ -316,15 +306,7 @@ struct ThrottledAndFast {
     return true;
   }
   /// A 1400-byte packet from the server's side to `to`, tagged.
-  static Bytes to_client(const char* to, std::uint16_t tag) {
-    Bytes p = ipv4_udp("198.18.120.1", to, 0);
-    p.resize(1400);
-    p[2] = 1400 >> 8;
-    p[3] = 1400 & 0xff;
-    p[26] = static_cast<std::uint8_t>(tag >> 8);
-    p[27] = static_cast<std::uint8_t>(tag);
-    return p;
-  }
+  static Bytes to_client(const char* to, std::uint16_t tag) { return full_size(tag, "198.18.120.1", to); }
   sim::SimWorld w;
   bool built;
   Identity s, a, b;

@@ -231,26 +231,33 @@ reload() {
 }
 reload
 
-# One server, two clients at once: one over UDP (duet0, .2), one over TCP (duet1, .3).
-two_clients() {
+# start_two_clients PROTO PROTO2: the server with a second peer (.3), client 1 (duet0, .2)
+# over PROTO and client 2 (duet1, .3) over PROTO2, both in the client namespace. Sets
+# server_pid and client1_pid; true once both ping through.
+start_two_clients() {
   rm -f "$dir"/*.log
   "$duetd" genkey > "$dir/client2.key"; local c2pub; c2pub=$("$duetd" pubkey < "$dir/client2.key")
   { cat "$dir/server.conf"; echo "peer $c2pub 198.18.140.3/32"; } > "$dir/server2.conf"
-  tb_client_conf "$dir" "remote 198.18.131.2 1194 udp"
+  tb_client_conf "$dir" "remote 198.18.131.2 1194 $1"
   sed -e "s|$dir/client.key|$dir/client2.key|" -e 's/^dev duet0/dev duet1/' -e 's|198.18.140.2/24|198.18.140.3/24|' \
-      -e "s|$dir/client.sock|$dir/client2.sock|" -e 's/1194 udp$/1194 tcp/' "$dir/client.conf" > "$dir/client2.conf"
-  ip netns exec "$S" "$duetd" --config "$dir/server2.conf" > "$dir/server.log" 2>&1 & tb_pids+=($!)
-  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & tb_pids+=($!)
+      -e "s|$dir/client.sock|$dir/client2.sock|" -e "s/1194 $1\$/1194 $2/" "$dir/client.conf" > "$dir/client2.conf"
+  ip netns exec "$S" "$duetd" --config "$dir/server2.conf" > "$dir/server.log" 2>&1 & server_pid=$!; tb_pids+=($server_pid)
+  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & client1_pid=$!; tb_pids+=($client1_pid)
   ip netns exec "$C" "$duetd" --config "$dir/client2.conf" > "$dir/client2.log" 2>&1 & tb_pids+=($!)
-  local ok=0 start=$SECONDS _ a=0 b=0
+  local _ a=0 b=0
   for _ in $(seq 1 25); do
     [[ $a -eq 1 ]] || { ip netns exec "$C" ping -c 1 -W 1 -I duet0 198.18.140.1 >/dev/null 2>&1 && a=1; }
     [[ $b -eq 1 ]] || { ip netns exec "$C" ping -c 1 -W 1 -I duet1 198.18.140.1 >/dev/null 2>&1 && b=1; }
-    [[ $a -eq 1 && $b -eq 1 ]] && break
+    [[ $a -eq 1 && $b -eq 1 ]] && return 0
     sleep 0.2
   done
-  local st=""
-  if [[ $a -eq 1 && $b -eq 1 ]]; then
+  return 1
+}
+
+# One server, two clients at once: one over UDP (duet0, .2), one over TCP (duet1, .3).
+two_clients() {
+  local ok=0 start=$SECONDS st=""
+  if start_two_clients udp tcp; then
     st=$(ip netns exec "$S" "$duetctl" status --socket "$dir/server.sock")
     [[ $(grep -c "latest handshake" <<<"$st") -eq 2 ]] && grep -q "(udp, IPv4)" <<<"$st" && grep -q "(tcp, IPv4)" <<<"$st" && ok=1
   fi
@@ -266,22 +273,9 @@ two_clients
 # (before, the server paused its TUN for the throttled one, and the other waited too), and
 # the server must not grow with the throttled one's backlog.
 throttled_client() {
-  rm -f "$dir"/*.log
-  "$duetd" genkey > "$dir/client2.key"; local c2pub; c2pub=$("$duetd" pubkey < "$dir/client2.key")
-  { cat "$dir/server.conf"; echo "peer $c2pub 198.18.140.3/32"; } > "$dir/server2.conf"
-  tb_client_conf "$dir" "remote 198.18.131.2 1194 tcp"
-  sed -e "s|$dir/client.key|$dir/client2.key|" -e 's/^dev duet0/dev duet1/' -e 's|198.18.140.2/24|198.18.140.3/24|' \
-      -e "s|$dir/client.sock|$dir/client2.sock|" "$dir/client.conf" > "$dir/client2.conf"
-  ip netns exec "$S" "$duetd" --config "$dir/server2.conf" > "$dir/server.log" 2>&1 & local spid=$!; tb_pids+=($spid)
-  ip netns exec "$C" "$duetd" --config "$dir/client.conf" > "$dir/client.log" 2>&1 & local slow=$!; tb_pids+=($slow)
-  ip netns exec "$C" "$duetd" --config "$dir/client2.conf" > "$dir/client2.log" 2>&1 & tb_pids+=($!)
-  local ok=0 _ a=0 b=0 alone=0 beside=0 slow_mbit=0 rss0=0 rss1=0 st="" port=""
-  for _ in $(seq 1 25); do
-    [[ $a -eq 1 ]] || { ip netns exec "$C" ping -c 1 -W 1 -I duet0 198.18.140.1 >/dev/null 2>&1 && a=1; }
-    [[ $b -eq 1 ]] || { ip netns exec "$C" ping -c 1 -W 1 -I duet1 198.18.140.1 >/dev/null 2>&1 && b=1; }
-    [[ $a -eq 1 && $b -eq 1 ]] && break
-    sleep 0.2
-  done
+  local ok=0 up=0 alone=0 beside=0 slow_mbit=0 rss0=0 rss1=0 st="" port=""
+  start_two_clients tcp tcp && up=1
+  local spid=$server_pid slow=$client1_pid
   # Both TUNs hold 198.18.140.0/24 in one namespace: each address answers through its own.
   c ip rule add from 198.18.140.2 table 102; c ip route add 198.18.140.0/24 dev duet0 table 102
   c ip rule add from 198.18.140.3 table 103; c ip route add 198.18.140.0/24 dev duet1 table 103
@@ -296,7 +290,7 @@ throttled_client() {
   r tc class add dev eth0 parent 1: classid 1:20 htb rate 20mbit ceil 20mbit
   r tc filter add dev eth0 parent 1: protocol ip u32 match ip dport "${port:-1}" 0xffff flowid 1:20
   mbit_of() { grep -A6 '"sum_received"' "$1" | grep -m1 '"bits_per_second"' | tr -dc '0-9.' | awk '{printf "%d", $1 / 1e6}'; }
-  if [[ $a -eq 1 && $b -eq 1 && -n $port ]]; then
+  if [[ $up -eq 1 && -n $port ]]; then
     # (each iperf3 server takes one test and exits)
     ip netns exec "$C" iperf3 -s -1 -B 198.18.140.3 -p 5212 -D >/dev/null 2>&1; sleep 0.3
     # The other client alone, 3 s.

@@ -7,18 +7,22 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "../support/driver.hpp"
 
 namespace duet::test {
 
-inline void build_three_hosts(sim::SimWorld& w, sim::LinkProperties link = {}) {
+/// `link` for both links, or `server_link` for the router's link to the server.
+inline void build_three_hosts(sim::SimWorld& w, sim::LinkProperties link = {},
+                              std::optional<sim::LinkProperties> server_link = std::nullopt) {
   sim::HostSettings router;
   router.forwarding = true;
   w.add_host("client");
   w.add_host("router", router);
   w.add_host("server");
   w.connect("client", "eth0", "router", "eth0", link);
-  w.connect("router", "eth1", "server", "eth0", link);
+  w.connect("router", "eth1", "server", "eth0", server_link.value_or(link));
   w.add_address("client", "eth0", "198.18.1.2/24");
   w.add_address("client", "eth0", "fd00:1::2/64");
   w.add_address("router", "eth0", "198.18.1.1/24");

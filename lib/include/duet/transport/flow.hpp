@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <functional>
 #include <unordered_map>
-#include <vector>
 
 #include "duet/net/clock.hpp"
 #include "duet/net/network_stack.hpp"
