@@ -10,14 +10,17 @@ namespace duet::daemon {
 EventLog::EventLog(const std::string& path) : out_(path, std::ios::app) {}
 
 void EventLog::write(const transport::Event& e) {
-  const auto unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  // Microseconds too: the testbed compares times of a few ms with the simulator's, and two
+  // whole-millisecond stamps put up to 1 ms of rounding into each difference.
+  const auto unix_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  nlohmann::json j = {{"unix_ms", unix_ms},
+  nlohmann::json j = {{"unix_ms", unix_us / 1000},
                       {"kind", std::string(transport::to_string(e.kind))},
                       {"elapsed_ms", net::to_ms(e.elapsed)},
                       {"detail", e.detail},
                       {"text", e.describe()}};
+  j["unix_us"] = unix_us;
   if (e.endpoint) j["endpoint"] = e.endpoint->to_string();
   if (e.transport) j["transport"] = std::string(config::to_string(*e.transport));
   out_ << j.dump() << "\n" << std::flush;

@@ -1,8 +1,12 @@
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <regex>
 #include <sstream>
 
 #include "duet/config/loader.hpp"
@@ -42,7 +46,10 @@ sim::Observed observe(const sim::Scenario& s, const sim::ScenarioInstance& in, c
       }
     }
     if (!known) continue;
-    e.time = net::TimePoint(std::chrono::milliseconds(j.value("unix_ms", 0LL) - start_ms));
+    // unix_us where the daemon writes it (whole milliseconds round each difference).
+    e.time = j.contains("unix_us")
+                 ? net::TimePoint(std::chrono::microseconds(j.value("unix_us", 0LL) - start_ms * 1000))
+                 : net::TimePoint(std::chrono::milliseconds(j.value("unix_ms", 0LL) - start_ms));
     // The scenario ends at its duration, as the simulated world does; what the daemons
     // log while being stopped (a peer's EOF, say) is not part of it.
     if (e.time.time_since_epoch() >= s.duration) continue;
@@ -101,6 +108,38 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
   std::vector<sim::ScenarioError> errors;
   sim::judge_expectations(s, seen, kernel, errors);
   const auto simulated = sim::run_scenario(s, {.seed = s.seed});
+  // A link that loses, duplicates or reorders packets at random makes a run one draw: which
+  // packets a 10 % loss hits moves a failover by whole probe rounds, and the two worlds
+  // draw over different packets. There the simulator also runs kSeeds seeds, and each time
+  // is reported as the range they span, against which the kernel's one run is judged.
+  constexpr std::uint64_t kSeeds = 20;
+  const bool random_links = std::any_of(s.links.begin(), s.links.end(), [](const sim::ScenarioLink& l) {
+    const auto& p = l.properties;
+    return p.loss_probability > 0 || p.duplicate_probability > 0 || p.reorder_probability > 0;
+  });
+  std::map<std::size_t, std::pair<double, double>> sentence_range;  // by expectation index
+  std::map<std::string, std::pair<double, double>> first_range;     // by instance
+  const auto widen = [](auto& ranges, const auto& key, double ms) {
+    auto [it, fresh] = ranges.try_emplace(key, ms, ms);
+    if (!fresh) it->second = {std::min(it->second.first, ms), std::max(it->second.second, ms)};
+  };
+  for (std::uint64_t k = 0; random_links && k < kSeeds; ++k) {
+    const auto run = k == 0 ? simulated : sim::run_scenario(s, {.seed = s.seed + k});
+    static const std::regex reconnected(R"(([0-9]+(\.[0-9]+)?) ms after)");
+    for (std::size_t i = 0; i < run.expectations.size(); ++i) {
+      std::smatch m;
+      if (std::regex_search(run.expectations[i].detail, m, reconnected))
+        widen(sentence_range, i, std::stod(m[1].str()));
+    }
+    for (const auto& in : s.instances) {
+      if (auto it = run.connected_at.find(in.name); it != run.connected_at.end() && !it->second.empty()) {
+        widen(first_range, in.name, net::to_ms(it->second.front().time_since_epoch() - in.start));
+      }
+    }
+  }
+  const auto range_json = [&](const std::pair<double, double>& r) {
+    return json{{"min_ms", std::lround(r.first)}, {"max_ms", std::lround(r.second)}, {"seeds", kSeeds}};
+  };
   // The simulator's view of each instance's first connection, from its trace of events.
   json out = {{"scenario", s.file}, {"name", s.name}, {"expectations", json::array()}, {"instances", json::array()}};
   bool kernel_ok = errors.empty(), sim_ok = simulated.passed();
@@ -116,6 +155,9 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
                                    {"kernel_detail", applies ? k.detail : "probe-session data: simulator only"},
                                    {"sim", m && m->passed},
                                    {"sim_detail", m ? m->detail : ""}});
+    if (auto r = sentence_range.find(i); r != sentence_range.end()) {
+      out["expectations"].back()["sim_range"] = range_json(r->second);
+    }
   }
   for (const auto& o : seen) {
     int kernel_warnings = 0;
@@ -143,6 +185,9 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
                                 {"kernel_warnings", kernel_warnings},
                                 {"sim_warnings", sim_warnings},
                                 {"first_kernel_warning", first_warning}});
+    if (auto r = first_range.find(o.name); r != first_range.end()) {
+      out["instances"].back()["sim_range"] = range_json(r->second);
+    }
   }
   for (const auto& e : errors) out["errors"].push_back(e.to_string());
   out["kernel_passed"] = kernel_ok;

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -66,8 +67,11 @@ int open_end(const std::string& name) {
   if (fd < 0) return -1;
   const int one = 1;
   // Frames we write must not come back to us; offloaded frames keep their metadata.
+  // The kernel stamps each frame as it arrives: the link's delay counts from then, not
+  // from when this relay got to read it (a wake-up on a busy machine can take a ms).
   if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0 ||
-      setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
+      setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) {
     close(fd);
     return -1;
   }
@@ -188,12 +192,34 @@ int link_emulator(const sim::Scenario& s, std::size_t index, const std::string& 
     std::array<pollfd, 2> fds{{{a, POLLIN, 0}, {b, POLLIN, 0}}};
     if (ppoll(fds.data(), fds.size(), timeout, nullptr) < 0 && errno != EINTR) break;
     now = Clock::now();
+    // The kernel's stamps are wall-clock time; this relay schedules on the steady clock.
+    const auto wall_now = std::chrono::system_clock::now();
     for (std::size_t i = 0; i < 2; ++i) {
       if ((fds[i].revents & POLLIN) == 0) continue;
       for (;;) {
-        const ssize_t n = recv(dir[i].in, buffer.data(), buffer.size(), MSG_DONTWAIT);
+        iovec iov{buffer.data(), buffer.size()};
+        alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(timespec))> control{};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control.data();
+        m.msg_controllen = control.size();
+        const ssize_t n = recvmsg(dir[i].in, &m, MSG_DONTWAIT);
         if (n <= 0) break;
-        emu.take(dir[i], std::vector<std::uint8_t>(buffer.begin(), buffer.begin() + n), now);
+        auto arrived = now;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+          if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+          timespec ts{};
+          std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+          const auto stamped =
+              std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                  std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+          // Never later than now, never more than a second before (a clock step).
+          const auto waited = std::clamp(wall_now - stamped, std::chrono::system_clock::duration{0},
+                                         std::chrono::system_clock::duration{std::chrono::seconds(1)});
+          arrived = now - std::chrono::duration_cast<Clock::duration>(waited);
+        }
+        emu.take(dir[i], std::vector<std::uint8_t>(buffer.begin(), buffer.begin() + n), arrived);
       }
     }
   }
