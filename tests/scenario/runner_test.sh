@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The scenario runner's own tests: every expectation must be able to fail, invalid files
 # are named with file and line (exit 2), and nondeterminism is caught (exit 3).
-# Usage: runner_test.sh PATH/TO/duet-sim
+# Usage: runner_test.sh PATH/TO/duet-sim [SEEDS]   (SEEDS: the swarm of the --jobs check, 20)
 set -u
-sim=$1
+sim=$1 seeds=${2:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 passed=0 failed=0
 check() { if "$@"; then passed=$((passed+1)); else failed=$((failed+1)); fi; }
@@ -44,8 +44,8 @@ check test "$rc" -eq 2 && echo "ok   missing path: exit 2" || echo "FAIL missing
 # 5. --jobs changes nothing but speed: the same verdicts and failing seeds with 1 and 2 jobs.
 lib="$here/../../sim/scenarios"
 verdicts() { grep -v wall_ms | grep -v wall_s; }
-one=$("$sim" run "$lib" "$f" --swarm 20 -j 1 --json | verdicts)
-two=$("$sim" run "$lib" "$f" --swarm 20 -j 2 --json | verdicts)
+one=$("$sim" run "$lib" "$f" --swarm "$seeds" -j 1 --json | verdicts)
+two=$("$sim" run "$lib" "$f" --swarm "$seeds" -j 2 --json | verdicts)
 if [[ "$one" == "$two" ]]; then passed=$((passed+1)); echo "ok   --jobs 1 and 2 give the same results"
 else failed=$((failed+1)); echo "FAIL --jobs 1 and 2 differ:"; diff <(echo "$one") <(echo "$two") | head -20; fi
 
