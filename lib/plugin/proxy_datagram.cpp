@@ -1,6 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <utility>
 
 #include "duet/net/error.hpp"
 #include "proxy_sockets.hpp"
@@ -86,8 +87,17 @@ public:
     if (error_) return deliver_error();
     arm();
   }
+  /// A batch of one, as by default, but without wrapping the handler in a new one per
+  /// datagram (that allocated once per datagram received through the relay). Where a
+  /// relayed datagram was sent to is not known: the unspecified address.
+  void receive_batch(bool /*destinations*/, net::ReceiveBatchHandler handler) override {
+    batch_handler_ = std::move(handler);
+    if (error_) return deliver_error();
+    arm();
+  }
   void close() override {
     handler_ = nullptr;
+    batch_handler_ = nullptr;
     if (control_) control_->close();
     udp_->close();
   }
@@ -124,7 +134,13 @@ private:
       armed_ = false;
       if (ec) return fail(ec, "");
       if (relay_ && from == *relay_) {
-        if (auto payload = hs_->unwrap(d); payload && handler_) {
+        if (auto payload = hs_->unwrap(d); payload && batch_handler_) {
+          auto h = std::move(batch_handler_);
+          batch_handler_ = nullptr;
+          const net::ReceivedDatagram one[1] = {{proxy_, net::Address::any(udp_->family()), *payload}};
+          h({}, one);
+          return;
+        } else if (payload && handler_) {
           auto h = std::move(handler_);
           handler_ = nullptr;
           h({}, proxy_, *payload);
@@ -138,12 +154,17 @@ private:
     if (error_) return;
     error_ = ec;
     if (!why.empty()) spdlog::warn("{}: {}", name_, why);
-    if (handler_) deliver_error();
+    if (handler_ || batch_handler_) deliver_error();
   }
   void deliver_error() {
-    auto h = std::move(handler_);
-    handler_ = nullptr;
-    stack_.clock().post([h = std::move(h), ec = error_, from = proxy_] { h(ec, from, {}); });
+    if (batch_handler_) {
+      auto h = std::exchange(batch_handler_, nullptr);
+      stack_.clock().post([h = std::move(h), ec = error_] { h(ec, {}); });
+    }
+    if (handler_) {
+      auto h = std::exchange(handler_, nullptr);
+      stack_.clock().post([h = std::move(h), ec = error_, from = proxy_] { h(ec, from, {}); });
+    }
   }
 
   net::NetworkStack& stack_;
@@ -156,6 +177,7 @@ private:
   std::vector<std::vector<std::uint8_t>> waiting_;
   std::vector<std::uint8_t> payload_;  ///< what send_soon_filled() fills, before wrapping
   net::ReceiveHandler handler_;
+  net::ReceiveBatchHandler batch_handler_;  ///< one of the two waits at a time
   bool armed_ = false;
   std::error_code error_;
 };
