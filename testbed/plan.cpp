@@ -50,20 +50,21 @@ std::optional<std::string> peer_address(const sim::Scenario& s, const std::strin
   return std::nullopt;
 }
 
-/// `ip` arguments ("[-6] route add ...") for a scenario route ("default dev eth0", "blackhole X", ...).
+/// `ip` arguments ("route add ...") for a scenario route ("default dev eth0", "blackhole X",
+/// ...). The family is in the prefix (IPv6's default is ::/0), never in a -6: the line also
+/// goes to an `ip -batch`, whose lines cannot carry options.
 std::optional<std::string> route_args(const sim::Scenario& s, const std::string& host, const std::string& text) {
   std::istringstream in(text);
   std::vector<std::string> w;
   for (std::string x; in >> x;) w.push_back(x);
   if (w.size() == 2 && (w[0] == "blackhole" || w[0] == "unreachable" || w[0] == "prohibit")) {
-    const bool v6 = w[1] == "default6" || w[1].find(':') != std::string::npos;
-    return std::string(v6 ? "-6 route add " : "route add ") + w[0] + " " + (w[1] == "default6" ? "default" : w[1]);
+    return "route add " + w[0] + " " + (w[1] == "default6" ? "::/0" : w[1]);
   }
   if (w.size() == 3 && w[1] == "dev") {
     const bool v6 = w[0] == "default6" || w[0].find(':') != std::string::npos;
-    const std::string dst = w[0] == "default6" ? "default" : w[0];
+    const std::string dst = w[0] == "default6" ? "::/0" : w[0];
     auto via = peer_address(s, host, w[2], v6);
-    return std::string(v6 ? "-6 route add " : "route add ") + dst + (via ? " via " + *via : "") + " dev " + w[2];
+    return "route add " + dst + (via ? " via " + *via : "") + " dev " + w[2];
   }
   return std::nullopt;
 }
@@ -252,7 +253,8 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       // A crashed host says nothing: no ICMP port unreachable for the dead daemon's port, no
       // RST for its connections (as in the simulator). Every route lookup for a packet
       // leaving it ends in a blackhole rule; the daemons die after it is in place.
-      cmd = "ipb " + ns + " -4 rule add pref 5 blackhole; ipb " + ns + " -6 rule add pref 5 blackhole; ";
+      // (Through `ip` itself, not the batch: the rules must be in place before the kill.)
+      cmd = "run ip -n " + ns + " -4 rule add pref 5 blackhole; run ip -n " + ns + " -6 rule add pref 5 blackhole; ";
       crashed_at[f.host] = f.at;
       for (const auto& in : s.instances) {
         if (in.host == f.host) cmd += "kill -9 $(cat \"$D/" + in.name + ".pid\") 2>/dev/null; ";
@@ -262,7 +264,7 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       // The host answers again at the restart's time; its daemons are launched early (while
       // the host is still silent) and start their engines then, as the simulator restarts
       // them at once: launched at the restart, they listened ~100 ms late.
-      cmd = "ipb " + ns + " -4 rule del pref 5; ipb " + ns + " -6 rule del pref 5; :";
+      cmd = "run ip -n " + ns + " -4 rule del pref 5; run ip -n " + ns + " -6 rule del pref 5; :";
       std::string launches;
       for (const auto& in : s.instances) {
         if (in.host == f.host) launches += launch(in, f.at, ">>") + "; ";
@@ -373,17 +375,15 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
              "2>/dev/null; wait 2>/dev/null");
   // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
   // open their TUN before their engines start together.
-  // One `ip -batch` per namespace with faults and per family option (a batch line cannot
-  // carry -4 / -6): ipb NS [-4|-6] ARGS writes ARGS to it. ip prints nothing unless a
-  // command fails; -force keeps it reading after a failure.
+  // One `ip -batch` per namespace with faults (one, so that an instant's lines apply in
+  // their order: a link up before the route through it): ipb NS ARGS writes ARGS to it. ip
+  // prints nothing unless a command fails; -force keeps it reading after a failure.
   o << "declare -A batch_fd\n"
-       "batch_start() { local fd; exec {fd}> >(ip -n \"$1\" ${2:-} -force -batch - 2>&1 | "
-       "sed -u \"s|^|testbed: failed: ip -n $1 ${2:-}: |\" >&2); batch_fd[$1${2:-}]=$fd; }\n"
+       "batch_start() { local fd; exec {fd}> >(ip -n \"$1\" -force -batch - 2>&1 | "
+       "sed -u \"s|^|testbed: failed: ip -n $1: |\" >&2); batch_fd[$1]=$fd; }\n"
        "batch_stop() { local fd; for fd in \"${batch_fd[@]}\"; do exec {fd}>&-; done; }\n"
-       "ipb() { local ns=$1 family=; shift; case $1 in -4|-6) family=$1; shift;; esac; "
-       "echo \"$*\" >&\"${batch_fd[$ns$family]}\"; }\n";
-  for (const auto& ns : faulted)
-    o << "batch_start " << ns << "; batch_start " << ns << " -4; batch_start " << ns << " -6\n";
+       "ipb() { local ns=$1; shift; echo \"$*\" >&\"${batch_fd[$ns]}\"; }\n";
+  for (const auto& ns : faulted) o << "batch_start " << ns << "\n";
   o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()
     << " ))\necho $t0 > \"$D/start\"\n";
   o << "sleep_until() { \"$TESTBED\" sleep-until $((t0 + $1)); }\n";
