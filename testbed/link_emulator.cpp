@@ -16,6 +16,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +44,8 @@ namespace {
 constexpr std::size_t kVnetHeader = 10;
 
 using Clock = std::chrono::steady_clock;
+/// How long before a frame is due the relay stops sleeping and polls.
+constexpr auto kSpin = std::chrono::microseconds(60);
 std::atomic<bool> g_stop{false};
 
 struct Frame {
@@ -172,6 +175,8 @@ int link_emulator(const sim::Scenario& s, std::size_t index, const std::string& 
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   Emulator emu(p, seed);
+  // No timer slack (50 us by default): a frame's delay is the link's, not the scheduler's.
+  (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   std::vector<std::uint8_t> buffer(kVnetHeader + 65536 + 64);
   while (!g_stop) {
     auto now = Clock::now();
@@ -179,12 +184,15 @@ int link_emulator(const sim::Scenario& s, std::size_t index, const std::string& 
     for (auto& d : dir) {
       if (auto t = emu.release(d, now); t && (!next || *t < *next)) next = t;
     }
-    // ppoll's timeout has nanoseconds (high-resolution timers, 50 us of slack): no spinning.
+    // ppoll's timeout has nanoseconds (high-resolution timers, no slack: see below), and
+    // it wakes up to sleep until kSpin before a frame is due, then polls without sleeping
+    // until it is: a wake-up on this VM comes tens of microseconds late, on every pass of
+    // every frame (a TCP connection through two links makes eight passes).
     timespec wait{};
     timespec* timeout = nullptr;
     if (next) {
       const auto ns =
-          std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - now).count());
+          std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - kSpin - now).count());
       wait.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
       wait.tv_nsec = static_cast<long>(ns % 1'000'000'000);
       timeout = &wait;
