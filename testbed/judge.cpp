@@ -6,7 +6,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "duet/config/loader.hpp"
@@ -125,11 +124,8 @@ int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bo
   };
   for (std::uint64_t k = 0; random_links && k < kSeeds; ++k) {
     const auto run = k == 0 ? simulated : sim::run_scenario(s, {.seed = s.seed + k});
-    static const std::regex reconnected(R"(([0-9]+(\.[0-9]+)?) ms after)");
     for (std::size_t i = 0; i < run.expectations.size(); ++i) {
-      std::smatch m;
-      if (std::regex_search(run.expectations[i].detail, m, reconnected))
-        widen(sentence_range, i, std::stod(m[1].str()));
+      if (const auto ms = ms_after(run.expectations[i].detail)) widen(sentence_range, i, *ms);
     }
     for (const auto& in : s.instances) {
       if (auto it = run.connected_at.find(in.name); it != run.connected_at.end() && !it->second.empty()) {

@@ -13,6 +13,13 @@ namespace duet::testbed {
 
 using json = nlohmann::json;
 
+std::optional<double> ms_after(const std::string& detail) {
+  static const std::regex ms(R"(([0-9]+(\.[0-9]+)?) ms after)");
+  std::smatch m;
+  if (!std::regex_search(detail, m, ms)) return std::nullopt;
+  return std::stod(m[1].str());
+}
+
 /// The fidelity report: per scenario, whether the two worlds agree, and how their
 /// timings differ.
 int report(const std::string& path) {
@@ -21,10 +28,8 @@ int report(const std::string& path) {
   std::string rows, moves;
   // "reconnected to X 841.0 ms after" -> "841 ms"
   const auto after = [](const json& x, const char* key) -> std::string {
-    static const std::regex ms(R"(([0-9]+)(\.[0-9]+)? ms after)");
-    std::smatch m;
-    const std::string d = x.value(key, "");
-    return std::regex_search(d, m, ms) ? m[1].str() + " ms" : "–";
+    const auto ms = ms_after(x.value(key, ""));
+    return ms ? std::to_string(std::lround(*ms)) + " ms" : "–";
   };
   // Issue 16's bound: the kernel within 10 % of the simulator's time, or within 5 ms.
   int close_firsts = 0, firsts = 0, close_moves = 0, all_moves = 0;
@@ -68,16 +73,14 @@ int report(const std::string& path) {
       if (sentence.find(" reconnects ") != std::string::npos) {
         moves += "| " + file.substr(0, file.find('-')) + " | " + sentence + " | " + after(x, "sim_detail") +
                  range_text(x) + " | " + after(x, "kernel_detail") + " |\n";
-        static const std::regex reconnected(R"(([0-9]+(\.[0-9]+)?) ms after)");
-        std::smatch a, b;
-        const std::string sd = x.value("sim_detail", ""), kd = x.value("kernel_detail", "");
-        if (std::regex_search(sd, a, reconnected) && std::regex_search(kd, b, reconnected)) {
+        const auto sim_ms = ms_after(x.value("sim_detail", "")), kernel_ms = ms_after(x.value("kernel_detail", ""));
+        if (sim_ms && kernel_ms) {
           ++all_moves;
-          if (close_to(x, std::stod(a[1].str()), std::stod(b[1].str()))) {
+          if (close_to(x, *sim_ms, *kernel_ms)) {
             ++close_moves;
           } else {
-            misses += "- " + file.substr(0, file.find('-')) + ", \"" + sentence + "\": simulator " + a[1].str() +
-                      " ms" + range_text(x) + ", kernel " + b[1].str() + " ms\n";
+            misses += "- " + file.substr(0, file.find('-')) + ", \"" + sentence + "\": simulator " +
+                      after(x, "sim_detail") + range_text(x) + ", kernel " + after(x, "kernel_detail") + "\n";
           }
         }
       }

@@ -7,6 +7,7 @@
 //   stream.cpp   the timeline's clock: echo streams and waits at absolute instants.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "duet/sim/scenario.hpp"
@@ -23,6 +24,9 @@ int dns_server(const sim::Scenario& s);
 int judge(const sim::Scenario& s, const std::string& dir, long long start_ms, bool as_json);
 /// The fidelity report from testbed/run --json output.
 int report(const std::string& path);
+/// The time in a `reconnects` sentence's detail ("reconnected to X 841.0 ms after ..." ->
+/// 841.0), if it has one.
+std::optional<double> ms_after(const std::string& detail);
 
 /// Relays frames between interfaces `end_a` and `end_b` as link `index` of `s` would
 /// carry them (delay, jitter, loss, duplication, reordering, rate), until SIGTERM.
