@@ -232,23 +232,27 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   std::multimap<net::Duration, std::string> at;
   std::map<std::string, net::Duration> crashed_at;  // per host, its last crash so far
   std::map<net::Duration, std::string> faults_at;   // the faults of each instant, in file order
-  std::set<std::string> faulted;                    // namespaces with faults
+  std::set<std::string> batched;                    // namespaces whose faults go through ipb
   for (const auto& f : s.faults) {
     const std::string ns = n.ns(f.host);
+    const auto ipb = [&](const std::string& args) {
+      batched.insert(ns);
+      return "ipb " + ns + " " + args;
+    };
     std::string cmd;
     if (f.action == "route") {
       auto args = route_args(s, f.host, f.argument);
       if (!args) return 3;
-      cmd = "ipb " + ns + " " + *args;
+      cmd = ipb(*args);
     } else if (f.action == "unroute") {
-      cmd = "ipb " + ns + " route del " + f.argument;
+      cmd = ipb("route del " + f.argument);
     } else if (f.action == "down" || f.action == "up") {
-      cmd = "ipb " + ns + " link set " + f.argument + " " + f.action;
+      cmd = ipb("link set " + f.argument + " " + f.action);
     } else if (f.action == "remove-address" || f.action == "add-address") {
       std::istringstream w(f.argument);
       std::string iface, prefix_text;
       w >> iface >> prefix_text;
-      cmd = "ipb " + ns + " addr " + (f.action == "add-address" ? "add " : "del ") + prefix_text + " dev " + iface;
+      cmd = ipb(std::string("addr ") + (f.action == "add-address" ? "add " : "del ") + prefix_text + " dev " + iface);
     } else if (f.action == "crash") {
       // A crashed host says nothing: no ICMP port unreachable for the dead daemon's port, no
       // RST for its connections (as in the simulator). Every route lookup for a packet
@@ -276,7 +280,6 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
       std::cerr << s.file << ":" << f.line << ": the testbed cannot replay the fault '" << f.action << "'\n";
       return 3;
     }
-    faulted.insert(ns);
     // A fault at 0 is part of the world the instances start in: apply it first.
     if (f.at.count() == 0) {
       at.emplace(-2 * kLaunchEarly, cmd);
@@ -373,8 +376,6 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
   at.emplace(s.duration,
              "(( ${#fault_pids[@]} )) && wait \"${fault_pids[@]}\" 2>/dev/null; batch_stop; kill \"${pids[@]}\" "
              "2>/dev/null; wait 2>/dev/null");
-  // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
-  // open their TUN before their engines start together.
   // One `ip -batch` per namespace with faults (one, so that an instant's lines apply in
   // their order: a link up before the route through it): ipb NS ARGS writes ARGS to it. ip
   // prints nothing unless a command fails; -force keeps it reading after a failure.
@@ -383,7 +384,9 @@ int plan(const sim::Scenario& s, const std::string& prefix, const std::string& d
        "sed -u \"s|^|testbed: failed: ip -n $1: |\" >&2); batch_fd[$1]=$fd; }\n"
        "batch_stop() { local fd; for fd in \"${batch_fd[@]}\"; do exec {fd}>&-; done; }\n"
        "ipb() { local ns=$1; shift; echo \"$*\" >&\"${batch_fd[$ns]}\"; }\n";
-  for (const auto& ns : faulted) o << "batch_start " << ns << "\n";
+  for (const auto& ns : batched) o << "batch_start " << ns << "\n";
+  // t0, the scenario's 0, lies kLaunchEarly ahead: daemons starting at 0 get that long to
+  // open their TUN before their engines start together.
   o << "t0=$(( $(date +%s%3N) + " << std::chrono::duration_cast<std::chrono::milliseconds>(kLaunchEarly).count()
     << " ))\necho $t0 > \"$D/start\"\n";
   o << "sleep_until() { \"$TESTBED\" sleep-until $((t0 + $1)); }\n";
